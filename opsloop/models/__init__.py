@@ -1,0 +1,52 @@
+"""opsloop's domain types, one definition each."""
+
+from opsloop.models.actions import (
+    ActionResult,
+    ActionStatus,
+    Approval,
+    ApprovalRequest,
+    DecisionOutcome,
+    ParamValue,
+    PolicyDecision,
+    RemediationAction,
+    RemediationProposal,
+    Verdict,
+    Verification,
+    VerificationCheck,
+)
+from opsloop.models.incident import (
+    Anomaly,
+    AnomalyStatus,
+    Diagnosis,
+    Evidence,
+    Hypothesis,
+    Impact,
+    Incident,
+    IncidentStatus,
+    Severity,
+    TimelineEvent,
+    ToolResult,
+    ToolStatus,
+)
+from opsloop.models.learn import ActionItem, AuditRecord, Postmortem, Signal
+from opsloop.models.telemetry import (
+    ChaosExperiment,
+    DeployEvent,
+    ExperimentStatus,
+    FlagChange,
+    FlagState,
+    LogLine,
+    MetricPoint,
+    MetricSeries,
+    ServiceInfo,
+)
+
+__all__ = [
+    "ActionItem", "ActionResult", "ActionStatus", "Anomaly", "AnomalyStatus", "Approval",
+    "ApprovalRequest", "AuditRecord", "ChaosExperiment", "DecisionOutcome", "DeployEvent",
+    "Diagnosis", "Evidence", "ExperimentStatus", "FlagChange", "FlagState", "Hypothesis",
+    "Impact", "Incident", "IncidentStatus", "LogLine", "MetricPoint", "MetricSeries",
+    "ParamValue", "PolicyDecision", "Postmortem", "RemediationAction", "RemediationProposal",
+    "ServiceInfo", "Severity", "Signal", "TimelineEvent", "ToolResult", "ToolStatus",
+    "Verdict", "Verification", "VerificationCheck",
+]

@@ -1,0 +1,62 @@
+"""The small protocols agents work through; each has a simulator backend and, later, real ones."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Protocol
+
+from opsloop.models import (
+    ActionResult,
+    ChaosExperiment,
+    DeployEvent,
+    FlagChange,
+    FlagState,
+    LogLine,
+    MetricSeries,
+    RemediationAction,
+    ServiceInfo,
+)
+
+
+class Clock(Protocol):
+    """The environment's time. In the simulator, waiting advances simulated production."""
+
+    def now(self) -> datetime: ...
+
+    def wait(self, minutes: int) -> None: ...
+
+
+class Telemetry(Protocol):
+    """Read-only view of production."""
+
+    def services(self) -> list[ServiceInfo]: ...
+
+    def metric(self, service: str, metric: str, minutes: int) -> MetricSeries:
+        """The last `minutes` of one metric, oldest first. Raises KeyError for unknown names."""
+        ...
+
+    def logs(
+        self, service: str, minutes: int, pattern: str | None = None, limit: int = 200
+    ) -> list[LogLine]: ...
+
+    def deploys(self, service: str | None, minutes: int) -> list[DeployEvent]: ...
+
+    def flags(self, service: str | None = None) -> list[FlagState]: ...
+
+    def flag_changes(self, service: str | None, minutes: int) -> list[FlagChange]: ...
+
+    def experiments(self, service: str | None = None) -> list[ChaosExperiment]: ...
+
+
+class Actuator(Protocol):
+    """Changes production. Implementations must be idempotent per key."""
+
+    def execute(self, action: RemediationAction, idempotency_key: str) -> ActionResult: ...
+
+    def revert(self, result: ActionResult, idempotency_key: str) -> ActionResult: ...
+
+
+class Notifier(Protocol):
+    def notify(self, channel: str, message: str, data: dict[str, Any]) -> str:
+        """Send a notification; return where it went (for the record)."""
+        ...
