@@ -35,6 +35,10 @@ class Telemetry(Protocol):
         """The last `minutes` of one metric, oldest first. Raises KeyError for unknown names."""
         ...
 
+    def average(self, service: str, metric: str, minutes: int) -> float | None:
+        """Mean over the last `minutes` (SLO windows may reach far past recent series)."""
+        ...
+
     def logs(
         self, service: str, minutes: int, pattern: str | None = None, limit: int = 200
     ) -> list[LogLine]: ...

@@ -1,0 +1,142 @@
+"""Writing markdown documents people review: front matter, tables, and text that stays data.
+
+Postmortems and signals quote the outside world (alert annotations, log samples, tool
+output). That text must never change the shape of the document: a newline followed by
+"## Approved by" inside an annotation has to stay inside its sentence or table cell.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+# Every character that can end a line for a markdown renderer (and for yaml / str.splitlines).
+_LINE_BREAKS = re.compile(r"\s*[\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]+\s*")
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
+# Characters that can start structure inline: links, code, HTML, table cells, headings.
+_ESCAPES = str.maketrans(
+    {
+        "\\": "\\\\",
+        "`": "\\`",
+        "|": "\\|",
+        "[": "\\[",
+        "]": "\\]",
+        "#": "\\#",
+        "<": "&lt;",
+        ">": "&gt;",
+    }
+)
+# Lines that would open a heading, a setext heading underline, a thematic break, an HTML
+# block or a fence if they reached the start of a line in a section body.
+_STRUCTURAL_LINE = re.compile(r"^( {0,3})([#=<>`~]|-+\s*$|\*{3,}\s*$|_{3,}\s*$|\+\s*$)")
+
+MAX_QUOTE = 300
+
+
+def one_line(text: object, limit: int = MAX_QUOTE) -> str:
+    """Collapse `text` to one line of plain text, cut to `limit` characters."""
+    flat = _CONTROL.sub("", _LINE_BREAKS.sub(" ", str(text))).strip()
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
+def inline(text: object, limit: int = MAX_QUOTE) -> str:
+    """Plain or untrusted text as a markdown-safe fragment: one line, structure escaped."""
+    return one_line(text, limit).translate(_ESCAPES)
+
+
+def guard_block(markdown: str) -> str:
+    """Escape any line of a section body that would open a heading or other structure.
+
+    Section bodies are composed from escaped fragments already; this is the second line
+    of defence for a body that came from somewhere else (an edited or model-written draft).
+    """
+    lines = []
+    for line in markdown.splitlines():
+        match = _STRUCTURAL_LINE.match(line)
+        lines.append(f"{match.group(1)}\\{line[match.end(1):]}" if match else line)
+    return "\n".join(lines)
+
+
+def bullets(items: Iterable[str]) -> str:
+    """A bullet list of already markdown-safe fragments."""
+    return "\n".join(f"- {item}" for item in items)
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """A GitHub-flavoured table; every cell is treated as plain text and escaped."""
+    head = "| " + " | ".join(inline(h) for h in headers) + " |"
+    rule = "|" + "|".join("---" for _ in headers) + "|"
+    body = [
+        "| " + " | ".join(inline(cell, limit=500) or " " for cell in row) + " |" for row in rows
+    ]
+    return "\n".join([head, rule, *body])
+
+
+def front_matter(meta: Mapping[str, Any]) -> str:
+    """YAML front matter; yaml quotes whatever it must, so values cannot end the block."""
+    dumped = yaml.safe_dump(dict(meta), sort_keys=False, allow_unicode=True, width=1000)
+    return f"---\n{dumped}---\n"
+
+
+def split_front_matter(text: str) -> tuple[dict[str, Any], str]:
+    """(front matter, body) of a document; ({}, text) when it has none or it is not a mapping."""
+    if not text.startswith("---\n"):
+        return {}, text
+    end = text.find("\n---\n", 3)
+    if end == -1:
+        return {}, text
+    try:
+        meta = yaml.safe_load(text[4:end])
+    except yaml.YAMLError:
+        return {}, text
+    return (meta, text[end + 5 :]) if isinstance(meta, dict) else ({}, text)
+
+
+def atomic_write(path: Path, text: str) -> Path:
+    """Write `text` to `path` so a reader sees the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def fmt_time(at: datetime) -> str:
+    """A timestamp as people read it in a review: UTC when the time zone is known."""
+    if at.tzinfo is None:
+        return at.strftime("%Y-%m-%d %H:%M:%S")
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def iso(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat() if at.tzinfo else at.isoformat()
+
+
+def fmt_duration(delta: timedelta) -> str:
+    """'45 s', '12 min', '2 h 5 min'."""
+    seconds = round(delta.total_seconds())
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, rest = divmod(minutes, 60)
+    return f"{hours} h {rest} min" if rest else f"{hours} h"
+
+
+def fmt_percent(ratio: float) -> str:
+    return f"{ratio * 100:.2f}%".replace(".00%", "%")

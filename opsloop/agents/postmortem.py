@@ -1,0 +1,530 @@
+"""The learn step: a postmortem draft in Google's template, from the incident record alone.
+
+Everything here is deterministic and reads only the `Incident`: no model, no telemetry.
+What the record does not say is written as "not known", never guessed.
+
+Text in the draft has two shapes. Section bodies (`summary`, `impact`, ...) are markdown
+built from escaped fragments; list items (action items, lessons, timeline messages) are
+plain text that `render_postmortem` escapes. Either way, quoted outside text stays data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from opsloop.agents.markdown import (
+    atomic_write,
+    bullets,
+    fmt_duration,
+    fmt_percent,
+    fmt_time,
+    front_matter,
+    guard_block,
+    inline,
+    iso,
+    one_line,
+    table,
+)
+from opsloop.models import (
+    ActionItem,
+    ActionResult,
+    ActionStatus,
+    Approval,
+    DecisionOutcome,
+    Incident,
+    IncidentStatus,
+    PolicyDecision,
+    Postmortem,
+    RemediationAction,
+    Severity,
+    TimelineEvent,
+    Verdict,
+)
+
+# Timeline event kinds this module reads. The graph writes them; keep the two in step.
+ONSET_KINDS = frozenset({"fault", "first_signal"})
+DETECTED_KINDS = frozenset({"detected", "opened", "incident_opened"})
+MITIGATED_KINDS = frozenset({"mitigated", "verified"})
+APPROVAL_REQUESTED_KINDS = frozenset({"approval_requested"})
+ESCALATED_KINDS = frozenset({"escalated", "escalation"})
+
+# Words in a check's name or tool that say the evidence is about a change to production.
+_CHANGE_WORDS = (("deploy", "deploy"), ("flag", "feature-flag change"),
+                 ("experiment", "chaos experiment"), ("chaos", "chaos experiment"),
+                 ("config", "config change"), ("migration", "migration"))
+
+_OUTCOME = {
+    IncidentStatus.OPEN: "The incident is still open.",
+    IncidentStatus.AWAITING_APPROVAL: "The incident is waiting for a human to approve an action.",
+    IncidentStatus.MITIGATED: "Mitigated: remediation ran and verification passed.",
+    IncidentStatus.ESCALATED: "Escalated to a human: no automated fix was left to try.",
+    IncidentStatus.REJECTED: "A human rejected every proposed action.",
+    IncidentStatus.RESOLVED: "Closed with nothing to do.",
+}
+
+_VERDICT = {Verdict.APPROVE: "Approved", Verdict.MODIFY: "Modified", Verdict.REJECT: "Rejected"}
+
+
+@dataclass(frozen=True)
+class ActionRecord:
+    """One proposed action with what policy, the human and the actuator made of it."""
+
+    action: RemediationAction
+    specialist: str
+    decision: PolicyDecision | None
+    approval: Approval | None
+    approval_wait: timedelta | None  # None when the record has no matching request event
+    result: ActionResult | None
+
+
+def action_records(incident: Incident) -> list[ActionRecord]:
+    """Every proposed action once, in proposal order, joined to its decision and outcome."""
+    seen: dict[str, tuple[RemediationAction, str]] = {}
+    for proposal in incident.proposals:
+        seen.setdefault(proposal.action.id, (proposal.action, proposal.specialist))
+    decisions = {d.action_id: d for d in incident.decisions}
+    results = {r.action_id: r for r in incident.results}
+    approvals = _pair_approvals(incident, decisions, list(seen))
+    return [
+        ActionRecord(
+            action=action,
+            specialist=specialist,
+            decision=decisions.get(action_id),
+            approval=approvals.get(action_id),
+            approval_wait=_approval_wait(incident, approvals.get(action_id), action_id),
+            result=results.get(action_id),
+        )
+        for action_id, (action, specialist) in seen.items()
+    ]
+
+
+def _pair_approvals(
+    incident: Incident, decisions: dict[str, PolicyDecision], action_ids: list[str]
+) -> dict[str, Approval]:
+    # Approval carries only the request id; request ids conventionally embed the action id.
+    # When they do not, the n-th answer belongs to the n-th action that needed one.
+    paired: dict[str, Approval] = {}
+    left = list(incident.approvals)
+    for action_id in action_ids:
+        match = next((a for a in left if action_id in a.request_id), None)
+        if match is not None:
+            paired[action_id] = match
+            left.remove(match)
+    waiting = [
+        a for a in action_ids
+        if a not in paired and a in decisions
+        and decisions[a].outcome is DecisionOutcome.NEEDS_APPROVAL
+    ]
+    if left and len(left) == len(waiting):
+        paired.update(zip(waiting, left, strict=True))
+    return paired
+
+
+def _approval_wait(
+    incident: Incident, approval: Approval | None, action_id: str
+) -> timedelta | None:
+    if approval is None:
+        return None
+    requests = [
+        e for e in incident.timeline if e.kind in APPROVAL_REQUESTED_KINDS and e.at <= approval.at
+    ]
+    named = [
+        e for e in requests
+        if e.data.get("request_id") == approval.request_id or e.data.get("action_id") == action_id
+    ]
+    candidates = named or requests
+    return approval.at - candidates[-1].at if candidates else None
+
+
+def _first(events: Iterable[TimelineEvent], kinds: frozenset[str]) -> TimelineEvent | None:
+    return next((e for e in events if e.kind in kinds), None)
+
+
+def _times(incident: Incident) -> tuple[datetime | None, datetime, datetime | None]:
+    """(onset, detected, mitigated) as far as the record says."""
+    onset = _first(incident.timeline, ONSET_KINDS)
+    detected = _first(incident.timeline, DETECTED_KINDS)
+    mitigated = _first(incident.timeline, MITIGATED_KINDS)
+    mitigated_at = mitigated.at if mitigated else None
+    if mitigated_at is None and incident.verification and incident.verification.passed:
+        mitigated_at = incident.verification.at
+    return (onset.at if onset else None, detected.at if detected else incident.opened_at,
+            mitigated_at)
+
+
+def escalated(incident: Incident) -> bool:
+    return incident.status is IncidentStatus.ESCALATED or any(
+        e.kind in ESCALATED_KINDS for e in incident.timeline
+    )
+
+
+def verification_failed(incident: Incident) -> bool:
+    return incident.verification is not None and not incident.verification.passed
+
+
+def needs_postmortem(incident: Incident, policy_severities: set[str]) -> bool:
+    """SEV1-2 always; severities the policy lists; anything that escalated or failed to verify."""
+    severity = incident.severity
+    if severity is not None and (severity.rank <= 2 or severity.value in policy_severities):
+        return True
+    return escalated(incident) or verification_failed(incident)
+
+
+def draft_postmortem(incident: Incident, *, slow_approval_minutes: float = 30) -> Postmortem:
+    """A draft postmortem in Google's template; status stays "draft" until a human reviews it."""
+    records = action_records(incident)
+    onset, detected, mitigated = _times(incident)
+    slow = timedelta(minutes=slow_approval_minutes)
+    return Postmortem(
+        incident_id=incident.id,
+        title=one_line(incident.title, 200),
+        summary=_summary(incident, records),
+        impact=_impact(incident, detected, mitigated),
+        root_causes=_root_causes(incident),
+        trigger=_trigger(incident, detected),
+        resolution=_resolution(incident, records),
+        detection=_detection(incident, onset, detected),
+        action_items=_action_items(incident, records, slow),
+        went_well=_went_well(incident, records, onset, detected, slow),
+        went_wrong=_went_wrong(incident, records, slow),
+        lucky=_lucky(incident),
+        timeline=sorted(incident.timeline, key=lambda e: e.at),  # stable: ties keep record order
+    )
+
+
+def _summary(incident: Incident, records: list[ActionRecord]) -> str:
+    severity = incident.severity.value if incident.severity else "unclassified"
+    services = ", ".join(inline(s) for s in incident.services) or "no named service"
+    lines = [
+        f"{inline(incident.title)}: a {severity} incident in {inline(incident.environment)} "
+        f"affecting {services}, opened {fmt_time(incident.opened_at)}."
+    ]
+    cause = incident.root_cause
+    if cause is not None:
+        lines.append(f"Root cause (draft): {inline(cause.cause)} — {inline(cause.category)}, "
+                     f"confidence {cause.confidence:.2f}.")
+    else:
+        lines.append("No root cause was established" +
+                     (": no runbook covered this failure." if incident.novel else "."))
+    ran = [inline(r.action.describe()) for r in records if r.result is not None]
+    if ran:
+        lines.append(f"Actions run: {', '.join(ran)}.")
+    lines.append(_OUTCOME[incident.status])
+    return " ".join(lines)
+
+
+def _impact(incident: Incident, detected: datetime, mitigated: datetime | None) -> str:
+    if mitigated is not None:
+        duration = (f"{fmt_duration(mitigated - detected)} "
+                    f"({fmt_time(detected)} → {fmt_time(mitigated)})")
+    else:
+        duration = f"not known: detected {fmt_time(detected)}, no mitigated or verified event"
+    impact = incident.impact
+    if impact is None:
+        return bullets(["No impact was measured in the record.",
+                        f"Duration, detected to mitigated: {duration}"])
+    services = ", ".join(inline(s) for s in impact.services) or "none named"
+    return bullets([
+        f"Services: {services} (customer impact tier {impact.tier})",
+        f"Error ratio: {fmt_percent(impact.error_ratio)}",
+        f"Latency p99: {impact.latency_p99_ms:g} ms",
+        f"Traffic: {impact.requests_per_second:g} req/s",
+        f"Error-budget burn rate: {impact.burn_rate_1h:g}× over 1h, "
+        f"{impact.burn_rate_5m:g}× over 5m",
+        f"Error budget remaining: {fmt_percent(impact.error_budget_remaining)}",
+        f"Saturation: {fmt_percent(impact.saturation)}",
+        f"Blast radius: {impact.blast_radius} service(s), including callers",
+        f"Duration, detected to mitigated: {duration}",
+    ])
+
+
+def _root_causes(incident: Incident) -> str:
+    cause = incident.root_cause
+    parts: list[str] = []
+    if cause is None:
+        parts.append("No hypothesis reached confidence; the root cause is not established."
+                     + (" This was a novel failure." if incident.novel else ""))
+    else:
+        parts.append(bullets([
+            f"Cause: {inline(cause.cause)}",
+            f"Category: {inline(cause.category)}; service {inline(cause.service)}; "
+            f"runbook {inline(cause.runbook) or 'none'}",
+            f"Confidence: {cause.confidence:.2f}",
+        ]))
+        for title, holds in (("Evidence that held", True), ("Evidence that did not hold", False),
+                             ("Checks that could not answer", None)):
+            found = [
+                f"{inline(e.check)} ({inline(e.tool)}, {e.status.value}): observed "
+                f"“{inline(e.observed, 200)}”, expected {inline(e.expectation, 200)}"
+                for e in cause.evidence if e.holds is holds
+            ]
+            if found:
+                parts.append(f"{title}:\n\n{bullets(found)}")
+    chosen = cause.id if cause else None
+    others = [
+        f"{inline(h.cause)} ({inline(h.category)}, from {inline(d.specialist)}) "
+        f"confidence {h.confidence:.2f}"
+        for d in incident.diagnoses for h in d.hypotheses if h.id != chosen
+    ]
+    if others:
+        parts.append(f"Also considered:\n\n{bullets(others)}")
+    return "\n\n".join(parts)
+
+
+def _trigger(incident: Incident, detected: datetime) -> str:
+    named = []
+    if incident.root_cause is not None:
+        for e in incident.root_cause.evidence:
+            words = f"{e.check} {e.tool}".lower()
+            label = next((lbl for word, lbl in _CHANGE_WORDS if word in words), None)
+            if e.holds and label:
+                named.append(f"A {label}, named by the evidence: {inline(e.check)} observed "
+                             f"“{inline(e.observed, 200)}”")
+    text = (bullets(named) if named else
+            "Unknown: the evidence names no deploy, flag change, experiment or other change.")
+    changes = [
+        f"{fmt_time(e.at)} {inline(e.kind)}: {inline(e.message, 200)}"
+        for e in incident.timeline
+        if e.at <= detected and any(word in e.kind for word, _ in _CHANGE_WORDS)
+    ]
+    if changes:
+        text += ("\n\nChanges recorded before detection (not confirmed by the evidence):\n\n"
+                 + bullets(changes))
+    return text
+
+
+def _resolution(incident: Incident, records: list[ActionRecord]) -> str:
+    lines = []
+    for r in records:
+        text = (f"{inline(r.action.describe())}, proposed by {inline(r.specialist)}"
+                + (f" because {inline(r.action.reason, 200)}" if r.action.reason else "") + ".")
+        if r.decision is not None:
+            reasons = "; ".join(inline(x, 200) for x in r.decision.reasons)
+            text += (f" Policy: {r.decision.outcome.value} by rule {inline(r.decision.rule)}"
+                     + (f" ({reasons})" if reasons else "") + ".")
+        if r.approval is not None:
+            a = r.approval
+            waited = f" after {fmt_duration(r.approval_wait)}" if r.approval_wait else ""
+            text += f" {_VERDICT[a.verdict]} by {inline(a.by)} at {fmt_time(a.at)}{waited}"
+            text += f": “{inline(a.reason, 200)}”." if a.reason else "."
+            if a.changes:
+                text += " Changed: " + ", ".join(f"{inline(k)}={inline(v)}"
+                                                 for k, v in sorted(a.changes.items())) + "."
+        if r.result is not None:
+            text += (f" Result: {r.result.status.value}"
+                     + (" (replayed from an earlier run)" if r.result.replayed else "")
+                     + (f": {inline(r.result.detail, 200)}" if r.result.detail else "") + ".")
+        elif r.decision is not None and r.decision.outcome is DecisionOutcome.DENY:
+            text += " Not run: policy denied it."
+        else:
+            text += " Not run."
+        lines.append(text)
+    parts = [bullets(lines) if lines else "No remediation was proposed."]
+    if (v := incident.verification) is not None:
+        checks = "; ".join(
+            f"{inline(c.name)} on {inline(c.service)} observed {c.observed:g} against "
+            f"{c.threshold:g}: {'ok' if c.ok else 'failed'}" for c in v.checks
+        )
+        parts.append(f"Verification {'passed' if v.passed else 'failed'} at {fmt_time(v.at)} "
+                     f"after a {v.window_minutes}-minute window"
+                     + (f": {checks}." if checks else "."))
+        if v.rolled_back:
+            undone = ", ".join(f"{inline(r.action)} {r.status.value}" for r in v.rollback_results)
+            parts.append(f"Rolled back{': ' + undone if undone else ''}.")
+    if escalated(incident):
+        parts.append("The incident was escalated to a human.")
+    if incident.notifications:
+        parts.append("Notified: " + "; ".join(inline(n, 200) for n in incident.notifications) + ".")
+    return "\n\n".join(parts)
+
+
+def _detection(incident: Incident, onset: datetime | None, detected: datetime) -> str:
+    fired = []
+    for anomaly in incident.anomalies:
+        summary = anomaly.annotations.get("summary") or anomaly.annotations.get("description")
+        fired.append(f"{inline(anomaly.name)} ({inline(anomaly.source)}) on "
+                     f"{inline(anomaly.service or 'no service label')}, firing since "
+                     f"{fmt_time(anomaly.starts_at)}"
+                     + (f": “{inline(summary)}”" if summary else ""))
+    text = bullets(fired) if fired else "The record lists no alert or SLO burn."
+    if incident.severity is not None:
+        text += (f"\n\nSeverity {incident.severity.value} by rule "
+                 f"{inline(incident.severity_rule) or 'not recorded'}.")
+    if onset is not None:
+        text += (f"\n\nTime to detect: {fmt_duration(detected - onset)} "
+                 f"(onset {fmt_time(onset)}, detected {fmt_time(detected)}).")
+    else:
+        text += ("\n\nTime to detect: not known; the record has no onset event "
+                 f"(detected {fmt_time(detected)}).")
+    return text
+
+
+def _action_items(incident: Incident, records: list[ActionRecord], slow: timedelta
+                  ) -> list[ActionItem]:
+    items: list[ActionItem] = []
+    services = ", ".join(incident.services) or "the affected service"
+    cause = incident.root_cause
+    if incident.novel or cause is None:
+        items.append(ActionItem(kind="process", description=(
+            f"Write a runbook for {one_line(incident.title, 120)} on {services}: "
+            "no runbook hypothesis reached confidence.")))
+    if verification_failed(incident):
+        items.append(ActionItem(kind="mitigate", description=(
+            "Investigate why " + ", ".join(r.action.describe() for r in records if r.result)
+            + " did not restore health; fix the remediation or its runbook.")))
+    if cause is not None and "leak" in cause.category.lower():
+        items.append(ActionItem(kind="prevent", description=(
+            f"Fix the {cause.category.replace('_', ' ')} in {cause.service}'s code; "
+            "restarts only buy time.")))
+    rolled_deploys = {r.action.service for r in records if r.action.type == "rollback_deploy"
+                      and r.result and r.result.status is ActionStatus.SUCCEEDED}
+    for service in sorted(rolled_deploys):
+        items.append(ActionItem(kind="detect", description=(
+            f"Add canary checks to {service}'s deploys so a bad version stops before it "
+            "reaches all traffic.")))
+    for r in records:
+        if r.approval and r.approval.verdict is Verdict.REJECT:
+            rule = r.decision.rule if r.decision else "the remediation policy"
+            items.append(ActionItem(kind="process", owner=r.approval.by, description=(
+                f"Review the proposal policy ({rule}) for {r.action.type}: {r.approval.by} "
+                f"rejected it: {one_line(r.approval.reason, 200) or 'no reason given'}.")))
+        elif r.approval_wait is not None and r.approval_wait > slow:
+            items.append(ActionItem(kind="process", description=(
+                f"Review the approval path for {r.action.type}: the answer took "
+                f"{fmt_duration(r.approval_wait)}.")))
+    if cause is not None:
+        for e in cause.evidence:
+            if e.holds is None:
+                items.append(ActionItem(kind="detect", description=(
+                    f"Make check {one_line(e.check, 80)} answer: {e.tool} returned "
+                    f"{e.status.value} during the incident.")))
+    return items
+
+
+def _went_well(incident: Incident, records: list[ActionRecord], onset: datetime | None,
+               detected: datetime, slow: timedelta) -> list[str]:
+    well = []
+    if onset is not None:
+        well.append(f"Detected {fmt_duration(detected - onset)} after onset.")
+    for r in records:
+        ok = r.result is not None and r.result.status is ActionStatus.SUCCEEDED
+        if ok and r.decision is not None and r.decision.outcome is DecisionOutcome.AUTO:
+            well.append(f"Auto-remediated within policy: {r.action.describe()} "
+                        f"(rule {r.decision.rule}).")
+        if r.approval_wait is not None and r.approval_wait <= slow:
+            well.append(f"A human answered the approval request in "
+                        f"{fmt_duration(r.approval_wait)}.")
+    if incident.root_cause is not None and not incident.novel:
+        held = sum(1 for e in incident.root_cause.evidence if e.holds)
+        well.append(f"Runbook {incident.root_cause.runbook} matched with confidence "
+                    f"{incident.root_cause.confidence:.2f} on {held} supporting check(s).")
+    v = incident.verification
+    if v is not None and v.passed:
+        well.append(f"Verification passed after a {v.window_minutes}-minute window.")
+    if v is not None and v.rolled_back and all(
+        r.status is ActionStatus.SUCCEEDED for r in v.rollback_results
+    ):
+        well.append("The failed action was reverted automatically.")
+    return well
+
+
+def _went_wrong(incident: Incident, records: list[ActionRecord], slow: timedelta) -> list[str]:
+    wrong = []
+    if incident.novel:
+        wrong.append("No runbook covered this failure; no hypothesis reached confidence.")
+    for r in records:
+        if r.approval_wait is not None and r.approval_wait > slow:
+            wrong.append(f"Waited {fmt_duration(r.approval_wait)} for approval of "
+                         f"{r.action.describe()}.")
+        if r.approval is not None and r.approval.verdict is Verdict.REJECT:
+            wrong.append(f"{r.approval.by} rejected {r.action.describe()}: "
+                         f"{one_line(r.approval.reason, 200) or 'no reason given'}.")
+        if r.result is not None and r.result.status is ActionStatus.FAILED:
+            wrong.append(f"{r.action.describe()} failed: {one_line(r.result.detail, 200)}.")
+    v = incident.verification
+    if v is not None and not v.passed:
+        failed = ", ".join(f"{c.name} on {c.service}" for c in v.checks if not c.ok)
+        wrong.append("Verification failed" + (f" ({failed})" if failed else "")
+                     + (" and the action was reverted." if v.rolled_back else "."))
+    if escalated(incident):
+        wrong.append("Automation ran out of options and a human had to take over.")
+    if incident.root_cause is not None:
+        blind = [e.check for e in incident.root_cause.evidence if e.holds is None]
+        if blind:
+            wrong.append(f"Checks could not answer: {', '.join(blind)}.")
+    return wrong
+
+
+def _lucky(incident: Incident) -> list[str]:
+    # Only what the record shows: a good outcome the evidence did not fully earn.
+    lucky: list[str] = []
+    v = incident.verification
+    cause = incident.root_cause
+    if v is None or not v.passed:
+        return lucky
+    if cause is None or cause.confidence < 0.7:
+        confidence = f"only {cause.confidence:.2f}" if cause else "not established"
+        lucky.append(f"The fix held although confidence in the root cause was {confidence}.")
+    if cause is not None and (blind := [e.check for e in cause.evidence if e.holds is None]):
+        lucky.append(f"The fix held although {len(blind)} check(s) could not answer: "
+                     f"{', '.join(blind)}.")
+    return lucky
+
+
+def render_postmortem(
+    pm: Postmortem,
+    *,
+    severity: Severity | str | None = None,
+    services: Sequence[str] = (),
+    generated_at: datetime | None = None,
+) -> str:
+    """The draft as markdown with YAML front matter, sections in Google's order."""
+    meta = {
+        "incident": pm.incident_id,
+        "title": pm.title,
+        "status": pm.status,
+        "severity": str(severity) if severity is not None else None,
+        "services": list(services),
+        "generated_at": iso(generated_at or datetime.now(UTC)),
+    }
+    lessons = "\n\n".join(
+        f"### {heading}\n\n{bullets(inline(x) for x in items) if items else empty}"
+        for heading, items, empty in (
+            ("What went well", pm.went_well, "Nothing recorded."),
+            ("What went wrong", pm.went_wrong, "Nothing recorded."),
+            ("Where we got lucky", pm.lucky, "Nothing in the record points to luck."),
+        )
+    )
+    items = (table(["Kind", "Action item", "Owner"],
+                   ([i.kind, i.description, i.owner] for i in pm.action_items))
+             if pm.action_items else "No action items follow from the record; add any in review.")
+    sections = [
+        ("Summary", guard_block(pm.summary)),
+        ("Impact", guard_block(pm.impact)),
+        ("Root Causes", guard_block(pm.root_causes)),
+        ("Trigger", guard_block(pm.trigger)),
+        ("Resolution", guard_block(pm.resolution)),
+        ("Detection", guard_block(pm.detection)),
+        ("Action Items", items),
+        ("Lessons Learned", lessons),
+        ("Timeline", table(["Time", "Event", "Message"],
+                           ([fmt_time(e.at), e.kind, e.message] for e in pm.timeline))),
+    ]
+    body = "\n\n".join(f"## {name}\n\n{text}" for name, text in sections)
+    return (f"{front_matter(meta)}\n# Postmortem (draft): {inline(pm.title)}\n\n"
+            f"{body}\n")
+
+
+def write_postmortem(incident: Incident, directory: Path, *,
+                     generated_at: datetime | None = None) -> Path:
+    """Write `<directory>/<incident.id>.md` atomically; running it again replaces the draft."""
+    name = Path(incident.id).name
+    if name != incident.id or name in {"", ".", ".."}:
+        raise ValueError(f"incident id {incident.id!r} cannot be a file name; "
+                         "ids must not contain path separators")
+    text = render_postmortem(draft_postmortem(incident), severity=incident.severity,
+                             services=incident.services, generated_at=generated_at)
+    return atomic_write(directory / f"{name}.md", text)

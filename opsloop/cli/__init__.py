@@ -1,0 +1,5 @@
+"""The `opsloop` command."""
+
+from opsloop.cli.main import main
+
+__all__ = ["main"]

@@ -1,0 +1,89 @@
+"""`opsloop approvals|approve|reject|modify`: the human side of the approval interrupt."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from opsloop.cli.render import Ui, UserError
+from opsloop.graph.runner import OperateLoop
+from opsloop.models import ParamValue, Verdict
+from opsloop.settings import Settings
+from opsloop.store import IncidentStore
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("approvals", parents=[common], help="list actions waiting for a human")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=list_approvals)
+    for verb, help_text in (("approve", "approve a waiting action and run it"),
+                            ("reject", "reject a waiting action"),
+                            ("modify", "change a waiting action's parameters, then run it")):
+        v = sub.add_parser(verb, parents=[common], help=help_text)
+        v.add_argument("id", metavar="ID", help="approval id from `opsloop approvals`")
+        v.add_argument("--reason", default="", required=verb == "reject",
+                       help="why (recorded in the audit log)")
+        v.add_argument("--by", default=None, help="who decides (default: OPSLOOP_USER or login)")
+        if verb == "modify":
+            v.add_argument("--set", action="append", required=True, metavar="KEY=VALUE",
+                           dest="changes", help="parameter to change (repeatable)")
+        v.add_argument("--json", action="store_true")
+        v.set_defaults(handler=decide, verdict=Verdict(verb))
+
+
+def list_approvals(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
+    store = IncidentStore(settings.state_dir / "opsloop.db")
+    try:
+        waiting = store.pending()
+    finally:
+        store.close()
+    if args.json:
+        ui.json(waiting)
+        return 0
+    ui.table("Waiting for approval", ["id", "incident", "sev", "action", "rule", "why"],
+             [[r.id, r.incident_id, r.severity, r.action.describe(), r.decision.rule,
+               r.summary] for r in waiting])
+    if not waiting:
+        ui.out.print("nothing waits for approval")
+    return 0
+
+
+def parse_changes(items: list[str]) -> dict[str, ParamValue]:
+    """`key=value` pairs; numbers and booleans keep their type."""
+    changes: dict[str, ParamValue] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--set {item!r}: expected KEY=VALUE, e.g. --set replicas=12")
+        value: ParamValue = raw
+        if raw.lower() in ("true", "false"):
+            value = raw.lower() == "true"
+        else:
+            for cast in (int, float):
+                try:
+                    value = cast(raw)
+                    break
+                except ValueError:
+                    continue
+        changes[key.strip()] = value
+    return changes
+
+
+def decide(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
+    changes = parse_changes(args.changes) if args.verdict is Verdict.MODIFY else {}
+    loop = OperateLoop(settings)
+    try:
+        incident = loop.decide(args.id, args.verdict, args.by or settings.user, args.reason,
+                               changes)
+    finally:
+        loop.close()
+    if args.json:
+        ui.json(incident)
+        return 0
+    result = ", ".join(f"{r.action}: {r.status.value}" for r in incident.results) or "no action ran"
+    verified = ""
+    if incident.verification:
+        verified = " · verified" if incident.verification.passed else " · verification FAILED"
+    ui.out.print(f"{args.id} {args.verdict.value}d by {args.by or settings.user} → "
+                 f"{incident.id} {incident.status.value} · {result}{verified}", markup=False)
+    return 0

@@ -1,0 +1,67 @@
+"""Argument parsing and error handling for every `opsloop` subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from opsloop.cli import approvals, demo, incidents, policy
+from opsloop.cli.render import Ui
+from opsloop.settings import Settings
+
+Handler = Callable[[argparse.Namespace, Settings, Ui], int]
+
+
+def _common() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--work-dir", type=Path, default=argparse.SUPPRESS,
+        help="where state, drafts and signals live (env OPSLOOP_WORK_DIR, default ./work)",
+    )
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common()
+    parser = argparse.ArgumentParser(
+        prog="opsloop", parents=[common],
+        description="The operations loop: observe, triage, diagnose, guard, act, verify, learn.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    demo.register(sub, common)
+    incidents.register(sub, common)
+    approvals.register(sub, common)
+    policy.register(sub, common)
+    return parser
+
+
+def settings_for(args: argparse.Namespace) -> Settings:
+    settings = Settings()
+    if getattr(args, "work_dir", None) is not None:
+        settings = settings.model_copy(update={"work_dir": args.work_dir})
+    return settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    ui = Ui()
+    try:
+        settings = settings_for(args)
+        handler: Handler = args.handler
+        return handler(args, settings, ui)
+    except KeyboardInterrupt:
+        ui.err.print("interrupted")
+        return 130
+    except Exception as exc:  # every failure reaches the user as one readable line
+        if os.environ.get("OPSLOOP_DEBUG"):
+            raise
+        ui.err.print(f"opsloop {args.command}: {exc}", markup=False, style="red")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

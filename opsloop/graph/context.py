@@ -1,0 +1,23 @@
+"""What every node needs, passed in at invoke time (never imported as globals)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from opsloop.policy import Policies
+from opsloop.settings import Settings
+from opsloop.store import IncidentStore
+from opsloop.tools.protocols import Actuator, Clock, Notifier, Telemetry
+from opsloop.tools.runbooks import RunbookIndex
+
+
+@dataclass
+class LoopContext:
+    settings: Settings
+    policies: Policies
+    telemetry: Telemetry
+    actuator: Actuator
+    clock: Clock
+    runbooks: RunbookIndex
+    notifier: Notifier
+    store: IncidentStore

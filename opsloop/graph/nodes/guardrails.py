@@ -1,0 +1,98 @@
+"""guardrails: policy decides every proposed action — auto, needs_approval or deny."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Literal
+
+from langgraph.runtime import Runtime
+from langgraph.types import Command
+
+from opsloop.graph.context import LoopContext
+from opsloop.graph.nodes.common import context_of, event
+from opsloop.graph.state import LoopState
+from opsloop.models import (
+    ActionStatus,
+    DecisionOutcome,
+    Incident,
+    PolicyDecision,
+    RemediationAction,
+    Severity,
+)
+from opsloop.policy.guardrails import GuardrailContext, decide
+from opsloop.policy.health import budget_exhausted
+
+
+def auto_actions_last_hour(ctx: LoopContext, service: str, exclude: str) -> int:
+    """Automatic actions that ran against `service` in the last hour of environment time."""
+    since = ctx.clock.now() - timedelta(hours=1)
+    count = 0
+    for past in ctx.store.incidents():
+        if past.id == exclude:
+            continue
+        auto = {d.action_id for d in past.decisions if d.outcome is DecisionOutcome.AUTO}
+        targets = {p.action.id: p.action.service for p in past.proposals}
+        count += sum(
+            1
+            for r in past.results
+            if r.action_id in auto and targets.get(r.action_id) == service
+            and r.status is ActionStatus.SUCCEEDED and r.at >= since and not r.replayed
+        )
+    return count
+
+
+def guardrail_context(
+    ctx: LoopContext, incident: Incident, action: RemediationAction, auto_so_far: int
+) -> GuardrailContext:
+    """Facts about production the policy needs; measured, never taken from the proposal."""
+    replicas = next((s.replicas for s in ctx.telemetry.services() if s.name == action.service), 0)
+    flag = str(action.params.get("flag", ""))
+    percent = next(
+        (f.rollout_percent for f in ctx.telemetry.flags(action.service) if f.key == flag), None
+    )
+    return GuardrailContext(
+        auto_actions_last_hour=auto_actions_last_hour(ctx, action.service, incident.id),
+        auto_actions_this_incident=auto_so_far,
+        budget_exhausted=budget_exhausted(action.service, ctx.policies, ctx.telemetry),
+        current_replicas=replicas,
+        flag_percent=percent,
+    )
+
+
+def decide_action(
+    ctx: LoopContext, incident: Incident, action: RemediationAction, auto_so_far: int
+) -> PolicyDecision:
+    severity = incident.severity or Severity.SEV1  # untriaged means: treat as the worst
+    gctx = guardrail_context(ctx, incident, action, auto_so_far)
+    decision = decide(action, severity, ctx.policies, gctx)
+    ctx.store.audit(incident.id, "opsloop", "decision",
+                    {"action": action.describe(), **decision.model_dump(mode="json")})
+    return decision
+
+
+def guardrails(
+    state: LoopState, runtime: Runtime[LoopContext]
+) -> Command[Literal["approval", "act", "learn"]]:
+    ctx = context_of(runtime)
+    incident = state["incident"]
+    decisions: list[PolicyDecision] = []
+    events = []
+    auto = 0
+    for proposal in incident.proposals:
+        decision = decide_action(ctx, incident, proposal.action, auto)
+        auto += decision.outcome is DecisionOutcome.AUTO
+        decisions.append(decision)
+        events.append(
+            event(ctx, "decision",
+                  f"{proposal.action.describe()}: {decision.outcome.value} ({decision.rule})",
+                  action_id=proposal.action.id, outcome=decision.outcome.value)
+        )
+    incident = incident.model_copy(update={"decisions": decisions}, deep=True)
+    cleared = [d.action_id for d in decisions if d.outcome is DecisionOutcome.AUTO]
+    if any(d.outcome is DecisionOutcome.NEEDS_APPROVAL for d in decisions):
+        goto: Literal["approval", "act", "learn"] = "approval"
+    elif cleared:
+        goto = "act"
+    else:
+        goto = "learn"
+    return Command(update={"incident": incident, "events": events, "cleared": cleared}, goto=goto)

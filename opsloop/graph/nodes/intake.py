@@ -1,0 +1,38 @@
+"""intake: the incident enters the loop; its alerts are checked against the alert-quality policy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from opsloop.graph.context import LoopContext
+from opsloop.graph.nodes.common import context_of, event
+from opsloop.graph.state import LoopState
+
+
+def intake(state: LoopState, runtime: Runtime[LoopContext]) -> dict[str, Any]:
+    ctx = context_of(runtime)
+    incident = state["incident"]
+    events = []
+    for anomaly in incident.anomalies:
+        events.append(
+            event(
+                ctx,
+                "alert",
+                f"{anomaly.name} firing on {anomaly.service or '?'} since "
+                f"{anomaly.starts_at:%H:%M}",
+                fingerprint=anomaly.fingerprint,
+                source=anomaly.source,
+            )
+        )
+        # Alert quality: an alert that names neither a runbook nor an action is not actionable.
+        if not (anomaly.annotations.get("runbook") or anomaly.annotations.get("action")):
+            events.append(event(ctx, "alert_quality", f"{anomaly.name} names no runbook or action"))
+    events.append(
+        event(ctx, "opened", f"{incident.id} opened for {', '.join(incident.services)}",
+              group_key=incident.group_key)
+    )
+    ctx.store.audit(incident.id, "opsloop", "opened", {"group_key": incident.group_key,
+                                                        "alerts": len(incident.anomalies)})
+    return {"events": events}

@@ -1,0 +1,59 @@
+"""learn: settle the incident's status, draft the postmortem and file improvement signals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from opsloop.agents.postmortem import needs_postmortem, write_postmortem
+from opsloop.agents.signals import derive_signals, write_signals
+from opsloop.graph.context import LoopContext
+from opsloop.graph.nodes.common import context_of, event
+from opsloop.graph.state import LoopState
+from opsloop.models import ActionStatus, Incident, IncidentStatus, Verdict
+
+
+def final_status(incident: Incident) -> IncidentStatus:
+    if incident.verification is not None:
+        return IncidentStatus.MITIGATED if incident.verification.passed else IncidentStatus.ESCALATED
+    if incident.novel or not incident.proposals:
+        return IncidentStatus.ESCALATED
+    if incident.approvals and all(a.verdict is Verdict.REJECT for a in incident.approvals):
+        return IncidentStatus.REJECTED
+    if not any(r.status is ActionStatus.SUCCEEDED for r in incident.results):
+        return IncidentStatus.ESCALATED  # denied, or the actions failed: a human takes over
+    return IncidentStatus.MITIGATED
+
+
+def learn(state: LoopState, runtime: Runtime[LoopContext]) -> dict[str, Any]:
+    ctx = context_of(runtime)
+    incident = state["incident"]
+    status = final_status(incident)
+    events = [event(ctx, "closed" if status is IncidentStatus.MITIGATED else "escalated",
+                    f"incident {status.value}")]
+    notifications = list(incident.notifications)
+    if status is IncidentStatus.ESCALATED:
+        reason = "novel failure" if incident.novel else "no automated fix left"
+        notifications.append(ctx.notifier.notify(
+            "page", f"{incident.id} escalated to on-call: {reason}", {"incident": incident.id}))
+    incident = incident.model_copy(
+        update={"status": status, "notifications": notifications,
+                "timeline": [*state.get("events", []), *events]},
+        deep=True,
+    )
+    extra = set(ctx.policies.severity.postmortem_severities)
+    if needs_postmortem(incident, extra):
+        path = write_postmortem(incident, ctx.settings.postmortems_dir)
+        incident.postmortem_path = str(path)
+        events.append(event(ctx, "postmortem", f"postmortem draft at {path}"))
+    history = [i for i in ctx.store.incidents() if i.id != incident.id]
+    signals = derive_signals(incident, history, ctx.clock.now())
+    paths = write_signals(signals, ctx.settings.signals_dir)
+    incident.signal_paths = [str(p) for p in paths]
+    events.extend(event(ctx, "signal", f"signal filed at {p}") for p in paths)
+    incident.timeline = [*incident.timeline, *events[1:]]
+    ctx.store.audit(incident.id, "opsloop", "closed",
+                    {"status": status.value, "postmortem": incident.postmortem_path,
+                     "signals": incident.signal_paths})
+    return {"incident": incident, "events": events}

@@ -1,0 +1,47 @@
+"""The specialist nodes: each diagnoses with its own tools and its own runbooks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from opsloop.agents.reasoner import diagnose
+from opsloop.agents.specialists import SPECIALISTS
+from opsloop.graph.context import LoopContext
+from opsloop.graph.nodes.common import context_of, event
+from opsloop.graph.state import SpecialistInput
+from opsloop.tools.toolbox import Toolbox
+
+SpecialistNode = Callable[[SpecialistInput, Runtime[LoopContext]], dict[str, Any]]
+
+
+def make_specialist(name: str) -> SpecialistNode:
+    spec = SPECIALISTS[name]
+
+    def specialist(state: SpecialistInput, runtime: Runtime[LoopContext]) -> dict[str, Any]:
+        ctx = context_of(runtime)
+        incident = state["incident"]
+        toolbox = Toolbox(
+            ctx.telemetry, allowed=set(spec.tools),
+            max_calls=ctx.settings.tool_calls_per_specialist,
+        )
+        diagnosis = diagnose(
+            name, incident, toolbox, ctx.runbooks,
+            k_runbooks=ctx.settings.runbooks_per_specialist,
+            min_confidence=ctx.settings.min_confidence,
+        )
+        top = diagnosis.top
+        summary = (
+            f"{name}: {top.category} on {top.service} ({top.confidence:.0%})"
+            if top else f"{name}: no hypothesis from runbooks {diagnosis.runbooks}"
+        )
+        return {
+            "findings": [diagnosis],
+            "events": [event(ctx, "specialist", summary, specialist=name,
+                             tool_calls=toolbox.calls)],
+        }
+
+    specialist.__name__ = f"specialist_{name}"
+    return specialist

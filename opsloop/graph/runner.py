@@ -1,0 +1,119 @@
+"""The runner: starts an incident's graph thread, records what waits, resumes it on a decision."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.types import Command
+
+from opsloop.environments import open_environment
+from opsloop.graph.build import build_graph
+from opsloop.graph.checkpoint import sqlite_checkpointer
+from opsloop.graph.context import LoopContext
+from opsloop.models import (
+    Approval,
+    ApprovalRequest,
+    Incident,
+    IncidentStatus,
+    ParamValue,
+    Verdict,
+)
+from opsloop.policy import Policies, load_policies
+from opsloop.settings import Settings
+from opsloop.simulator import SimEnvironment
+from opsloop.store import IncidentStore, StoreError
+from opsloop.tools.notify import OutboxNotifier
+from opsloop.tools.runbooks import RunbookIndex
+
+
+class OperateLoop:
+    """One process's handle on the loop: store, checkpointer, graph, runbook index."""
+
+    def __init__(self, settings: Settings, policies: Policies | None = None) -> None:
+        self.settings = settings
+        self.policies = policies or load_policies(settings.policies_dir)
+        self.store = IncidentStore(settings.state_dir / "opsloop.db")
+        self.checkpointer = sqlite_checkpointer(settings.state_dir / "checkpoints.sqlite")
+        self.graph = build_graph(self.checkpointer)
+        self._runbooks: RunbookIndex | None = None
+        self.notifier = OutboxNotifier(settings.work_dir / "notifications.jsonl")
+
+    @property
+    def runbooks(self) -> RunbookIndex:
+        if self._runbooks is None:
+            self._runbooks = RunbookIndex(self.settings.index_dir, self.settings.runbook_dirs)
+        return self._runbooks
+
+    def close(self) -> None:
+        self.store.close()
+        self.checkpointer.conn.close()
+
+    def context(self, env: SimEnvironment) -> LoopContext:
+        return LoopContext(
+            settings=self.settings, policies=self.policies, telemetry=env, actuator=env,
+            clock=env, runbooks=self.runbooks, notifier=self.notifier, store=self.store,
+        )
+
+    def _config(self, incident_id: str) -> RunnableConfig:
+        return {"configurable": {"thread_id": incident_id},
+                "recursion_limit": self.settings.recursion_limit}
+
+    def start(self, incident: Incident, env: SimEnvironment) -> Incident:
+        """Run a new incident round the loop until it finishes or waits for a human."""
+        self.store.save_incident(incident)
+        return self._run({"incident": incident}, incident.id, env)
+
+    def decide(
+        self,
+        approval_id: str,
+        verdict: Verdict,
+        by: str,
+        reason: str = "",
+        changes: dict[str, ParamValue] | None = None,
+    ) -> Incident:
+        """Answer a waiting approval, from any process, and run the incident on."""
+        approval = Approval(request_id=approval_id, verdict=verdict, by=by,
+                            at=datetime.now(UTC), reason=reason, changes=changes or {})
+        request = self.store.claim(approval)  # refuses a second decision on the same request
+        try:
+            incident = self.store.get_incident(request.incident_id)
+            env = open_environment(incident.environment, self.settings)
+            self.store.audit(incident.id, by, "approval", approval.model_dump(mode="json"))
+            return self._run(Command(resume=approval.model_dump(mode="json")), incident.id, env)
+        except Exception:
+            self.store.unclaim(approval_id)
+            raise
+
+    def _run(self, payload: Any, incident_id: str, env: SimEnvironment) -> Incident:
+        config = self._config(incident_id)
+        self.graph.invoke(payload, config, context=self.context(env))
+        if env.autosave_path:
+            env.save(env.autosave_path)
+        return self._record(incident_id, config)
+
+    def _record(self, incident_id: str, config: RunnableConfig) -> Incident:
+        """Persist the incident as the graph left it, and any approval it now waits on."""
+        snapshot = self.graph.get_state(config)
+        values = snapshot.values
+        incident: Incident = values["incident"]
+        waiting = [ApprovalRequest.model_validate(i.value) for i in snapshot.interrupts]
+        if waiting:
+            incident = incident.model_copy(
+                update={"status": IncidentStatus.AWAITING_APPROVAL,
+                        "timeline": list(values.get("events", []))},
+                deep=True,
+            )
+            for request in waiting:
+                self.store.add_pending(request)
+                self.store.audit(incident_id, "opsloop", "approval_requested",
+                                 request.model_dump(mode="json"))
+        self.store.save_incident(incident)
+        return incident
+
+    def pending(self) -> list[ApprovalRequest]:
+        return self.store.pending()
+
+
+__all__ = ["OperateLoop", "StoreError"]

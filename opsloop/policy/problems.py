@@ -1,0 +1,55 @@
+"""What is wrong with a policy file, said so an operator can fix it without reading code."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+
+class ProblemLevel(StrEnum):
+    ERROR = "error"  # the policies cannot be used until this is fixed
+    WARNING = "warning"  # usable, but probably not what the author meant
+
+
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class PolicyProblem:
+    """One problem: the file, the field path (`rules[2].when.error_ratio_gte`), the bad value."""
+
+    file: str
+    field: str
+    message: str
+    value: Any = _MISSING
+    level: ProblemLevel = ProblemLevel.ERROR
+    line: int | None = None  # 1-based line in the file, when the YAML tells us
+
+    @property
+    def has_value(self) -> bool:
+        return self.value is not _MISSING
+
+    def __str__(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        prefix = "" if self.level is ProblemLevel.ERROR else "warning: "
+        subject = self.field or "(file)"
+        if self.has_value:
+            subject += f" = {_short_repr(self.value)}"
+        return f"{where}: {prefix}{subject}: {self.message}"
+
+
+def _short_repr(value: Any, limit: int = 60) -> str:
+    # A whole mapping pasted into one line helps nobody; the field path already points at it.
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class PolicyError(Exception):
+    """Raised by `load_policies` when any policy file has an error; carries every problem."""
+
+    def __init__(self, problems: list[PolicyProblem]) -> None:
+        self.problems = problems
+        errors = [p for p in problems if p.level is ProblemLevel.ERROR]
+        lines = "\n".join(f"  {p}" for p in errors)
+        super().__init__(f"{len(errors)} policy error(s):\n{lines}")

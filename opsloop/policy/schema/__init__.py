@@ -1,0 +1,94 @@
+"""Pydantic models for every policy file, and `Policies`, the loaded set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from opsloop.policy.schema.alerts import AlertQuality, AlertRuleSpec, AlertsPolicy
+from opsloop.policy.schema.base import PolicyFile, StrictModel, format_minutes, strictest
+from opsloop.policy.schema.capacity import CapacityPolicy, ReplicaBounds, ResourceThresholds
+from opsloop.policy.schema.health import BurnWindow, HealthPolicy, Indicator, Slo
+from opsloop.policy.schema.intake import InhibitRule, IntakePolicy, Matcher, Silence
+from opsloop.policy.schema.remediation import (
+    ActionPolicy,
+    AutoLimits,
+    ParamSpec,
+    RateLimits,
+    RemediationPolicy,
+    SeverityBoundary,
+)
+from opsloop.policy.schema.rollback import Criteria, KillSwitch, RollbackPolicy, Thresholds
+from opsloop.policy.schema.severity import (
+    Condition,
+    Escalation,
+    SeverityPolicy,
+    SeverityRule,
+    Tiers,
+)
+
+
+class Policies(BaseModel):
+    """Every policy file, validated, plus where they were read from (for rule names in logs)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    source_dir: Path
+    health: HealthPolicy
+    severity: SeverityPolicy
+    remediation: RemediationPolicy
+    rollback: RollbackPolicy
+    alerts: AlertsPolicy
+    capacity: CapacityPolicy
+    intake: IntakePolicy
+
+
+# File name -> (attribute on Policies, schema). The loader reads exactly these.
+POLICY_FILES: dict[str, tuple[str, type[PolicyFile]]] = {
+    "health.yaml": ("health", HealthPolicy),
+    "severity.yaml": ("severity", SeverityPolicy),
+    "remediation.yaml": ("remediation", RemediationPolicy),
+    "rollback.yaml": ("rollback", RollbackPolicy),
+    "alerts.yaml": ("alerts", AlertsPolicy),
+    "capacity.yaml": ("capacity", CapacityPolicy),
+    "intake.yaml": ("intake", IntakePolicy),
+}
+
+__all__ = [
+    "POLICY_FILES",
+    "ActionPolicy",
+    "AlertQuality",
+    "AlertRuleSpec",
+    "AlertsPolicy",
+    "AutoLimits",
+    "BurnWindow",
+    "CapacityPolicy",
+    "Condition",
+    "Criteria",
+    "Escalation",
+    "HealthPolicy",
+    "Indicator",
+    "InhibitRule",
+    "IntakePolicy",
+    "KillSwitch",
+    "Matcher",
+    "ParamSpec",
+    "Policies",
+    "PolicyFile",
+    "RateLimits",
+    "RemediationPolicy",
+    "ReplicaBounds",
+    "ResourceThresholds",
+    "RollbackPolicy",
+    "SeverityBoundary",
+    "SeverityPolicy",
+    "SeverityRule",
+    "Silence",
+    "Slo",
+    "StrictModel",
+    "Thresholds",
+    "Tiers",
+    "format_minutes",
+    "strictest",
+]
