@@ -5,28 +5,12 @@ waited `group_wait`.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from opsloop.models import Anomaly, AnomalyStatus, Incident
-from opsloop.policy import IntakePolicy
-from opsloop.policy.schema.intake import Matcher
-
-
-def matches(matcher: Matcher, labels: dict[str, str]) -> bool:
-    """Alertmanager matcher: `=`, `!=`, `=~`, `!~`; regexes are anchored; missing label = ''."""
-    value = labels.get(matcher.name, "")
-    if matcher.is_regex:
-        hit = re.fullmatch(matcher.value, value) is not None
-    else:
-        hit = value == matcher.value
-    return hit if matcher.is_equal else not hit
-
-
-def _all(matchers: Iterable[Matcher], labels: dict[str, str]) -> bool:
-    return all(matches(m, labels) for m in matchers)
+from opsloop.policy.schema.intake import IntakePolicy
 
 
 @dataclass
@@ -56,23 +40,11 @@ class AlertGrouper:
         return {k: anomaly.labels.get(k, "") for k in self.policy.group_by}
 
     def _silenced(self, anomaly: Anomaly, now: datetime) -> bool:
-        return any(
-            s.starts_at <= now < s.ends_at and _all(s.matchers, anomaly.labels)
-            for s in self.policy.silences
-        )
+        return any(s.silences(anomaly.labels, now) for s in self.policy.silences)
 
     def _inhibited(self, anomaly: Anomaly, firing: list[Anomaly]) -> bool:
-        for rule in self.policy.inhibit_rules:
-            if not _all(rule.target_matchers, anomaly.labels):
-                continue
-            for source in firing:
-                if source.fingerprint == anomaly.fingerprint:
-                    continue
-                if _all(rule.source_matchers, source.labels) and all(
-                    source.labels.get(k, "") == anomaly.labels.get(k, "") for k in rule.equal
-                ):
-                    return True
-        return False
+        sources = [a.labels for a in firing if a.fingerprint != anomaly.fingerprint]
+        return any(rule.inhibits(anomaly.labels, sources) for rule in self.policy.inhibit_rules)
 
     def ingest(self, anomalies: list[Anomaly], now: datetime) -> None:
         firing = [a for a in anomalies if a.status is AnomalyStatus.FIRING]

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+import time
+from datetime import datetime, timedelta
 
 from opsloop.environments import new_simulation
 from opsloop.graph.runner import OperateLoop
@@ -32,13 +33,14 @@ class ScenarioRun:
     fault_at: datetime
     detected_at: datetime | None = None
     incidents: list[Incident] = field(default_factory=list)
+    loop_seconds: list[float] = field(default_factory=list)  # wall time inside the graph
 
 
 def observe(loop: OperateLoop, rules: list[AlertRule], env: object, now: datetime,
             minute: int) -> list[Anomaly]:
     anomalies = evaluate_rules(rules, env, now)  # type: ignore[arg-type]
     if minute % SLO_EVALUATION_EVERY_MINUTES == 0:
-        anomalies += burn_rate_anomalies(loop.policies, env, now)  # type: ignore[arg-type]
+        anomalies += burn_rate_anomalies(loop.policies, env, now, labels={"env": "prod"})  # type: ignore[arg-type]
     return anomalies
 
 
@@ -49,7 +51,7 @@ def run_scenario(loop: OperateLoop, name: str, seed: int, progress: Progress) ->
     grouper = AlertGrouper(loop.policies.intake, ref, loop.store.next_incident_id)
     start = env.now()
     run = ScenarioRun(scenario=name, seed=seed, environment=ref,
-                      fault_at=scenario.fault_time(start))
+                      fault_at=start + timedelta(minutes=scenario.fault_at_minute))
     for minute in range(1, scenario.run_minutes + 1):
         env.wait(1)
         now = env.now()
@@ -59,7 +61,9 @@ def run_scenario(loop: OperateLoop, name: str, seed: int, progress: Progress) ->
         grouper.ingest(anomalies, now)
         for incident in grouper.due(now):
             progress(f"{name}: {incident.id} opened at {now:%H:%M} — {incident.title}")
+            started = time.perf_counter()
             run.incidents.append(loop.start(incident, env))
+            run.loop_seconds.append(time.perf_counter() - started)
         if run.incidents:
             break  # the demo follows the first incident round the loop
     if not run.incidents:

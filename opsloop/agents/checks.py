@@ -7,10 +7,13 @@ An expectation is a tiny grammar parsed here:
     clause   := path op literal
     op       := > | >= | < | <= | == | != | contains
     path     := name ("." name | "." index)*          e.g. latest.age_minutes, samples.0
-    literal  := number | 'text' | "text" | true | false | null | bare-word
+    literal  := number | 'text' | "text" | true | false | null | bare-word | {template}
 
+A literal may be a template such as `{deploy_age + 2}`: it is filled from values bound by
+earlier checks before the expectation is parsed ("errors began after the deploy").
 A clause whose field is missing, null or of the wrong type is false, never an error.
-Templates are `{name}` or `{name OP number}` with OP one of + - * / (for "replicas x 2").
+Templates are `{name}` or `{name OP operand}`, OP one of + - * /, the operand a number or
+another bound name (`{replicas * 2}`, `{replicas * surge}`).
 """
 
 from __future__ import annotations
@@ -148,10 +151,12 @@ def parse_expect(text: str) -> Expectation:
     i = 0
     while True:
         if i + 3 > len(toks):
-            raise ExpectError(f"incomplete comparison at the end of {text!r}; want `field op value`")
+            raise ExpectError(
+                f"incomplete comparison at the end of {text!r}; want `field op value`")
         (fk, field, fpos), (ok, op, opos), (vk, val, vpos) = toks[i : i + 3]
         if fk != "word" or field.lower() in {"and", "or", "contains"}:
-            raise ExpectError(f"expected a field name at position {fpos} of {text!r}, got {field!r}")
+            raise ExpectError(
+                f"expected a field name at position {fpos} of {text!r}, got {field!r}")
         if not (ok == "op" or (ok == "word" and op == "contains")):
             raise ExpectError(f"expected an operator at position {opos} of {text!r}, got {op!r}")
         if vk == "op":
@@ -162,7 +167,8 @@ def parse_expect(text: str) -> Expectation:
             break
         kind, joiner, jpos = toks[i]
         if kind != "word" or joiner.lower() not in {"and", "or"}:
-            raise ExpectError(f"expected `and` or `or` at position {jpos} of {text!r}, got {joiner!r}")
+            raise ExpectError(
+                f"expected `and` or `or` at position {jpos} of {text!r}, got {joiner!r}")
         if joiner.lower() == "or":
             groups.append(tuple(current))
             current = []
@@ -171,7 +177,9 @@ def parse_expect(text: str) -> Expectation:
     return Expectation(text=text, any_of=tuple(groups))
 
 
-_TEMPLATE = re.compile(r"\{\s*([A-Za-z_]\w*)\s*(?:([-+*/])\s*(\d+(?:\.\d+)?))?\s*\}")
+_TEMPLATE = re.compile(
+    r"\{\s*([A-Za-z_]\w*)\s*(?:([-+*/])\s*(\d+(?:\.\d+)?|[A-Za-z_]\w*))?\s*\}"
+)
 _ARITH: dict[str, Callable[[float, float], float]] = {
     "+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
 }
@@ -181,22 +189,58 @@ def template_vars(template: Any) -> set[str]:
     """Names a template refers to (strings only; other values are literals)."""
     if not isinstance(template, str):
         return set()
-    return {m[0] for m in _TEMPLATE.findall(template)}
+    names = set()
+    for name, _, operand in _TEMPLATE.findall(template):
+        names.add(name)
+        if operand and not operand[0].isdigit():
+            names.add(operand)
+    return names
+
+
+def fill_expect(text: str, variables: Mapping[str, Any]) -> str:
+    """Substitute `{var}` literals in an expectation; raises Unbound."""
+    return _TEMPLATE.sub(lambda m: _literal_text(_value(m, variables)), text)
+
+
+def check_expect(text: str) -> set[str]:
+    """Validate an expectation with placeholders; return the variables it needs."""
+    parse_expect(_TEMPLATE.sub("0", text))
+    return template_vars(text)
+
+
+def _literal_text(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return str(value).lower()
+    if isinstance(value, int | float):
+        return repr(value)
+    return "'" + str(value).replace("'", "") + "'"
+
+
+def _number(name: str, variables: Mapping[str, Any]) -> float:
+    value = variables.get(name)
+    if value is None:
+        raise Unbound(name)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise Unbound(f"{name} (not a number: {value!r})")
+    return float(value)
 
 
 def _value(match: re.Match[str], variables: Mapping[str, Any]) -> Any:
-    name, op, num = match.group(1), match.group(2), match.group(3)
+    name, op, operand = match.group(1), match.group(2), match.group(3)
     if name not in variables or variables[name] is None:
         raise Unbound(name)
     value = variables[name]
     if not op:
         return value
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        raise Unbound(f"{name} (not a number: {value!r})")
-    result = _ARITH[op](float(value), float(num))
-    # Counts such as replicas must stay whole; round up so scaling never under-provisions.
+    left = _number(name, variables)
+    right = float(operand) if operand[0].isdigit() else _number(operand, variables)
+    if op == "/" and right == 0:
+        raise Unbound(f"{operand} (division by zero)")
+    result = _ARITH[op](left, right)
+    # Counts such as replicas stay whole. Round to nearest rather than up: a measured ratio of
+    # 3.02 on 6 replicas means 18, not 19.
     if isinstance(value, int):
-        return max(int(math.ceil(result - 1e-9)), 0)
+        return max(math.floor(result + 0.5), 0)
     return round(result, 4)
 
 

@@ -10,9 +10,10 @@ plain text that `render_postmortem` escapes. Either way, quoted outside text sta
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+import re
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from opsloop.agents.markdown import (
@@ -21,12 +22,9 @@ from opsloop.agents.markdown import (
     fmt_duration,
     fmt_percent,
     fmt_time,
-    front_matter,
-    guard_block,
     inline,
-    iso,
     one_line,
-    table,
+    render_postmortem,
 )
 from opsloop.models import (
     ActionItem,
@@ -39,17 +37,22 @@ from opsloop.models import (
     PolicyDecision,
     Postmortem,
     RemediationAction,
-    Severity,
     TimelineEvent,
     Verdict,
 )
 
-# Timeline event kinds this module reads. The graph writes them; keep the two in step.
+__all__ = [
+    "ActionRecord", "action_records", "draft_postmortem", "escalated", "needs_postmortem",
+    "render_postmortem", "verification_failed", "write_postmortem",
+]
+
+# Timeline event kinds this module reads (see opsloop/graph/nodes); keep the two in step.
 ONSET_KINDS = frozenset({"fault", "first_signal"})
-DETECTED_KINDS = frozenset({"detected", "opened", "incident_opened"})
+DETECTED_KINDS = frozenset({"detected", "alert", "opened"})
 MITIGATED_KINDS = frozenset({"mitigated", "verified"})
-APPROVAL_REQUESTED_KINDS = frozenset({"approval_requested"})
-ESCALATED_KINDS = frozenset({"escalated", "escalation"})
+ESCALATED_KINDS = frozenset({"escalated"})
+# The approval request goes out when guardrails decide `needs_approval`.
+APPROVAL_REQUESTED_KINDS = frozenset({"approval_requested", "decision"})
 
 # Words in a check's name or tool that say the evidence is about a change to production.
 _CHANGE_WORDS = (("deploy", "deploy"), ("flag", "feature-flag change"),
@@ -109,7 +112,7 @@ def _pair_approvals(
     paired: dict[str, Approval] = {}
     left = list(incident.approvals)
     for action_id in action_ids:
-        match = next((a for a in left if action_id in a.request_id), None)
+        match = next((a for a in left if _names(a.request_id, action_id)), None)
         if match is not None:
             paired[action_id] = match
             left.remove(match)
@@ -123,13 +126,21 @@ def _pair_approvals(
     return paired
 
 
+def _names(request_id: str, action_id: str) -> bool:
+    # "apr-a-1" names action "a-1"; "apr-a-10" does not.
+    pattern = rf"(?<![A-Za-z0-9]){re.escape(action_id)}(?![A-Za-z0-9])"
+    return request_id == action_id or re.search(pattern, request_id) is not None
+
+
 def _approval_wait(
     incident: Incident, approval: Approval | None, action_id: str
 ) -> timedelta | None:
     if approval is None:
         return None
     requests = [
-        e for e in incident.timeline if e.kind in APPROVAL_REQUESTED_KINDS and e.at <= approval.at
+        e for e in incident.timeline
+        if e.kind in APPROVAL_REQUESTED_KINDS and e.at <= approval.at
+        and e.data.get("outcome", DecisionOutcome.NEEDS_APPROVAL.value) == "needs_approval"
     ]
     named = [
         e for e in requests
@@ -156,16 +167,18 @@ def _times(incident: Incident) -> tuple[datetime | None, datetime, datetime | No
 
 
 def escalated(incident: Incident) -> bool:
+    """Handed to a human: the status says so, or the timeline records an escalation."""
     return incident.status is IncidentStatus.ESCALATED or any(
         e.kind in ESCALATED_KINDS for e in incident.timeline
     )
 
 
 def verification_failed(incident: Incident) -> bool:
+    """The fix ran and health did not come back within the window."""
     return incident.verification is not None and not incident.verification.passed
 
 
-def needs_postmortem(incident: Incident, policy_severities: set[str]) -> bool:
+def needs_postmortem(incident: Incident, policy_severities: Collection[str]) -> bool:
     """SEV1-2 always; severities the policy lists; anything that escalated or failed to verify."""
     severity = incident.severity
     if severity is not None and (severity.rank <= 2 or severity.value in policy_severities):
@@ -177,7 +190,8 @@ def draft_postmortem(incident: Incident, *, slow_approval_minutes: float = 30) -
     """A draft postmortem in Google's template; status stays "draft" until a human reviews it."""
     records = action_records(incident)
     onset, detected, mitigated = _times(incident)
-    slow = timedelta(minutes=slow_approval_minutes)
+    lessons = _lessons(incident, records, onset, detected,
+                       timedelta(minutes=slow_approval_minutes))
     return Postmortem(
         incident_id=incident.id,
         title=one_line(incident.title, 200),
@@ -187,10 +201,10 @@ def draft_postmortem(incident: Incident, *, slow_approval_minutes: float = 30) -
         trigger=_trigger(incident, detected),
         resolution=_resolution(incident, records),
         detection=_detection(incident, onset, detected),
-        action_items=_action_items(incident, records, slow),
-        went_well=_went_well(incident, records, onset, detected, slow),
-        went_wrong=_went_wrong(incident, records, slow),
-        lucky=_lucky(incident),
+        action_items=lessons.items,
+        went_well=lessons.well,
+        went_wrong=lessons.wrong,
+        lucky=lessons.lucky,
         timeline=sorted(incident.timeline, key=lambda e: e.at),  # stable: ties keep record order
     )
 
@@ -304,7 +318,8 @@ def _resolution(incident: Incident, records: list[ActionRecord]) -> str:
         if r.decision is not None:
             reasons = "; ".join(inline(x, 200) for x in r.decision.reasons)
             text += (f" Policy: {r.decision.outcome.value} by rule {inline(r.decision.rule)}"
-                     + (f" ({reasons})" if reasons else "") + ".")
+                     + (f" ({reasons})" if reasons else "")
+                     + (", with a notification" if r.decision.notify else "") + ".")
         if r.approval is not None:
             a = r.approval
             waited = f" after {fmt_duration(r.approval_wait)}" if r.approval_wait else ""
@@ -334,8 +349,8 @@ def _resolution(incident: Incident, records: list[ActionRecord]) -> str:
         if v.rolled_back:
             undone = ", ".join(f"{inline(r.action)} {r.status.value}" for r in v.rollback_results)
             parts.append(f"Rolled back{': ' + undone if undone else ''}.")
-    if escalated(incident):
-        parts.append("The incident was escalated to a human.")
+    parts += [f"Escalated at {fmt_time(e.at)}: {inline(e.message, 200)}."
+              for e in incident.timeline if e.kind in ESCALATED_KINDS]
     if incident.notifications:
         parts.append("Notified: " + "; ".join(inline(n, 200) for n in incident.notifications) + ".")
     return "\n\n".join(parts)
@@ -353,6 +368,9 @@ def _detection(incident: Incident, onset: datetime | None, detected: datetime) -
     if incident.severity is not None:
         text += (f"\n\nSeverity {incident.severity.value} by rule "
                  f"{inline(incident.severity_rule) or 'not recorded'}.")
+    if incident.anomalies and (lag := incident.opened_at - min(
+            a.starts_at for a in incident.anomalies)) > timedelta(0):
+        text += f"\n\nThe first alert fired {fmt_duration(lag)} before the incident opened."
     if onset is not None:
         text += (f"\n\nTime to detect: {fmt_duration(detected - onset)} "
                  f"(onset {fmt_time(onset)}, detected {fmt_time(detected)}).")
@@ -362,160 +380,89 @@ def _detection(incident: Incident, onset: datetime | None, detected: datetime) -
     return text
 
 
-def _action_items(incident: Incident, records: list[ActionRecord], slow: timedelta
-                  ) -> list[ActionItem]:
-    items: list[ActionItem] = []
-    services = ", ".join(incident.services) or "the affected service"
-    cause = incident.root_cause
+@dataclass
+class _Lessons:
+    items: list[ActionItem] = field(default_factory=list)
+    well: list[str] = field(default_factory=list)
+    wrong: list[str] = field(default_factory=list)
+    lucky: list[str] = field(default_factory=list)
+
+
+def _lessons(incident: Incident, records: list[ActionRecord], onset: datetime | None,
+             detected: datetime, slow: timedelta) -> _Lessons:
+    """Action items and lessons, each from one fact in the record; one rule may yield both."""
+    out = _Lessons()
+    cause, v = incident.root_cause, incident.verification
+    held = v is not None and v.passed
+    if onset is not None:
+        out.well.append(f"Detected {fmt_duration(detected - onset)} after onset.")
     if incident.novel or cause is None:
-        items.append(ActionItem(kind="process", description=(
-            f"Write a runbook for {one_line(incident.title, 120)} on {services}: "
+        out.wrong.append("No runbook covered this failure; no hypothesis reached confidence.")
+        out.items.append(ActionItem(kind="process", description=(
+            f"Write a runbook for {one_line(incident.title, 120)} on "
+            f"{', '.join(incident.services) or 'the affected service'}: "
             "no runbook hypothesis reached confidence.")))
-    if verification_failed(incident):
-        items.append(ActionItem(kind="mitigate", description=(
-            "Investigate why " + ", ".join(r.action.describe() for r in records if r.result)
-            + " did not restore health; fix the remediation or its runbook.")))
+    if cause is not None and not incident.novel:
+        supporting = sum(1 for e in cause.evidence if e.holds)
+        out.well.append(f"Runbook {cause.runbook} matched with confidence "
+                        f"{cause.confidence:.2f} on {supporting} supporting check(s).")
+    if held and (cause is None or cause.confidence < 0.7):
+        confidence = f"only {cause.confidence:.2f}" if cause else "not established"
+        out.lucky.append(f"The fix held although confidence in the root cause was {confidence}.")
     if cause is not None and "leak" in cause.category.lower():
-        items.append(ActionItem(kind="prevent", description=(
+        out.items.append(ActionItem(kind="prevent", description=(
             f"Fix the {cause.category.replace('_', ' ')} in {cause.service}'s code; "
             "restarts only buy time.")))
-    rolled_deploys = {r.action.service for r in records if r.action.type == "rollback_deploy"
-                      and r.result and r.result.status is ActionStatus.SUCCEEDED}
-    for service in sorted(rolled_deploys):
-        items.append(ActionItem(kind="detect", description=(
-            f"Add canary checks to {service}'s deploys so a bad version stops before it "
-            "reaches all traffic.")))
-    for r in records:
-        if r.approval and r.approval.verdict is Verdict.REJECT:
-            rule = r.decision.rule if r.decision else "the remediation policy"
-            items.append(ActionItem(kind="process", owner=r.approval.by, description=(
-                f"Review the proposal policy ({rule}) for {r.action.type}: {r.approval.by} "
-                f"rejected it: {one_line(r.approval.reason, 200) or 'no reason given'}.")))
-        elif r.approval_wait is not None and r.approval_wait > slow:
-            items.append(ActionItem(kind="process", description=(
-                f"Review the approval path for {r.action.type}: the answer took "
-                f"{fmt_duration(r.approval_wait)}.")))
-    if cause is not None:
-        for e in cause.evidence:
-            if e.holds is None:
-                items.append(ActionItem(kind="detect", description=(
-                    f"Make check {one_line(e.check, 80)} answer: {e.tool} returned "
-                    f"{e.status.value} during the incident.")))
-    return items
-
-
-def _went_well(incident: Incident, records: list[ActionRecord], onset: datetime | None,
-               detected: datetime, slow: timedelta) -> list[str]:
-    well = []
-    if onset is not None:
-        well.append(f"Detected {fmt_duration(detected - onset)} after onset.")
+    blind = [e for e in cause.evidence if e.holds is None] if cause else []
+    if blind:
+        out.wrong.append(f"Checks could not answer: {', '.join(e.check for e in blind)}.")
+        if held:
+            out.lucky.append(f"The fix held although {len(blind)} check(s) could not answer.")
+        out.items += [ActionItem(kind="detect", description=(
+            f"Make check {one_line(e.check, 80)} answer: {e.tool} returned {e.status.value} "
+            "during the incident.")) for e in blind]
     for r in records:
         ok = r.result is not None and r.result.status is ActionStatus.SUCCEEDED
-        if ok and r.decision is not None and r.decision.outcome is DecisionOutcome.AUTO:
-            well.append(f"Auto-remediated within policy: {r.action.describe()} "
-                        f"(rule {r.decision.rule}).")
-        if r.approval_wait is not None and r.approval_wait <= slow:
-            well.append(f"A human answered the approval request in "
-                        f"{fmt_duration(r.approval_wait)}.")
-    if incident.root_cause is not None and not incident.novel:
-        held = sum(1 for e in incident.root_cause.evidence if e.holds)
-        well.append(f"Runbook {incident.root_cause.runbook} matched with confidence "
-                    f"{incident.root_cause.confidence:.2f} on {held} supporting check(s).")
-    v = incident.verification
-    if v is not None and v.passed:
-        well.append(f"Verification passed after a {v.window_minutes}-minute window.")
-    if v is not None and v.rolled_back and all(
-        r.status is ActionStatus.SUCCEEDED for r in v.rollback_results
-    ):
-        well.append("The failed action was reverted automatically.")
-    return well
-
-
-def _went_wrong(incident: Incident, records: list[ActionRecord], slow: timedelta) -> list[str]:
-    wrong = []
-    if incident.novel:
-        wrong.append("No runbook covered this failure; no hypothesis reached confidence.")
-    for r in records:
-        if r.approval_wait is not None and r.approval_wait > slow:
-            wrong.append(f"Waited {fmt_duration(r.approval_wait)} for approval of "
-                         f"{r.action.describe()}.")
-        if r.approval is not None and r.approval.verdict is Verdict.REJECT:
-            wrong.append(f"{r.approval.by} rejected {r.action.describe()}: "
-                         f"{one_line(r.approval.reason, 200) or 'no reason given'}.")
+        auto = r.decision is not None and r.decision.outcome is DecisionOutcome.AUTO
+        # A fix that did not hold earns no credit.
+        if ok and auto and not verification_failed(incident):
+            out.well.append(f"Auto-remediated within policy: {r.action.describe()} "
+                            f"(rule {r.decision.rule if r.decision else ''}).")
         if r.result is not None and r.result.status is ActionStatus.FAILED:
-            wrong.append(f"{r.action.describe()} failed: {one_line(r.result.detail, 200)}.")
-    v = incident.verification
-    if v is not None and not v.passed:
+            out.wrong.append(f"{r.action.describe()} failed: {one_line(r.result.detail, 200)}.")
+        if ok and r.action.type == "rollback_deploy":
+            out.items.append(ActionItem(kind="detect", description=(
+                f"Add canary checks to {r.action.service}'s deploys so a bad version stops "
+                "before it reaches all traffic.")))
+        if r.approval is not None and r.approval.verdict is Verdict.REJECT:
+            reason = one_line(r.approval.reason, 200) or "no reason given"
+            out.wrong.append(f"{r.approval.by} rejected {r.action.describe()}: {reason}.")
+            out.items.append(ActionItem(kind="process", owner=r.approval.by, description=(
+                f"Review the proposal policy ({r.decision.rule if r.decision else 'unrecorded'}) "
+                f"for {r.action.type}: {r.approval.by} rejected it: {reason}.")))
+        elif r.approval_wait is not None and r.approval_wait > slow:
+            wait = fmt_duration(r.approval_wait)
+            out.wrong.append(f"Waited {wait} for approval of {r.action.describe()}.")
+            out.items.append(ActionItem(kind="process", description=(
+                f"Review the approval path for {r.action.type}: the answer took {wait}.")))
+        elif r.approval_wait is not None:
+            out.well.append(f"A human answered the approval request in "
+                            f"{fmt_duration(r.approval_wait)}.")
+    if v is not None and v.passed:
+        out.well.append(f"Verification passed after a {v.window_minutes}-minute window.")
+    elif v is not None:
         failed = ", ".join(f"{c.name} on {c.service}" for c in v.checks if not c.ok)
-        wrong.append("Verification failed" + (f" ({failed})" if failed else "")
-                     + (" and the action was reverted." if v.rolled_back else "."))
-    if escalated(incident):
-        wrong.append("Automation ran out of options and a human had to take over.")
-    if incident.root_cause is not None:
-        blind = [e.check for e in incident.root_cause.evidence if e.holds is None]
-        if blind:
-            wrong.append(f"Checks could not answer: {', '.join(blind)}.")
-    return wrong
-
-
-def _lucky(incident: Incident) -> list[str]:
-    # Only what the record shows: a good outcome the evidence did not fully earn.
-    lucky: list[str] = []
-    v = incident.verification
-    cause = incident.root_cause
-    if v is None or not v.passed:
-        return lucky
-    if cause is None or cause.confidence < 0.7:
-        confidence = f"only {cause.confidence:.2f}" if cause else "not established"
-        lucky.append(f"The fix held although confidence in the root cause was {confidence}.")
-    if cause is not None and (blind := [e.check for e in cause.evidence if e.holds is None]):
-        lucky.append(f"The fix held although {len(blind)} check(s) could not answer: "
-                     f"{', '.join(blind)}.")
-    return lucky
-
-
-def render_postmortem(
-    pm: Postmortem,
-    *,
-    severity: Severity | str | None = None,
-    services: Sequence[str] = (),
-    generated_at: datetime | None = None,
-) -> str:
-    """The draft as markdown with YAML front matter, sections in Google's order."""
-    meta = {
-        "incident": pm.incident_id,
-        "title": pm.title,
-        "status": pm.status,
-        "severity": str(severity) if severity is not None else None,
-        "services": list(services),
-        "generated_at": iso(generated_at or datetime.now(UTC)),
-    }
-    lessons = "\n\n".join(
-        f"### {heading}\n\n{bullets(inline(x) for x in items) if items else empty}"
-        for heading, items, empty in (
-            ("What went well", pm.went_well, "Nothing recorded."),
-            ("What went wrong", pm.went_wrong, "Nothing recorded."),
-            ("Where we got lucky", pm.lucky, "Nothing in the record points to luck."),
-        )
-    )
-    items = (table(["Kind", "Action item", "Owner"],
-                   ([i.kind, i.description, i.owner] for i in pm.action_items))
-             if pm.action_items else "No action items follow from the record; add any in review.")
-    sections = [
-        ("Summary", guard_block(pm.summary)),
-        ("Impact", guard_block(pm.impact)),
-        ("Root Causes", guard_block(pm.root_causes)),
-        ("Trigger", guard_block(pm.trigger)),
-        ("Resolution", guard_block(pm.resolution)),
-        ("Detection", guard_block(pm.detection)),
-        ("Action Items", items),
-        ("Lessons Learned", lessons),
-        ("Timeline", table(["Time", "Event", "Message"],
-                           ([fmt_time(e.at), e.kind, e.message] for e in pm.timeline))),
-    ]
-    body = "\n\n".join(f"## {name}\n\n{text}" for name, text in sections)
-    return (f"{front_matter(meta)}\n# Postmortem (draft): {inline(pm.title)}\n\n"
-            f"{body}\n")
+        out.wrong.append("Verification failed" + (f" ({failed})" if failed else "")
+                         + (" and the action was reverted." if v.rolled_back else "."))
+        out.items.insert(0, ActionItem(kind="mitigate", description=(
+            "Investigate why " + (", ".join(r.action.describe() for r in records if r.result)
+                                  or "the remediation")
+            + " did not restore health; fix the remediation or its runbook.")))
+        if v.rolled_back and all(r.status is ActionStatus.SUCCEEDED for r in v.rollback_results):
+            out.well.append("The failed action was reverted automatically.")
+    if incident.status is IncidentStatus.ESCALATED:
+        out.wrong.append("Automation ran out of options and a human had to take over.")
+    return out
 
 
 def write_postmortem(incident: Incident, directory: Path, *,

@@ -16,7 +16,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from opsloop.agents.checks import Unbound, parse_expect, render, render_lenient, resolve
+from opsloop.agents.checks import (
+    Unbound,
+    fill_expect,
+    parse_expect,
+    render,
+    render_lenient,
+    resolve,
+)
 from opsloop.models import (
     Diagnosis,
     Evidence,
@@ -85,6 +92,7 @@ def evaluate(spec: HypothesisSpec, runbook: Runbook, service: str, toolbox: Tool
             total += check.weight
         try:
             args = {k: render(v, variables) for k, v in check.args.items()}
+            expect = fill_expect(check.expect, variables) if check.expect else None
         except Unbound as exc:
             evidence.append(Evidence(check=check.id, description=check.description,
                                      tool=check.tool, args=dict(check.args),
@@ -95,7 +103,7 @@ def evaluate(spec: HypothesisSpec, runbook: Runbook, service: str, toolbox: Tool
         result = toolbox.call(check.tool, args)
         holds: bool | None = None
         if result.status == ToolStatus.OK:
-            holds = parse_expect(check.expect).holds(result.data) if check.expect else True
+            holds = parse_expect(expect).holds(result.data) if expect else True
             for name, path in check.bind.items():
                 value = resolve(result.data, path)
                 if value is not None:
@@ -103,7 +111,8 @@ def evaluate(spec: HypothesisSpec, runbook: Runbook, service: str, toolbox: Tool
         evidence.append(Evidence(check=check.id, description=check.description, tool=check.tool,
                                  args=result.args, status=result.status,
                                  observed=result.summary or result.error,
-                                 expectation=("refuted if " if check.refutes else "") + expectation,
+                                 expectation=("refuted if " if check.refutes else "")
+                                 + (expect or expectation),
                                  holds=holds, weight=check.weight))
         if check.refutes:
             refuting += check.weight if holds else 0.0
@@ -193,7 +202,8 @@ def diagnose(specialist: str, incident: Incident, toolbox: Toolbox, index: Runbo
                 rationale=_rationale(item.hypothesis)) for a in actions]
 
     summary = _summary(specialist, winner, min_confidence, runbooks, toolbox, notes)
-    return Diagnosis(specialist=specialist, hypotheses=[s.hypothesis for s in unique[:_MAX_HYPOTHESES]],
+    return Diagnosis(specialist=specialist,
+                     hypotheses=[s.hypothesis for s in unique[:_MAX_HYPOTHESES]],
                      runbooks=[rb.id for rb in runbooks], proposals=proposals, summary=summary)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 
@@ -53,3 +54,11 @@ class PolicyError(Exception):
         errors = [p for p in problems if p.level is ProblemLevel.ERROR]
         lines = "\n".join(f"  {p}" for p in errors)
         super().__init__(f"{len(errors)} policy error(s):\n{lines}")
+
+
+def display_path(path: Path) -> str:
+    """Relative to where the operator stands, so messages read `policies/severity.yaml`."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)

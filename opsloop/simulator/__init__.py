@@ -1,0 +1,22 @@
+"""The embedded offline default environment: a simulated production fleet with scenarios."""
+
+from opsloop.simulator.env import SimEnvironment
+from opsloop.simulator.scenarios import (
+    SCENARIOS,
+    Expected,
+    Scenario,
+    UnknownScenarioError,
+    get_scenario,
+)
+from opsloop.simulator.state import METRICS, SimState
+
+__all__ = [
+    "METRICS",
+    "SCENARIOS",
+    "Expected",
+    "Scenario",
+    "SimEnvironment",
+    "SimState",
+    "UnknownScenarioError",
+    "get_scenario",
+]

@@ -162,6 +162,7 @@ class SimState(BaseModel):
     series: dict[str, dict[str, list[float]]] = Field(default_factory=dict)
     logs: dict[str, list[LogEntry]] = Field(default_factory=dict)
     executed: dict[str, ActionResult] = Field(default_factory=dict)
+    reverted: dict[str, str] = Field(default_factory=dict)  # action key -> the revert's key
 
     def now(self) -> datetime:
         return tick_time(self.tick)

@@ -8,6 +8,7 @@ meet "oom" and "timeouts" meet "timeout".
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import zlib
@@ -21,10 +22,11 @@ from chromadb.utils.embedding_functions import register_embedding_function
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*|[0-9]+")
 # Split CamelCase alert names ("HighErrorRate") into their words as well as keeping the whole.
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
-_STOP = frozenset(
-    "a an and are as at be by for from has have in is it its of on or the this that to was "
-    "were when which with will".split()
-)
+_STOP = frozenset({
+    "a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "has", "have", "in", "is",
+    "it", "its", "of", "on", "or", "the", "this", "that", "to", "was", "were", "when", "which",
+    "with", "will",
+})
 _WEIGHTS = {"w": 1.0, "b": 0.6, "c": 0.25}
 
 
@@ -48,7 +50,7 @@ def _features(text: str) -> Counter[str]:
         for n in (3, 4):
             for i in range(len(padded) - n + 1):
                 feats["c:" + padded[i : i + n]] += 1
-    for a, b in zip(words, words[1:], strict=False):
+    for a, b in itertools.pairwise(words):
         feats[f"b:{a} {b}"] += 1
     return feats
 

@@ -17,7 +17,7 @@ import yaml
 from chromadb.config import Settings as ChromaSettings
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
-from opsloop.agents.checks import ExpectError, parse_expect, template_vars
+from opsloop.agents.checks import ExpectError, check_expect, template_vars
 from opsloop.models import ParamValue
 from opsloop.tools.embeddings import HashingEmbeddingFunction
 from opsloop.tools.toolbox import TOOLS
@@ -26,6 +26,7 @@ SpecialistName = Literal[
     "health", "incident", "remediation", "rollout", "capacity", "performance", "resilience", "cost"
 ]
 _ALERT_BOOST = 0.3  # an alert named in the query is strong evidence of the right runbook
+_EXTRA_ALERT_BOOST = 0.1  # each further firing alert it covers: it explains more of the incident
 
 
 class CheckSpec(BaseModel, extra="forbid"):
@@ -46,7 +47,7 @@ class CheckSpec(BaseModel, extra="forbid"):
     def _expect_parses(cls, value: str | None) -> str | None:
         if value is not None:
             try:
-                parse_expect(value)
+                check_expect(value)
             except ExpectError as exc:
                 raise ValueError(str(exc)) from exc
         return value
@@ -90,13 +91,15 @@ class HypothesisSpec(BaseModel, extra="forbid"):
             if check.id in seen:
                 raise ValueError(f"checks[{i}]: duplicate check id {check.id!r}")
             seen.add(check.id)
-            used = set().union(*(template_vars(v) for v in check.args.values()))
+            used = set().union(*(template_vars(v) for v in check.args.values()),
+                               template_vars(check.expect))
             if used - known:
                 raise ValueError(f"checks[{i}] ({check.id}) uses {sorted(used - known)} "
                                  "before any earlier check binds it")
             known |= set(check.bind)
         for i, act in enumerate(self.remediation):
-            used = template_vars(act.service).union(*(template_vars(v) for v in act.params.values()))
+            used = template_vars(act.service).union(
+                *(template_vars(v) for v in act.params.values()))
             if used - known:
                 raise ValueError(f"remediation[{i}] ({act.action}) uses {sorted(used - known)}, "
                                  "which no check binds")
@@ -298,6 +301,7 @@ class RunbookIndex:
             hit = best.get(rb.id) or RunbookHit(runbook_id=rb.id, title=rb.title,
                                                 specialist=rb.specialist, score=0.0,
                                                 section="summary", file=rb.file)
-            best[rb.id] = hit.model_copy(update={
-                "score": min(1.0, hit.score + _ALERT_BOOST), "matched_alerts": matched})
+            boost = _ALERT_BOOST + _EXTRA_ALERT_BOOST * (len(matched) - 1)
+            best[rb.id] = hit.model_copy(update={"score": min(1.0, hit.score + boost),
+                                                 "matched_alerts": matched})
         return sorted(best.values(), key=lambda h: (-h.score, h.runbook_id))[:k]

@@ -108,6 +108,11 @@ def _coerce(spec: ToolSpec, args: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _num(value: float) -> float | int:
+    """Whole numbers as int (a replica count binds as 8, not 8.0); others to 6 places."""
+    return int(value) if float(value).is_integer() else round(value, 6)
+
+
 def _values(ctx: ToolContext, service: str, metric: str, minutes: int) -> list[float]:
     return ctx.telemetry.metric(service, metric, minutes).values()
 
@@ -121,13 +126,15 @@ def metric_stat(ctx: ToolContext, service: str, metric: str, minutes: int = 10,
     vals = _values(ctx, service, metric, minutes)
     if not vals:
         return _NO_DATA, {}, f"no {metric} data for {service} in the last {minutes}m"
-    value = {"avg": statistics.fmean, "max": max, "min": min, "last": lambda v: v[-1]}[agg](vals)
-    data = {"value": round(value, 6), "points": len(vals)}
+    aggregate: dict[str, Callable[[list[float]], float]] = {
+        "avg": statistics.fmean, "max": max, "min": min, "last": lambda v: v[-1]}
+    value = aggregate[agg](vals)
+    data = {"value": _num(value), "points": len(vals)}
     return _OK, data, f"{service} {metric} {agg} over {minutes}m = {value:.4g}"
 
 
-def _onset(ctx: ToolContext, service: str, metric: str, points: list[tuple[datetime, float]],
-           mean: float, threshold: float, up: bool) -> float | None:
+def _onset(ctx: ToolContext, points: list[tuple[datetime, float]], mean: float,
+           threshold: float, up: bool) -> float | None:
     """Minutes ago the current departure from the baseline began (allowing two quiet minutes)."""
     onset: int | None = None
     quiet = 0
@@ -145,24 +152,26 @@ def _onset(ctx: ToolContext, service: str, metric: str, points: list[tuple[datet
 @_tool
 def metric_change(ctx: ToolContext, service: str, metric: str, minutes: int = 10,
                   baseline_minutes: int = 60) -> Outcome:
-    """Recent window vs the window before it: ratio, delta and the minute the change began."""
+    """Recent window vs the usual level (median) before it: ratio, delta, minute of onset."""
     series = ctx.telemetry.metric(service, metric, minutes + baseline_minutes)
     points = [(p.at, p.value) for p in series.points]
     if len(points) <= minutes:
         return _NO_DATA, {}, f"not enough {metric} history for {service} to compare"
     base = [v for _, v in points[:-minutes]]
     recent = statistics.fmean(v for _, v in points[-minutes:])
-    mean = statistics.fmean(base)
-    spread = statistics.pstdev(base) if len(base) > 1 else 0.0
-    ratio = recent / mean if abs(mean) > 1e-9 else (1.0 if abs(recent) <= 1e-9 else 1e6)
-    threshold = max(3 * spread, 0.1 * abs(mean), 1e-6)
-    changed = abs(recent - mean) > threshold
-    onset = _onset(ctx, service, metric, points, mean, threshold, recent >= mean) if changed else None
-    data = {"recent": round(recent, 6), "baseline": round(mean, 6), "ratio": round(ratio, 4),
-            "delta": round(recent - mean, 6), "changed": changed, "onset_minutes_ago": onset}
+    # Median and MAD, not mean and stdev: when the change began inside the baseline window,
+    # the changed minutes must not drag "usual" towards them or hide where they began.
+    center = statistics.median(base)
+    ratio = recent / center if abs(center) > 1e-9 else (1.0 if abs(recent) <= 1e-9 else 1e6)
+    mad = statistics.median(abs(v - center) for v in base)
+    threshold = max(3 * 1.4826 * mad, 0.1 * abs(center), 1e-6)
+    changed = abs(recent - center) > threshold
+    onset = _onset(ctx, points, center, threshold, recent >= center) if changed else None
+    data = {"recent": _num(recent), "baseline": _num(center), "ratio": round(ratio, 4),
+            "delta": _num(recent - center), "changed": changed, "onset_minutes_ago": onset}
     when = f", began {onset:g}m ago" if onset is not None else ""
-    return _OK, data, (f"{service} {metric} {recent:.4g} over {minutes}m vs {mean:.4g} "
-                       f"before (x{ratio:.2f}{when})")
+    return _OK, data, (f"{service} {metric} {recent:.4g} over {minutes}m vs usual {center:.4g} "
+                       f"(x{ratio:.2f}{when})")
 
 
 @_tool
@@ -217,7 +226,8 @@ def recent_deploys(ctx: ToolContext, service: str, minutes: int = 60) -> Outcome
              "author": d.author, "at": d.at.isoformat(), "age_minutes": ctx.minutes_ago(d.at)}
             for d in events]
     latest = rows[-1] if rows else None
-    data = {"count": len(rows), "latest": latest, "deploys": rows[-5:]}
+    data = {"count": len(rows), "latest": latest, "earliest": rows[0] if rows else None,
+            "deploys": rows[-5:]}
     if latest is None:
         return _OK, data, f"no deploys of {service} in the last {minutes}m"
     return _OK, data, (f"{len(rows)} deploy(s) of {service} in {minutes}m; latest "
@@ -233,7 +243,9 @@ def recent_flag_changes(ctx: ToolContext, service: str, minutes: int = 60) -> Ou
              "to_percent": c.to_percent, "author": c.author, "at": c.at.isoformat(),
              "age_minutes": ctx.minutes_ago(c.at)} for c in changes]
     latest = rows[-1] if rows else None
-    data = {"count": len(rows), "latest": latest, "changes": rows[-5:]}
+    # A progressive ramp is several changes; `earliest` is when the exposure began.
+    data = {"count": len(rows), "latest": latest, "earliest": rows[0] if rows else None,
+            "changes": rows[-5:]}
     if latest is None:
         return _OK, data, f"no flag changes for {service} in the last {minutes}m"
     return _OK, data, (f"{len(rows)} flag change(s) for {service}; latest {latest['key']} "
@@ -265,9 +277,14 @@ def dependency_health(ctx: ToolContext, service: str, minutes: int = 5) -> Outco
     """Error ratio and p99 latency of each direct dependency; the worst one first."""
     deps = []
     for name in _service(ctx, service).dependencies:
-        err = _values(ctx, name, "error_ratio", minutes)
-        lat = _values(ctx, name, "latency_p99_ms", minutes)
-        deps.append({"name": name,
+        try:
+            err = _values(ctx, name, "error_ratio", minutes)
+            lat = _values(ctx, name, "latency_p99_ms", minutes)
+        except KeyError:  # an external provider: no telemetry of its own, judge it by its caller
+            deps.append({"name": name, "error_ratio": None, "latency_p99_ms": None,
+                         "observed": False})
+            continue
+        deps.append({"name": name, "observed": True,
                      "error_ratio": round(statistics.fmean(err), 6) if err else None,
                      "latency_p99_ms": round(statistics.fmean(lat), 3) if lat else None})
     deps.sort(key=lambda d: (d["error_ratio"] or 0.0, d["latency_p99_ms"] or 0.0), reverse=True)

@@ -21,6 +21,7 @@ from opsloop.models import (
 )
 from opsloop.policy.guardrails import GuardrailContext, decide
 from opsloop.policy.health import budget_exhausted
+from opsloop.policy.rollback import kill_switch_tripped
 
 
 def auto_actions_last_hour(ctx: LoopContext, service: str, exclude: str) -> int:
@@ -45,7 +46,9 @@ def guardrail_context(
     ctx: LoopContext, incident: Incident, action: RemediationAction, auto_so_far: int
 ) -> GuardrailContext:
     """Facts about production the policy needs; measured, never taken from the proposal."""
-    replicas = next((s.replicas for s in ctx.telemetry.services() if s.name == action.service), 0)
+    replicas = next(
+        (s.replicas for s in ctx.telemetry.services() if s.name == action.service), None
+    )
     flag = str(action.params.get("flag", ""))
     percent = next(
         (f.rollout_percent for f in ctx.telemetry.flags(action.service) if f.key == flag), None
@@ -56,6 +59,8 @@ def guardrail_context(
         budget_exhausted=budget_exhausted(action.service, ctx.policies, ctx.telemetry),
         current_replicas=replicas,
         flag_percent=percent,
+        kill_switch_tripped=action.type == ctx.policies.rollback.kill_switch.action
+        and kill_switch_tripped(action.service, ctx.telemetry, ctx.policies.rollback),
     )
 
 

@@ -9,12 +9,18 @@ from langgraph.runtime import Runtime
 from opsloop.graph.context import LoopContext
 from opsloop.graph.nodes.common import context_of, event
 from opsloop.graph.state import LoopState
+from opsloop.models import TimelineEvent
 
 
 def intake(state: LoopState, runtime: Runtime[LoopContext]) -> dict[str, Any]:
     ctx = context_of(runtime)
     incident = state["incident"]
+    first = min(incident.anomalies, key=lambda a: a.starts_at, default=None)
     events = []
+    if first is not None:
+        # The earliest moment any signal showed the problem: the start of detection time.
+        events.append(TimelineEvent(at=first.starts_at, kind="first_signal",
+                                    message=f"{first.name} condition began on {first.service}"))
     for anomaly in incident.anomalies:
         events.append(
             event(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from opsloop.policy.schema.alerts import AlertQuality, AlertRuleSpec, AlertsPolicy
 from opsloop.policy.schema.base import PolicyFile, StrictModel, format_minutes, strictest
@@ -42,6 +42,7 @@ class Policies(BaseModel):
     alerts: AlertsPolicy
     capacity: CapacityPolicy
     intake: IntakePolicy
+    warnings: list[str] = Field(default_factory=list)  # from the loader, for the operator
 
 
 # File name -> (attribute on Policies, schema). The loader reads exactly these.

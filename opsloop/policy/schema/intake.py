@@ -130,8 +130,6 @@ class IntakePolicy(PolicyFile):
     def silenced(self, labels: Mapping[str, str], now: datetime) -> bool:
         return any(s.silences(labels, now) for s in self.silences)
 
-    def inhibited(
-        self, target: Mapping[str, str], firing: Iterable[Mapping[str, str]]
-    ) -> bool:
+    def inhibited(self, target: Mapping[str, str], firing: Iterable[Mapping[str, str]]) -> bool:
         sources = list(firing)
         return any(rule.inhibits(target, sources) for rule in self.inhibit_rules)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from opsloop.policy.schema.base import DecisionOutcome, PolicyFile, Severity, StrictModel
 
@@ -31,6 +31,23 @@ class AutoLimits(StrictModel):
     max_factor: float | None = Field(default=None, gt=1)
 
 
+def _outcome_per_severity(value: Any) -> Any:
+    # `outcome: deny` is shorthand for the same outcome at every severity. Expanding it here
+    # (rather than a union type) keeps a typo down to one clear error.
+    if isinstance(value, str):
+        if value not in {o.value for o in DecisionOutcome}:
+            raise ValueError(
+                "should be auto, needs_approval or deny, or a mapping like {SEV1: deny}"
+            )
+        return {s.value: value for s in Severity}
+    return value
+
+
+OutcomeBySeverity = Annotated[
+    dict[Severity, DecisionOutcome], BeforeValidator(_outcome_per_severity)
+]
+
+
 class ActionPolicy(StrictModel):
     # reduces: undoes or contains a change (allowed during a change freeze);
     # adds: introduces change or removes capacity (frozen when the budget is gone);
@@ -39,7 +56,7 @@ class ActionPolicy(StrictModel):
     risk_param: str | None = None
     # One outcome for every severity, or one per severity; missing severities fall back to
     # `severities`. Either way it can only make the severity's outcome stricter.
-    outcome: DecisionOutcome | dict[Severity, DecisionOutcome] | None = None
+    outcome: OutcomeBySeverity = Field(default_factory=dict)
     notify: bool = False
     params: dict[str, ParamSpec] = Field(default_factory=dict)
     auto_limits: AutoLimits | None = None
@@ -55,9 +72,7 @@ class ActionPolicy(StrictModel):
         return self
 
     def outcome_for(self, severity: Severity) -> DecisionOutcome | None:
-        if isinstance(self.outcome, dict):
-            return self.outcome.get(severity)
-        return self.outcome
+        return self.outcome.get(severity)
 
     def denied_everywhere(self) -> bool:
         return all(self.outcome_for(s) is DecisionOutcome.DENY for s in Severity)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, model_validator
 
 from opsloop.models import Impact, Severity
@@ -88,10 +90,13 @@ class Escalation(StrictModel):
 
 class SeverityPolicy(PolicyFile):
     impact_window_minutes: int = Field(default=5, gt=0)
+    impact_statistic: Literal["max", "avg"] = "max"
     tiers: Tiers
     rules: list[SeverityRule] = Field(min_length=1)
     default: Severity
     escalation: dict[Severity, Escalation]
+    # SEV1 and SEV2 always get a postmortem draft; list lower severities that should too.
+    postmortem_severities: list[Severity] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _escalation_for_every_severity(self) -> SeverityPolicy:

@@ -1,0 +1,280 @@
+"""Improvement signals for the Discover loop, derived by fixed rules from incident records.
+
+A signal is a finding an Outcome Owner triages weekly: something production keeps telling
+us that operations alone will not fix. Each rule reads only the record; a signal's id is a
+hash of its kind and the subject it is about (a service, an action type, a policy rule), so
+re-deriving it, or seeing the pattern again next week, updates one file instead of filing
+a new one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from opsloop.agents.markdown import (
+    atomic_write,
+    fmt_duration,
+    fmt_time,
+    iso,
+    one_line,
+    render_signal,
+    split_front_matter,
+)
+from opsloop.agents.postmortem import ActionRecord, action_records, verification_failed
+from opsloop.models import ActionStatus, DecisionOutcome, Incident, Signal, Verdict
+
+DEFAULT_LOOKBACK_DAYS = 30
+DEFAULT_THRESHOLD = 3
+DEFAULT_TOIL_THRESHOLD = 5
+DEFAULT_SLOW_APPROVAL_MINUTES = 30.0
+
+
+def signal_id(kind: str, *subject: str) -> str:
+    """A stable id for a kind of signal about one subject."""
+    digest = hashlib.sha256("\x1f".join((kind, *subject)).encode()).hexdigest()
+    return f"sig-{digest[:16]}"
+
+
+def derive_signals(
+    incident: Incident,
+    history: list[Incident],
+    now: datetime,
+    *,
+    lookback_days: int = DEFAULT_LOOKBACK_DAYS,
+    threshold: int = DEFAULT_THRESHOLD,
+    toil_threshold: int = DEFAULT_TOIL_THRESHOLD,
+    slow_approval_minutes: float = DEFAULT_SLOW_APPROVAL_MINUTES,
+) -> list[Signal]:
+    """The signals this incident raises, judged against `history` within the lookback."""
+    window = _window(incident, history, now - timedelta(days=lookback_days))
+    found = [
+        *_repeated_incidents(incident, window, now, lookback_days, threshold),
+        *_novel_failure(incident, now),
+        *_verification_failed(incident, now),
+        *_recurring_fix(incident, window, now, lookback_days, threshold),
+        *_approval_bottleneck(incident, now, timedelta(minutes=slow_approval_minutes)),
+        *_toil(incident, window, now, lookback_days, toil_threshold),
+    ]
+    return list({s.id: s for s in found}.values())
+
+
+def _window(incident: Incident, history: list[Incident], since: datetime) -> list[Incident]:
+    # The current incident always counts, even when history already holds an older copy of it.
+    by_id = {i.id: i for i in history if i.opened_at >= since}
+    by_id[incident.id] = incident
+    return sorted(by_id.values(), key=lambda i: (i.opened_at, i.id))
+
+
+def _line(incident: Incident) -> str:
+    """One incident as evidence: id, when, how bad, what, and why if known."""
+    severity = incident.severity.value if incident.severity else "unclassified"
+    cause = f"; root cause {incident.root_cause.category}" if incident.root_cause else ""
+    return (f"{incident.id} ({fmt_time(incident.opened_at)}, {severity}, "
+            f"{incident.status.value}): {one_line(incident.title, 120)}{cause}")
+
+
+def _signal(kind: str, subject: Iterable[str], title: str, evidence: list[str],
+            mission: str, incidents: Iterable[Incident], now: datetime) -> Signal:
+    return Signal(id=signal_id(kind, *subject), kind=kind, title=one_line(title, 200),
+                  evidence=[one_line(e, 400) for e in evidence],
+                  suggested_mission=one_line(mission, 400),
+                  incidents=[i.id for i in incidents], created_at=now)
+
+
+def _repeated_incidents(incident: Incident, window: list[Incident], now: datetime,
+                        days: int, threshold: int) -> list[Signal]:
+    signals = []
+    for service in sorted(set(incident.services)):
+        hits = [i for i in window if service in i.services]
+        if len(hits) < threshold:
+            continue
+        categories = {i.root_cause.category for i in hits if i.root_cause}
+        same = (f" from the same cause ({next(iter(categories))})"
+                if len(categories) == 1 and all(i.root_cause for i in hits) else "")
+        signals.append(_signal(
+            "repeated_incidents", ("service", service),
+            f"{service} had {len(hits)} incidents in {days} days{same}",
+            [_line(i) for i in hits],
+            f"Make {service} reliable: find what its {len(hits)} incidents share and fix it "
+            "at the source, with the owning team.",
+            hits, now))
+    cause = incident.root_cause
+    if cause is not None:
+        hits = [i for i in window if i.root_cause and i.root_cause.category == cause.category]
+        # One service's run of the same cause is already the service signal above.
+        covered = any(s.incidents == [i.id for i in hits] for s in signals)
+        if len(hits) >= threshold and not covered:
+            services = sorted({s for i in hits for s in i.services})
+            signals.append(_signal(
+                "repeated_incidents", ("category", cause.category),
+                f"{cause.category} caused {len(hits)} incidents across "
+                f"{', '.join(services)} in {days} days",
+                [_line(i) for i in hits],
+                f"Find why {cause.category} keeps recurring across services and fix the shared "
+                "cause (a library, a platform default, a practice).",
+                hits, now))
+    return signals
+
+
+def _novel_failure(incident: Incident, now: datetime) -> list[Signal]:
+    if not incident.novel:
+        return []
+    alerts = sorted({a.name for a in incident.anomalies}) or ["an unnamed anomaly"]
+    services = sorted(set(incident.services)) or ["an unnamed service"]
+    considered = [
+        f"Hypothesis considered: {h.cause} ({h.category}, runbook {h.runbook or 'none'}) "
+        f"reached only {h.confidence:.2f}"
+        for d in incident.diagnoses for h in d.hypotheses
+    ]
+    return [_signal(
+        "novel_failure", ("novel", *services, "|", *alerts),
+        f"No runbook covers {', '.join(alerts)} on {', '.join(services)}",
+        [_line(incident), *(considered or ["No runbook produced a hypothesis."])],
+        f"Investigate the root cause of {', '.join(alerts)} on {', '.join(services)} and "
+        "write a runbook so the next occurrence is diagnosed automatically.",
+        [incident], now)]
+
+
+def _verification_failed(incident: Incident, now: datetime) -> list[Signal]:
+    v = incident.verification
+    if v is None or not verification_failed(incident):
+        return []
+    ran = [r for r in action_records(incident) if r.result is not None]
+    subject = sorted(f"{r.action.service}:{r.action.type}" for r in ran) or ["no-action"]
+    what = ", ".join(r.action.describe() for r in ran) or "the remediation"
+    evidence = [_line(incident)]
+    evidence += [f"{c.name} on {c.service} observed {c.observed:g} against {c.threshold:g} "
+                 f"after {v.window_minutes} min" for c in v.checks if not c.ok]
+    if v.rolled_back:
+        evidence.append("Reverted: " + (", ".join(f"{r.action} {r.status.value}"
+                                                  for r in v.rollback_results) or "yes"))
+    return [_signal(
+        "verification_failed", ("verification_failed", *subject),
+        f"{what} did not hold" + (" and was reverted" if v.rolled_back else ""),
+        evidence,
+        f"Find out why {what} did not restore health; fix the diagnosis, the remediation or "
+        "its runbook so the next run holds.",
+        [incident], now)]
+
+
+def _succeeded(incident: Incident, *, auto_only: bool = False) -> list[ActionRecord]:
+    return [
+        r for r in action_records(incident)
+        if r.result is not None and r.result.status is ActionStatus.SUCCEEDED
+        and (not auto_only
+             or (r.decision is not None and r.decision.outcome is DecisionOutcome.AUTO))
+    ]
+
+
+def _recurring_fix(incident: Incident, window: list[Incident], now: datetime,
+                   days: int, threshold: int) -> list[Signal]:
+    signals = []
+    for service, kind in sorted({(r.action.service, r.action.type) for r in _succeeded(incident)}):
+        hits = [i for i in window
+                if any((r.action.service, r.action.type) == (service, kind) for r in _succeeded(i))]
+        if len(hits) < threshold:
+            continue
+        leak = any(i.root_cause and "leak" in i.root_cause.category for i in hits)
+        signals.append(_signal(
+            "recurring_fix", ("recurring_fix", service, kind),
+            f"{kind} on {service} was needed in {len(hits)} incidents in {days} days",
+            [_line(i) for i in hits],
+            f"Fix the root cause in {service} so {kind} stops being needed"
+            + (": the incidents point to a memory leak." if leak else "."),
+            hits, now))
+    return signals
+
+
+def _approval_bottleneck(incident: Incident, now: datetime, slow: timedelta) -> list[Signal]:
+    signals = []
+    for r in action_records(incident):
+        if r.approval is None:
+            continue
+        rule = r.decision.rule if r.decision else "unrecorded rule"
+        who = f"{r.approval.by} at {fmt_time(r.approval.at)}"
+        if r.approval.verdict is Verdict.REJECT:
+            signals.append(_signal(
+                "approval_bottleneck", ("rejected", rule, r.action.type),
+                f"Proposals of {r.action.type} under {rule} are rejected",
+                [_line(incident), f"{r.action.describe()} rejected by {who}: "
+                 f"{r.approval.reason or 'no reason given'}"],
+                f"Review the proposal policy {rule}: should opsloop propose {r.action.type} "
+                "here at all, or with other parameters or evidence?",
+                [incident], now))
+        elif r.approval_wait is not None and r.approval_wait > slow:
+            signals.append(_signal(
+                "approval_bottleneck", ("slow", rule, r.action.type),
+                f"Approvals of {r.action.type} under {rule} are slow",
+                [_line(incident), f"{r.action.describe()} waited "
+                 f"{fmt_duration(r.approval_wait)} for approval, answered by {who}"],
+                f"Shorten the approval path for {r.action.type} under {rule}: route it to "
+                "someone on call who can answer, or let policy decide it.",
+                [incident], now))
+    return signals
+
+
+def _toil(incident: Incident, window: list[Incident], now: datetime,
+          days: int, threshold: int) -> list[Signal]:
+    signals = []
+    for kind in sorted({r.action.type for r in _succeeded(incident, auto_only=True)}):
+        hits = [i for i in window
+                if any(r.action.type == kind for r in _succeeded(i, auto_only=True))]
+        if len(hits) < threshold:
+            continue
+        signals.append(_signal(
+            "toil", ("toil", kind),
+            f"{kind} ran automatically in {len(hits)} incidents in {days} days",
+            [_line(i) for i in hits],
+            f"Remove the toil: make the fix behind repeated {kind} permanent (capacity, code "
+            "or configuration) so the automation stops firing.",
+            hits, now))
+    return signals
+
+
+def _short(signal: Signal) -> str:
+    return signal.id.removeprefix("sig-")[:8]
+
+
+def _merge(old: Signal, new: Signal) -> Signal:
+    """The newer wording, every incident and piece of evidence either one saw, the first date."""
+    return new.model_copy(update={
+        "incidents": list(dict.fromkeys([*old.incidents, *new.incidents])),
+        "evidence": list(dict.fromkeys([*old.evidence, *new.evidence])),
+        "created_at": min(old.created_at, new.created_at),
+    })
+
+
+def _existing(directory: Path, signal: Signal) -> tuple[Path, Signal] | None:
+    for path in sorted(directory.glob(f"*-{signal.kind}-{_short(signal)}.md")):
+        meta, _ = split_front_matter(path.read_text(encoding="utf-8"))
+        if meta.get("id") != signal.id:
+            continue  # a different signal whose short id collides
+        try:
+            return path, Signal.model_validate(meta)
+        except ValidationError as err:
+            raise ValueError(
+                f"{path}: front matter is not a valid signal ({err.error_count()} error(s), "
+                f"first: {err.errors()[0]['loc']}: {err.errors()[0]['msg']}); fix or move the "
+                "file and run again") from err
+    return None
+
+
+def write_signals(signals: list[Signal], directory: Path) -> list[Path]:
+    """One file per signal, `<date>-<kind>-<shortid>.md`; a known id is merged, not duplicated."""
+    batch: dict[str, Signal] = {}
+    for s in signals:
+        batch[s.id] = _merge(batch[s.id], s) if s.id in batch else s
+    paths = []
+    for signal in batch.values():
+        found = _existing(directory, signal) if directory.is_dir() else None
+        if found is not None:
+            path, signal = found[0], _merge(found[1], signal)
+        else:
+            path = directory / f"{iso(signal.created_at)[:10]}-{signal.kind}-{_short(signal)}.md"
+        paths.append(atomic_write(path, render_signal(signal)))
+    return paths

@@ -1,0 +1,322 @@
+"""Guardrails: auto / needs_approval / deny for one proposed action, from policy alone.
+
+The decision reads only the action's type, target service and parameters, the incident's
+severity, the policies and a `GuardrailContext` that code (never a model) fills in. Each
+constraint that applies yields an outcome; the decision is the strictest, so adding a
+constraint can never loosen the result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from opsloop.models import DecisionOutcome, PolicyDecision, RemediationAction, Severity
+from opsloop.policy.schema import ActionPolicy, ParamSpec, Policies, strictest
+
+
+@dataclass(frozen=True)
+class GuardrailContext:
+    """Facts about production the guardrails need, gathered by code before deciding."""
+
+    auto_actions_last_hour: int = 0  # auto actions already taken on this service
+    auto_actions_this_incident: int = 0  # auto actions already taken in this incident
+    budget_exhausted: bool = False  # the target service is in a change freeze
+    current_replicas: int | None = None  # of the target service (scale bounds)
+    flag_percent: float | None = None  # current rollout percent (set_flag_rollout)
+    kill_switch_tripped: bool = False  # rollback.yaml kill_switch criteria hold now
+
+
+@dataclass(frozen=True)
+class _Constraint:
+    outcome: DecisionOutcome
+    rule: str
+    reason: str
+
+
+AUTO, APPROVAL, DENY = (
+    DecisionOutcome.AUTO,
+    DecisionOutcome.NEEDS_APPROVAL,
+    DecisionOutcome.DENY,
+)
+_R = "remediation.yaml"
+
+
+def decide(
+    action: RemediationAction, severity: Severity, policies: Policies, ctx: GuardrailContext
+) -> PolicyDecision:
+    """What policy allows for this action; `rule` names the constraint that decided."""
+    remediation = policies.remediation
+    entry = remediation.actions.get(action.type)
+    if entry is None:
+        found = [
+            _Constraint(
+                remediation.default_outcome,
+                f"{_R}:default_outcome",
+                f"{action.type!r} is not listed under actions; "
+                f"unlisted actions get {remediation.default_outcome}",
+            )
+        ]
+    else:
+        found = _severity_constraints(action, entry, severity, policies, ctx)
+        found += _param_constraints(action, entry)
+        found += _replica_constraints(action, entry, policies, ctx)
+        found += _freeze_constraints(action, entry, policies, ctx)
+        # Rate limits only bite on what would otherwise run unattended, and never on the
+        # kill switch: a flapping guard must not keep a broken feature switched on.
+        if strictest(*(c.outcome for c in found)) is AUTO and not _kill_switch(
+            action, policies, ctx
+        ):
+            found += _rate_constraints(action, policies, ctx)
+
+    outcome = strictest(*(c.outcome for c in found))
+    deciding = next(c for c in found if c.outcome is outcome)
+    boundary = remediation.severities[severity]
+    notify = outcome is not DENY and (boundary.notify or (entry is not None and entry.notify))
+    return PolicyDecision(
+        action_id=action.id,
+        outcome=outcome,
+        rule=deciding.rule,
+        reasons=[f"{c.outcome}: {c.reason} [{c.rule}]" for c in found],
+        notify=notify,
+    )
+
+
+def _severity_constraints(
+    action: RemediationAction,
+    entry: ActionPolicy,
+    severity: Severity,
+    policies: Policies,
+    ctx: GuardrailContext,
+) -> list[_Constraint]:
+    boundary = policies.remediation.severities[severity]
+    if _kill_switch(action, policies, ctx):
+        # The kill switch is the one thing that acts before a human at any severity.
+        ceiling = _Constraint(
+            AUTO,
+            "rollback.yaml:kill_switch",
+            "kill switch tripped: disabling the flag is automatic",
+        )
+    else:
+        ceiling = _Constraint(
+            boundary.outcome,
+            f"{_R}:severities.{severity}",
+            f"{severity} allows at most {boundary.outcome}",
+        )
+    out = [ceiling]
+    specific = entry.outcome_for(severity)
+    if specific is not None:
+        out.append(
+            _Constraint(
+                specific,
+                f"{_R}:actions.{action.type}.outcome.{severity}",
+                f"{action.type} at {severity} is {specific}",
+            )
+        )
+    return out
+
+
+def _kill_switch(action: RemediationAction, policies: Policies, ctx: GuardrailContext) -> bool:
+    kill = policies.rollback.kill_switch
+    return ctx.kill_switch_tripped and kill.automatic and action.type == kill.action
+
+
+def _param_constraints(action: RemediationAction, entry: ActionPolicy) -> list[_Constraint]:
+    out: list[_Constraint] = []
+    where = f"{_R}:actions.{action.type}.params"
+    for name, value in sorted(action.params.items()):
+        spec = entry.params.get(name)
+        if spec is None:
+            allowed = ", ".join(sorted(entry.params)) or "none"
+            out.append(
+                _Constraint(
+                    DENY, f"{where}", f"unknown parameter {name}={value!r} (allowed: {allowed})"
+                )
+            )
+            continue
+        problem = _param_problem(value, spec)
+        if problem is not None:
+            out.append(
+                _Constraint(DENY, f"{where}.{name}{problem[0]}", f"{name}={value!r} {problem[1]}")
+            )
+    for name, spec in entry.params.items():
+        if spec.required and name not in action.params:
+            out.append(
+                _Constraint(
+                    DENY, f"{where}.{name}.required", f"required parameter {name} is missing"
+                )
+            )
+    return out
+
+
+def _param_problem(value: object, spec: ParamSpec) -> tuple[str, str] | None:
+    """(rule suffix, what is wrong) or None when the value is within its spec."""
+    if spec.type == "string":
+        return None if isinstance(value, str) else (".type", "is not text")
+    if spec.type == "bool":
+        return None if isinstance(value, bool) else (".type", "is not true/false")
+    # bool is an int in Python; `replicas: true` is never meant as 1.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return ".type", f"is not a {'whole ' if spec.type == 'int' else ''}number"
+    if spec.type == "int" and not float(value).is_integer():
+        return ".type", "is not a whole number"
+    if spec.min is not None and value < spec.min:
+        return ".min", f"is below the minimum {spec.min:g}"
+    if spec.max is not None and value > spec.max:
+        return ".max", f"is above the maximum {spec.max:g}"
+    return None
+
+
+def _replica_constraints(
+    action: RemediationAction, entry: ActionPolicy, policies: Policies, ctx: GuardrailContext
+) -> list[_Constraint]:
+    raw = action.params.get("replicas")
+    # A float like 40.0 passes the int check above; it must not slip past the bounds here.
+    if (
+        action.type not in ("scale_out", "scale_in")
+        or isinstance(raw, bool)
+        or not isinstance(raw, int | float)
+        or not float(raw).is_integer()
+    ):
+        return []
+    target = int(raw)
+    replicas = policies.capacity.replicas
+    bounds = replicas.bounds_for(action.service)
+    cap = "capacity.yaml:replicas"
+    out: list[_Constraint] = []
+    if action.type == "scale_in" and target < bounds.min:
+        out.append(
+            _Constraint(
+                DENY,
+                f"{cap}.min",
+                f"{target} replicas is below {action.service}'s minimum of {bounds.min}",
+            )
+        )
+    if target > bounds.max:
+        out.append(
+            _Constraint(
+                APPROVAL,
+                f"{cap}.max",
+                f"{target} replicas is above {action.service}'s maximum of {bounds.max}",
+            )
+        )
+    current = ctx.current_replicas
+    if current is None:
+        # Without the current count no step or factor can be checked: a human looks.
+        out.append(
+            _Constraint(
+                APPROVAL,
+                f"{_R}:actions.{action.type}",
+                "current replica count unknown, so the change cannot be bounded",
+            )
+        )
+        return out
+    if action.type == "scale_out" and target <= current:
+        out.append(
+            _Constraint(
+                DENY,
+                f"{_R}:actions.scale_out",
+                f"scale_out to {target} but {current} already run; use scale_in to shrink",
+            )
+        )
+    if action.type == "scale_in" and target >= current:
+        out.append(
+            _Constraint(
+                DENY,
+                f"{_R}:actions.scale_in",
+                f"scale_in to {target} but {current} run now; use scale_out to grow",
+            )
+        )
+    if abs(target - current) > replicas.max_scale_step:
+        out.append(
+            _Constraint(
+                APPROVAL,
+                f"{cap}.max_scale_step",
+                f"a step of "
+                f"{abs(target - current)} replicas exceeds the max step "
+                f"{replicas.max_scale_step}",
+            )
+        )
+    limits = entry.auto_limits
+    where = f"{_R}:actions.{action.type}.auto_limits"
+    if limits is not None and limits.max_replicas is not None and target > limits.max_replicas:
+        out.append(
+            _Constraint(
+                APPROVAL,
+                f"{where}.max_replicas",
+                f"{target} replicas is above the auto limit {limits.max_replicas}",
+            )
+        )
+    if (
+        limits is not None
+        and limits.max_factor is not None
+        and target > current * limits.max_factor
+    ):
+        out.append(
+            _Constraint(
+                APPROVAL,
+                f"{where}.max_factor",
+                f"{target} replicas is more than {limits.max_factor:g}x the current {current}",
+            )
+        )
+    return out
+
+
+def _freeze_constraints(
+    action: RemediationAction, entry: ActionPolicy, policies: Policies, ctx: GuardrailContext
+) -> list[_Constraint]:
+    if not ctx.budget_exhausted:
+        return []
+    adds = entry.risk == "adds"
+    if entry.risk == "adds_when_increasing" and entry.risk_param is not None:
+        new = action.params.get(entry.risk_param)
+        current = ctx.flag_percent
+        # Unknown current value: assume the change widens exposure.
+        adds = current is None or not isinstance(new, int | float) or new > current
+    if not adds:
+        return [
+            _Constraint(
+                AUTO,
+                f"{_R}:change_freeze",
+                f"error budget of {action.service} "
+                f"exhausted, but {action.type} reduces risk: allowed",
+            )
+        ]
+    outcome = DecisionOutcome(policies.remediation.change_freeze.risk_adding)
+    return [
+        _Constraint(
+            outcome,
+            f"{_R}:change_freeze.risk_adding",
+            f"error budget of "
+            f"{action.service} exhausted: change freeze blocks risk-adding "
+            f"{action.type}",
+        )
+    ]
+
+
+def _rate_constraints(
+    action: RemediationAction, policies: Policies, ctx: GuardrailContext
+) -> list[_Constraint]:
+    limits = policies.remediation.rate_limits
+    outcome = DecisionOutcome(limits.when_exceeded)
+    where = f"{_R}:rate_limits"
+    out: list[_Constraint] = []
+    if ctx.auto_actions_last_hour >= limits.max_auto_per_service_per_hour:
+        out.append(
+            _Constraint(
+                outcome,
+                f"{where}.max_auto_per_service_per_hour",
+                f"{ctx.auto_actions_last_hour} auto actions on "
+                f"{action.service} in the last hour (limit "
+                f"{limits.max_auto_per_service_per_hour})",
+            )
+        )
+    if ctx.auto_actions_this_incident >= limits.max_auto_per_incident:
+        out.append(
+            _Constraint(
+                outcome,
+                f"{where}.max_auto_per_incident",
+                f"{ctx.auto_actions_this_incident} auto actions in this incident "
+                f"(limit {limits.max_auto_per_incident})",
+            )
+        )
+    return out

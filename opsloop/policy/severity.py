@@ -1,0 +1,23 @@
+"""Triage: the severity of an incident from its measured impact, by severity.yaml's rules."""
+
+from __future__ import annotations
+
+from opsloop.models import Impact, Severity
+from opsloop.policy.schema import Escalation, SeverityPolicy
+
+
+def classify(impact: Impact, policy: SeverityPolicy) -> tuple[Severity, str]:
+    """The severity and the rule that decided it, e.g. `severity.yaml:rules[0] sev1-tier1-outage`.
+
+    Rules are checked in file order and the first match wins, so authors order them from
+    the worst case down.
+    """
+    for index, rule in enumerate(policy.rules):
+        if rule.when.matches(impact):
+            return rule.severity, f"severity.yaml:rules[{index}] {rule.name}"
+    return policy.default, "severity.yaml:default"
+
+
+def escalation_for(severity: Severity, policy: SeverityPolicy) -> Escalation:
+    """Who to page, whether to open a war room, where to notify for this severity."""
+    return policy.escalation[severity]

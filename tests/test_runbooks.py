@@ -1,0 +1,227 @@
+"""The runbook format, its validation, and the chromadb index (offline embeddings)."""
+
+from __future__ import annotations
+
+import shutil
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from opsloop.agents.checks import ExpectError, fill_expect, parse_expect, render, resolve
+from opsloop.tools.embeddings import HashingEmbeddingFunction, embed_text
+from opsloop.tools.runbooks import RunbookError, RunbookIndex, parse_runbook
+
+REPO = Path(__file__).resolve().parent.parent
+RUNBOOKS = REPO / "runbooks"
+
+# What each alert in policies/alerts.yaml says, and the runbook an operator should land on.
+ALERT_TEXT = {
+    "MemoryHigh inventory: memory at 88% of its limit. Memory of inventory above 85% of the "
+    "limit; OOM kills follow.": "memory-leak",
+    "DiskFilling search: disk 87% full. Disk of search above 85%; writes fail when it "
+    "fills.": "disk-filling",
+    "SaturationHigh api-gateway: saturation 103% of capacity. api-gateway runs near or beyond "
+    "capacity; latency and errors follow.": "capacity-saturation",
+    "CostAnomaly recommendations: cost per hour 2.5x its level an hour ago. Spend of "
+    "recommendations more than doubled within an hour.": "cost-anomaly",
+    "ErrorBudgetBurn inventory: SLO inventory-availability burning error budget 6.1x over 6h "
+    "and 6.3x over 30m": "slo-burn",
+    "container OOMKilled java.lang.OutOfMemoryError heap": "memory-leak",
+    "write failed: No space left on device": "disk-filling",
+    "x509: certificate has expired or is not yet valid": "certificate-expiry",
+    "connection pool exhausted: timeout waiting for connection": "db-connection-pool",
+    "feature flag ramp rollout percentage errors for the cohort": "flag-rollout-errors",
+}
+
+
+def _copy_runbooks(dest: Path) -> Path:
+    dest.mkdir()
+    for path in RUNBOOKS.glob("*.md"):
+        shutil.copy(path, dest / path.name)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory: pytest.TempPathFactory) -> RunbookIndex:
+    return RunbookIndex(tmp_path_factory.mktemp("index"), [RUNBOOKS])
+
+
+def test_shipped_runbooks_all_parse(index: RunbookIndex) -> None:
+    assert index.problems() == []
+    ids = {rb.id for rb in index.runbooks()}
+    assert len(ids) >= 12
+    assert {
+        "bad-deploy",
+        "dependency-outage",
+        "flag-rollout-errors",
+        "capacity-saturation",
+        "memory-leak",
+        "disk-filling",
+        "latency-regression",
+        "cost-anomaly",
+        "slo-burn",
+        "chaos-steady-state",
+        "db-connection-pool",
+        "certificate-expiry",
+        "cache-hit-collapse",
+    } <= ids
+
+
+def test_every_runbook_has_the_human_sections(index: RunbookIndex) -> None:
+    for rb in index.runbooks():
+        assert {"Meaning", "Impact", "Diagnosis", "Mitigation"} <= set(rb.sections()), rb.file
+
+
+def test_alert_rules_link_to_runbooks_that_exist(index: RunbookIndex) -> None:
+    import yaml
+
+    rules = yaml.safe_load((REPO / "policies" / "alerts.yaml").read_text())["rules"]
+    linked = {r["annotations"]["runbook"] for r in rules if "runbook" in r["annotations"]}
+    known = {rb.id for rb in index.runbooks()}
+    assert linked <= known, linked - known
+
+
+@pytest.mark.parametrize("text,expected", sorted(ALERT_TEXT.items()))
+def test_search_finds_the_runbook_for_each_pattern(
+    index: RunbookIndex, text: str, expected: str
+) -> None:
+    hits = index.search(text, k=3)
+    assert hits and hits[0].runbook_id == expected, [(h.runbook_id, h.score) for h in hits]
+    assert 0.0 <= hits[0].score <= 1.0
+
+
+def test_exact_alert_name_boosts_and_specialist_filters(index: RunbookIndex) -> None:
+    hits = index.search(
+        "HighErrorRate checkout: error ratio 12% over 5m", k=10, specialist="incident"
+    )
+    assert hits and all(h.specialist == "incident" for h in hits)
+    assert "HighErrorRate" in hits[0].matched_alerts
+    rollout = index.search("HighErrorRate checkout", k=3, specialist="rollout")
+    assert [h.runbook_id for h in rollout] == ["flag-rollout-errors"]
+
+
+def test_search_is_fast(index: RunbookIndex) -> None:
+    index.search("warm up", k=3)
+    started = time.perf_counter()
+    for _ in range(20):
+        index.search("HighLatencyP99 search p99 latency 2.5x its level an hour ago", k=5)
+    assert (time.perf_counter() - started) / 20 < 0.05
+
+
+def test_get_returns_parsed_runbook_and_names_known_ids(index: RunbookIndex) -> None:
+    rb = index.get("bad-deploy")
+    assert (
+        rb.specialist == "incident" and rb.hypotheses[0].remediation[0].action == "rollback_deploy"
+    )
+    with pytest.raises(KeyError, match="known: "):
+        index.get("no-such-runbook")
+
+
+def test_reopen_does_not_re_embed_and_warns_nothing(tmp_path: Path) -> None:
+    books = _copy_runbooks(tmp_path / "books")
+    started = time.perf_counter()
+    first = RunbookIndex(tmp_path / "idx", [books])
+    assert time.perf_counter() - started < 3.0
+    assert first.embedder.embedded > 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        again = RunbookIndex(tmp_path / "idx", [books])
+    assert again.embedder.embedded == 0
+    assert again.search("DiskFilling search", k=1)[0].runbook_id == "disk-filling"
+
+
+def test_reindex_embeds_only_what_changed_and_drops_deleted(tmp_path: Path) -> None:
+    books = _copy_runbooks(tmp_path / "books")
+    index = RunbookIndex(tmp_path / "idx", [books])
+    before = index.embedder.embedded
+    path = books / "disk-filling.md"
+    path.write_text(path.read_text().replace("## Impact", "## Impact\nPagers everywhere.\n"))
+    (books / "certificate-expiry.md").unlink()
+    counts = index.refresh()
+    assert counts == {"indexed": 1, "unchanged": counts["unchanged"], "removed": 1, "broken": 0}
+    chunks = len(index.get("disk-filling").sections()) + 1
+    assert index.embedder.embedded == before + chunks
+    assert all(
+        h.runbook_id != "certificate-expiry"
+        for h in index.search("certificate has expired x509", k=20)
+    )
+
+
+def test_broken_runbook_is_reported_with_file_and_field_and_others_still_index(
+    tmp_path: Path,
+) -> None:
+    books = _copy_runbooks(tmp_path / "books")
+    bad = books / "broken.md"
+    text = (books / "bad-deploy.md").read_text().replace("id: bad-deploy", "id: broken-deploy")
+    bad.write_text(
+        text.replace('expect: "count >= 1 and latest.kind != rollback"', 'expect: "count >>= 1"')
+    )
+    (books / "not-yaml.md").write_text("---\nid: [unclosed\n---\nbody\n")
+    index = RunbookIndex(tmp_path / "idx", [books])
+    problems = {Path(p.file).name: p for p in index.problems()}
+    assert set(problems) == {"broken.md", "not-yaml.md"}
+    assert problems["broken.md"].field == "hypotheses.0.checks.1.expect"
+    assert ">>=" in problems["broken.md"].message or "position" in problems["broken.md"].message
+    assert problems["not-yaml.md"].field.startswith("line ")
+    assert index.get("bad-deploy").id == "bad-deploy"
+    assert index.search("DiskFilling", k=1)[0].runbook_id == "disk-filling"
+
+
+@pytest.mark.parametrize(
+    "field,value,message",
+    [
+        ("tool: recent_deploys", "tool: recent_deploy", "unknown tool"),
+        (
+            "bind: {version: latest.version, previous_version: latest.previous_version, "
+            "deploy_age: latest.age_minutes}",
+            "bind: {version: latest.version}",
+            "deploy_age",
+        ),
+        ("specialist: incident", "specialist: wizard", "specialist"),
+    ],
+)
+def test_invalid_runbooks_say_what_and_where(
+    tmp_path: Path, field: str, value: str, message: str
+) -> None:
+    text = (RUNBOOKS / "bad-deploy.md").read_text()
+    assert field in text
+    path = tmp_path / "bad.md"
+    with pytest.raises(RunbookError) as err:
+        parse_runbook(path, text.replace(field, value))
+    assert str(path) in str(err.value) and message in str(err.value)
+
+
+def test_expect_language_compares_fields_without_eval() -> None:
+    data = {"count": 2, "latest": {"kind": "deploy", "age_minutes": 4.5}, "samples": ["a"]}
+    assert parse_expect("count >= 1 and latest.kind != rollback").holds(data)
+    assert parse_expect("latest.age_minutes < 3 or count == 2").holds(data)
+    assert not parse_expect("missing.field > 0").holds(data)  # missing is false, not an error
+    assert not parse_expect("latest.kind > 3").holds(data)  # wrong type is false
+    assert parse_expect("samples.0 == a").holds(data) and resolve(data, "samples.5") is None
+    for bad in ["count >", "count 3", "__import__('os') == 1", "count > 1 xor count < 3"]:
+        with pytest.raises(ExpectError):
+            parse_expect(bad)
+
+
+def test_templates_keep_types_and_do_small_arithmetic() -> None:
+    assert render("{replicas}", {"replicas": 6}) == 6
+    assert render("{replicas * surge}", {"replicas": 6, "surge": 3.02}) == 18
+    assert render("v{version}", {"version": "2.1"}) == "v2.1"
+    assert fill_expect("age <= {deploy_age + 2}", {"deploy_age": 5}) == "age <= 7"
+
+
+def test_hashing_embedding_is_stable_normalised_and_registered() -> None:
+    from chromadb.utils.embedding_functions import known_embedding_functions
+
+    assert known_embedding_functions["opsloop-hashing"] is HashingEmbeddingFunction
+    vec = embed_text("HighErrorRate checkout", 512)
+    assert vec.shape == (512,) and abs(float(np.linalg.norm(vec)) - 1.0) < 1e-5
+    assert np.array_equal(vec, embed_text("HighErrorRate checkout", 512))
+    rebuilt = HashingEmbeddingFunction.build_from_config(HashingEmbeddingFunction(256).get_config())
+    assert rebuilt.dim == 256
+    near = float(embed_text("OOMKilled containers", 512) @ embed_text("oom killed", 512))
+    far = float(embed_text("OOMKilled containers", 512) @ embed_text("disk full", 512))
+    assert near > far
