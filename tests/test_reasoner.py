@@ -90,12 +90,13 @@ def run(
     return diagnose(specialist, incident, toolbox, index), toolbox
 
 
+@pytest.mark.parametrize("seed", [7, 3])
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_each_builtin_fault_is_diagnosed_and_fixed(
-    name: str, rules: list[AlertRule], index: RunbookIndex
+    name: str, seed: int, rules: list[AlertRule], index: RunbookIndex
 ) -> None:
     expected = SCENARIOS[name].expected
-    env, incident = fired(name, rules)
+    env, incident = fired(name, rules, seed)
     diagnosis, toolbox = run(expected.specialist, env, incident, index)
     top = diagnosis.top
     assert top is not None, diagnosis.summary
@@ -162,6 +163,12 @@ def _traffic_grew(service: str) -> Mutation:
     return mutate
 
 
+def _instance_untagged(env: SimEnvironment) -> None:
+    # The same errors, but no longer pinned to one instance: a fleet-wide fault.
+    env.state.logs["inventory"] = [(tick, level, msg.replace("[inventory-2] ", ""))
+                                   for tick, level, msg in env.state.logs["inventory"]]
+
+
 def _disk_static(env: SimEnvironment) -> None:
     disk = env.state.series["search"]["disk_utilization"]
     disk[:] = [disk[-1]] * len(disk)
@@ -178,6 +185,7 @@ def _disk_static(env: SimEnvironment) -> None:
         ("cost_runaway", _traffic_grew("recommendations"), "scale_in"),
         ("memory_leak", _traffic_grew("inventory"), "restart"),
         ("disk_filling", _disk_static, "purge_logs"),
+    ("slo_slow_burn", _instance_untagged, "replace_instance"),
     ],
 )
 def test_when_the_evidence_changes_the_answer_changes(

@@ -37,6 +37,9 @@ def test_a_different_seed_gives_different_noise() -> None:
 def test_json_round_trip_is_exact_and_the_future_is_unchanged(tmp_path: Path) -> None:
     env = SimEnvironment.create("memory_leak", seed=9)
     env.wait(30)
+    scale = RemediationAction(id="a0", type="scale_out", service="search", params={"replicas": 8})
+    env.execute(scale, "k-scale")
+    env.wait(1)
     path = tmp_path / "state.json"
     env.save(path)
     loaded = SimEnvironment.load(path)

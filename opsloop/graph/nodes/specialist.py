@@ -25,7 +25,7 @@ def make_specialist(name: str) -> SpecialistNode:
         incident = state["incident"]
         toolbox = Toolbox(
             ctx.telemetry, allowed=set(spec.tools),
-            max_calls=ctx.settings.tool_calls_per_specialist,
+            max_calls=ctx.settings.tool_calls_per_specialist, clock=ctx.clock,
         )
         diagnosis = diagnose(
             name, incident, toolbox, ctx.runbooks,
