@@ -56,11 +56,15 @@ def main() -> int:
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result = {
         "incidents": len(per_incident),
-        "per_incident_ms": {"median": statistics.median(per_incident) * 1000,
-                            "p95": percentile(per_incident, 0.95) * 1000,
-                            "max": max(per_incident) * 1000},
-        "per_scenario_including_simulation_ms": {"median": statistics.median(per_scenario) * 1000,
-                                                 "p95": percentile(per_scenario, 0.95) * 1000},
+        "per_incident_ms": {
+            "median": statistics.median(per_incident) * 1000,
+            "p95": percentile(per_incident, 0.95) * 1000,
+            "max": max(per_incident) * 1000,
+        },
+        "per_scenario_including_simulation_ms": {
+            "median": statistics.median(per_scenario) * 1000,
+            "p95": percentile(per_scenario, 0.95) * 1000,
+        },
         "peak_rss_mb": round(peak_mb, 1),
     }
     if args.json:
@@ -69,10 +73,14 @@ def main() -> int:
         pi = result["per_incident_ms"]
         ps = result["per_scenario_including_simulation_ms"]
         print(f"incidents: {result['incidents']}")
-        print(f"graph per incident: median {pi['median']:.0f} ms, p95 {pi['p95']:.0f} ms, "
-              f"max {pi['max']:.0f} ms")
-        print(f"whole scenario (simulate + detect + loop): median {ps['median']:.0f} ms, "
-              f"p95 {ps['p95']:.0f} ms")
+        print(
+            f"graph per incident: median {pi['median']:.0f} ms, p95 {pi['p95']:.0f} ms, "
+            f"max {pi['max']:.0f} ms"
+        )
+        print(
+            f"whole scenario (simulate + detect + loop): median {ps['median']:.0f} ms, "
+            f"p95 {ps['p95']:.0f} ms"
+        )
         print(f"peak RSS: {result['peak_rss_mb']} MB")
     return 0
 

@@ -1,4 +1,4 @@
-"""Alertmanager's label fingerprint: FNV-1a 64 over sorted label pairs, each part 0xff-terminated."""
+"""Alertmanager's label fingerprint: FNV-1a 64 over sorted label pairs, 0xff-separated."""
 
 from __future__ import annotations
 

@@ -25,8 +25,7 @@ class AlertGroup:
 class AlertGrouper:
     """Many alerts, one incident: the state Alertmanager keeps between webhook calls."""
 
-    def __init__(self, policy: IntakePolicy, environment: str,
-                 new_id: Callable[[], str]) -> None:
+    def __init__(self, policy: IntakePolicy, environment: str, new_id: Callable[[], str]) -> None:
         self.policy = policy
         self.environment = environment
         self.new_id = new_id
@@ -76,14 +75,16 @@ class AlertGrouper:
             group.incident_id = self.new_id()
             services = sorted({a.service for a in firing if a.service})
             names = sorted({a.name for a in firing})
-            opened.append(Incident(
-                id=group.incident_id,
-                title=f"{', '.join(names)} on {', '.join(services) or 'unknown service'}",
-                environment=self.environment,
-                group_key=group.key,
-                group_labels=group.labels,
-                anomalies=sorted(firing, key=lambda a: (a.starts_at, a.fingerprint)),
-                services=services,
-                opened_at=now,
-            ))
+            opened.append(
+                Incident(
+                    id=group.incident_id,
+                    title=f"{', '.join(names)} on {', '.join(services) or 'unknown service'}",
+                    environment=self.environment,
+                    group_key=group.key,
+                    group_labels=group.labels,
+                    anomalies=sorted(firing, key=lambda a: (a.starts_at, a.fingerprint)),
+                    services=services,
+                    opened_at=now,
+                )
+            )
         return opened

@@ -116,7 +116,9 @@ class IncidentStore:
             "SELECT request, status FROM approvals WHERE id=?", (approval_id,)
         ).fetchone()
         if row is None:
-            raise StoreError(f"no approval {approval_id!r}; `opsloop approvals` lists those waiting")
+            raise StoreError(
+                f"no approval {approval_id!r}; `opsloop approvals` lists those waiting"
+            )
         return ApprovalRequest.model_validate_json(row[0]), str(row[1])
 
     def claim(self, approval: Approval) -> ApprovalRequest:

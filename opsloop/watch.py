@@ -6,9 +6,9 @@ incident the alerts opened and whatever the tools return.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-import time
 from datetime import datetime, timedelta
 
 from opsloop.environments import new_simulation
@@ -36,8 +36,9 @@ class ScenarioRun:
     loop_seconds: list[float] = field(default_factory=list)  # wall time inside the graph
 
 
-def observe(loop: OperateLoop, rules: list[AlertRule], env: object, now: datetime,
-            minute: int) -> list[Anomaly]:
+def observe(
+    loop: OperateLoop, rules: list[AlertRule], env: object, now: datetime, minute: int
+) -> list[Anomaly]:
     anomalies = evaluate_rules(rules, env, now)  # type: ignore[arg-type]
     if minute % SLO_EVALUATION_EVERY_MINUTES == 0:
         anomalies += burn_rate_anomalies(loop.policies, env, now, labels={"env": "prod"})  # type: ignore[arg-type]
@@ -50,8 +51,12 @@ def run_scenario(loop: OperateLoop, name: str, seed: int, progress: Progress) ->
     rules = [AlertRule.model_validate(r.model_dump()) for r in loop.policies.alerts.rules]
     grouper = AlertGrouper(loop.policies.intake, ref, loop.store.next_incident_id)
     start = env.now()
-    run = ScenarioRun(scenario=name, seed=seed, environment=ref,
-                      fault_at=start + timedelta(minutes=scenario.fault_at_minute))
+    run = ScenarioRun(
+        scenario=name,
+        seed=seed,
+        environment=ref,
+        fault_at=start + timedelta(minutes=scenario.fault_at_minute),
+    )
     for minute in range(1, scenario.run_minutes + 1):
         env.wait(1)
         now = env.now()

@@ -11,15 +11,22 @@ T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
 def alert(name: str, service: str, status: str = "firing", **extra: str) -> Anomaly:
     labels = {"alertname": name, "service": service, "env": "prod", **extra}
-    return Anomaly(fingerprint=label_fingerprint(labels), labels=labels,
-                   status=AnomalyStatus(status), starts_at=T0,
-                   annotations={"runbook": "x"})
+    return Anomaly(
+        fingerprint=label_fingerprint(labels),
+        labels=labels,
+        status=AnomalyStatus(status),
+        starts_at=T0,
+        annotations={"runbook": "x"},
+    )
 
 
 def grouper(**policy: object) -> AlertGrouper:
     ids = count(1)
-    return AlertGrouper(IntakePolicy.model_validate({"version": 1, **policy}), "sim:test",
-                        lambda: f"INC-{next(ids):04d}")
+    return AlertGrouper(
+        IntakePolicy.model_validate({"version": 1, **policy}),
+        "sim:test",
+        lambda: f"INC-{next(ids):04d}",
+    )
 
 
 def test_an_alert_storm_becomes_one_incident() -> None:
@@ -37,18 +44,32 @@ def test_an_alert_storm_becomes_one_incident() -> None:
 
 def test_group_by_service_splits_incidents() -> None:
     g = grouper(group_by=["alertname", "service"], group_wait_minutes=0)
-    g.ingest([alert("HighErrorRate", "checkout"), alert("HighErrorRate", "payments"),
-              alert("HighErrorRate", "checkout")], T0)
+    g.ingest(
+        [
+            alert("HighErrorRate", "checkout"),
+            alert("HighErrorRate", "payments"),
+            alert("HighErrorRate", "checkout"),
+        ],
+        T0,
+    )
     opened = g.due(T0)
     assert sorted(i.services[0] for i in opened) == ["checkout", "payments"]
     assert [len(i.anomalies) for i in opened] == [1, 1]
 
 
 def test_silenced_alerts_open_nothing() -> None:
-    g = grouper(group_wait_minutes=0, silences=[{
-        "matchers": ['service="search"'], "startsAt": T0.isoformat(),
-        "endsAt": (T0 + timedelta(hours=1)).isoformat(), "createdBy": "ana",
-        "comment": "maintenance"}])
+    g = grouper(
+        group_wait_minutes=0,
+        silences=[
+            {
+                "matchers": ['service="search"'],
+                "startsAt": T0.isoformat(),
+                "endsAt": (T0 + timedelta(hours=1)).isoformat(),
+                "createdBy": "ana",
+                "comment": "maintenance",
+            }
+        ],
+    )
     g.ingest([alert("DiskFilling", "search")], T0)
     assert g.due(T0) == []
     assert len(g.silenced) == 1
@@ -57,11 +78,25 @@ def test_silenced_alerts_open_nothing() -> None:
 
 
 def test_inhibited_alerts_are_dropped_while_the_source_fires() -> None:
-    g = grouper(group_by=["alertname"], group_wait_minutes=0, inhibit_rules=[{
-        "source_matchers": ['alertname="ServiceDown"'],
-        "target_matchers": ['alertname="HighLatencyP99"'], "equal": ["service"]}])
-    g.ingest([alert("ServiceDown", "checkout"), alert("HighLatencyP99", "checkout"),
-              alert("HighLatencyP99", "search")], T0)
+    g = grouper(
+        group_by=["alertname"],
+        group_wait_minutes=0,
+        inhibit_rules=[
+            {
+                "source_matchers": ['alertname="ServiceDown"'],
+                "target_matchers": ['alertname="HighLatencyP99"'],
+                "equal": ["service"],
+            }
+        ],
+    )
+    g.ingest(
+        [
+            alert("ServiceDown", "checkout"),
+            alert("HighLatencyP99", "checkout"),
+            alert("HighLatencyP99", "search"),
+        ],
+        T0,
+    )
     opened = {i.title for i in g.due(T0)}
     assert opened == {"ServiceDown on checkout", "HighLatencyP99 on search"}
     assert [a.service for a in g.inhibited] == ["checkout"]

@@ -16,17 +16,29 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("approvals", parents=[common], help="list actions waiting for a human")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=list_approvals)
-    for verb, help_text in (("approve", "approve a waiting action and run it"),
-                            ("reject", "reject a waiting action"),
-                            ("modify", "change a waiting action's parameters, then run it")):
+    for verb, help_text in (
+        ("approve", "approve a waiting action and run it"),
+        ("reject", "reject a waiting action"),
+        ("modify", "change a waiting action's parameters, then run it"),
+    ):
         v = sub.add_parser(verb, parents=[common], help=help_text)
         v.add_argument("id", metavar="ID", help="approval id from `opsloop approvals`")
-        v.add_argument("--reason", default="", required=verb == "reject",
-                       help="why (recorded in the audit log)")
+        v.add_argument(
+            "--reason",
+            default="",
+            required=verb == "reject",
+            help="why (recorded in the audit log)",
+        )
         v.add_argument("--by", default=None, help="who decides (default: OPSLOOP_USER or login)")
         if verb == "modify":
-            v.add_argument("--set", action="append", required=True, metavar="KEY=VALUE",
-                           dest="changes", help="parameter to change (repeatable)")
+            v.add_argument(
+                "--set",
+                action="append",
+                required=True,
+                metavar="KEY=VALUE",
+                dest="changes",
+                help="parameter to change (repeatable)",
+            )
         v.add_argument("--json", action="store_true")
         v.set_defaults(handler=decide, verdict=Verdict(verb))
 
@@ -40,9 +52,14 @@ def list_approvals(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
     if args.json:
         ui.json(waiting)
         return 0
-    ui.table("Waiting for approval", ["id", "incident", "sev", "action", "rule", "why"],
-             [[r.id, r.incident_id, r.severity, r.action.describe(), r.decision.rule,
-               r.summary] for r in waiting])
+    ui.table(
+        "Waiting for approval",
+        ["id", "incident", "sev", "action", "rule", "why"],
+        [
+            [r.id, r.incident_id, r.severity, r.action.describe(), r.decision.rule, r.summary]
+            for r in waiting
+        ],
+    )
     if not waiting:
         ui.out.print("nothing waits for approval")
     return 0
@@ -73,8 +90,9 @@ def decide(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
     changes = parse_changes(args.changes) if args.verdict is Verdict.MODIFY else {}
     loop = OperateLoop(settings)
     try:
-        incident = loop.decide(args.id, args.verdict, args.by or settings.user, args.reason,
-                               changes)
+        incident = loop.decide(
+            args.id, args.verdict, args.by or settings.user, args.reason, changes
+        )
     finally:
         loop.close()
     if args.json:
@@ -84,6 +102,9 @@ def decide(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
     verified = ""
     if incident.verification:
         verified = " · verified" if incident.verification.passed else " · verification FAILED"
-    ui.out.print(f"{args.id} {args.verdict.value}d by {args.by or settings.user} → "
-                 f"{incident.id} {incident.status.value} · {result}{verified}", markup=False)
+    ui.out.print(
+        f"{args.id} {args.verdict.past} by {args.by or settings.user} → "
+        f"{incident.id} {incident.status.value} · {result}{verified}",
+        markup=False,
+    )
     return 0

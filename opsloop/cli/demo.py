@@ -16,8 +16,12 @@ from opsloop.watch import ScenarioRun, run_scenario
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("demo", parents=[common], help="run fault scenarios round the loop")
-    p.add_argument("--scenario", action="append", metavar="NAME",
-                   help="scenario to run (repeatable; default: all). See `opsloop scenarios`")
+    p.add_argument(
+        "--scenario",
+        action="append",
+        metavar="NAME",
+        help="scenario to run (repeatable; default: all). See `opsloop scenarios`",
+    )
     p.add_argument("--seed", type=int, default=None, help="simulation seed (default: settings)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(handler=demo)
@@ -27,8 +31,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def scenarios(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
-    rows = [{"name": s.name, "title": s.title, "description": s.description}
-            for s in SCENARIOS.values()]
+    rows = [
+        {"name": s.name, "title": s.title, "description": s.description} for s in SCENARIOS.values()
+    ]
     if args.json:
         ui.json(rows)
     else:
@@ -47,7 +52,9 @@ def outcome(incident: Incident) -> str:
 def summarize(run: ScenarioRun, seconds: float) -> dict[str, Any]:
     expected = SCENARIOS[run.scenario].expected
     row: dict[str, Any] = {
-        "scenario": run.scenario, "seed": run.seed, "environment": run.environment,
+        "scenario": run.scenario,
+        "seed": run.seed,
+        "environment": run.environment,
         "seconds": round(seconds, 2),
         "fault_at": run.fault_at.isoformat(),
         "detected_at": run.detected_at.isoformat() if run.detected_at else None,
@@ -62,21 +69,31 @@ def summarize(run: ScenarioRun, seconds: float) -> dict[str, Any]:
         incident=incident.id,
         severity=incident.severity.value if incident.severity else None,
         specialists=incident.specialists,
-        specialist=next((d.specialist for d in incident.diagnoses
-                         if cause and d.top and d.top.id == cause.id), None),
+        specialist=next(
+            (d.specialist for d in incident.diagnoses if cause and d.top and d.top.id == cause.id),
+            None,
+        ),
         root_cause=cause.category if cause and not incident.novel else None,
         cause=cause.cause if cause else None,
         confidence=cause.confidence if cause else None,
-        actions=[{"action": p.action.describe(),
-                  "decision": decisions[p.action.id].outcome.value if p.action.id in decisions
-                  else None,
-                  "rule": decisions[p.action.id].rule if p.action.id in decisions else None}
-                 for p in incident.proposals],
+        actions=[
+            {
+                "action": p.action.describe(),
+                "decision": decisions[p.action.id].outcome.value
+                if p.action.id in decisions
+                else None,
+                "rule": decisions[p.action.id].rule if p.action.id in decisions else None,
+            }
+            for p in incident.proposals
+        ],
         outcome=outcome(incident),
         status=incident.status.value,
-        approvals_waiting=[d.action_id for d in incident.decisions
-                           if d.outcome is DecisionOutcome.NEEDS_APPROVAL
-                           and incident.status.value == "awaiting_approval"],
+        approvals_waiting=[
+            d.action_id
+            for d in incident.decisions
+            if d.outcome is DecisionOutcome.NEEDS_APPROVAL
+            and incident.status.value == "awaiting_approval"
+        ],
         postmortem=incident.postmortem_path,
         signals=incident.signal_paths,
     )
@@ -88,7 +105,9 @@ def demo(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
     names = args.scenario or list(SCENARIOS)
     unknown = [n for n in names if n not in SCENARIOS]
     if unknown:
-        raise UserError(f"unknown scenario {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}")
+        raise UserError(
+            f"unknown scenario {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}"
+        )
     seed = settings.seed if args.seed is None else args.seed
     loop = OperateLoop(settings)
     rows = []
@@ -99,8 +118,11 @@ def demo(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
             run = run_scenario(loop, name, seed, lambda m: ui.err.print("    " + m, markup=False))
             row = summarize(run, time.perf_counter() - started)
             rows.append(row)
-            ui.err.print(f"    {row.get('severity') or '-'} → {row.get('root_cause') or 'no cause'}"
-                         f" → {row['outcome']} ({row['seconds']:.1f}s)", markup=False)
+            ui.err.print(
+                f"    {row.get('severity') or '-'} → {row.get('root_cause') or 'no cause'}"
+                f" → {row['outcome']} ({row['seconds']:.1f}s)",
+                markup=False,
+            )
     finally:
         loop.close()
     if args.json:
@@ -115,16 +137,36 @@ def render_summary(rows: list[dict[str, Any]], ui: Ui) -> None:
     for r in rows:
         actions = "\n".join(f"{a['action']} → {a['decision']}" for a in r.get("actions") or [])
         drafts = "\n".join(filter(None, [r.get("postmortem"), *(r.get("signals") or [])]))
-        table_rows.append([
-            r["scenario"], r.get("incident") or "-", r.get("severity") or "-",
-            r.get("specialist") or "-",
-            f"{r.get('root_cause') or 'novel'}" + (" ✓" if r["correct"] else " ✗"),
-            actions or "-", r["outcome"], drafts or "-",
-        ])
-    ui.table("opsloop demo", ["scenario", "incident", "sev", "specialist", "root cause",
-                              "actions → policy", "outcome", "drafts"], table_rows)
+        table_rows.append(
+            [
+                r["scenario"],
+                r.get("incident") or "-",
+                r.get("severity") or "-",
+                r.get("specialist") or "-",
+                f"{r.get('root_cause') or 'novel'}" + (" ✓" if r["correct"] else " ✗"),
+                actions or "-",
+                r["outcome"],
+                drafts or "-",
+            ]
+        )
+    ui.table(
+        "opsloop demo",
+        [
+            "scenario",
+            "incident",
+            "sev",
+            "specialist",
+            "root cause",
+            "actions → policy",
+            "outcome",
+            "drafts",
+        ],
+        table_rows,
+    )
     waiting = sum(1 for r in rows if r["outcome"] == "pending approval")
     if waiting:
-        ui.out.print(f"{waiting} incident(s) wait for a human: `opsloop approvals`, then "
-                     "`opsloop approve ID` / `reject ID --reason ...` / `modify ID --set k=v`.",
-                     markup=False)
+        ui.out.print(
+            f"{waiting} incident(s) wait for a human: `opsloop approvals`, then "
+            "`opsloop approve ID` / `reject ID --reason ...` / `modify ID --set k=v`.",
+            markup=False,
+        )

@@ -35,20 +35,35 @@ def list_incidents(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
     if args.json:
         ui.json([_brief(i) for i in found])
         return 0
-    ui.table("Incidents", ["id", "opened", "sev", "status", "services", "root cause"],
-             [[i.id, f"{i.opened_at:%Y-%m-%d %H:%M}", i.severity.value if i.severity else "-",
-               i.status.value, ", ".join(i.services),
-               i.root_cause.category if i.root_cause and not i.novel else "novel/unknown"]
-              for i in found])
+    ui.table(
+        "Incidents",
+        ["id", "opened", "sev", "status", "services", "root cause"],
+        [
+            [
+                i.id,
+                f"{i.opened_at:%Y-%m-%d %H:%M}",
+                i.severity.value if i.severity else "-",
+                i.status.value,
+                ", ".join(i.services),
+                i.root_cause.category if i.root_cause and not i.novel else "novel/unknown",
+            ]
+            for i in found
+        ],
+    )
     return 0
 
 
 def _brief(i: Incident) -> dict[str, Any]:
-    return {"id": i.id, "title": i.title, "opened_at": i.opened_at.isoformat(),
-            "severity": i.severity.value if i.severity else None, "status": i.status.value,
-            "services": i.services,
-            "root_cause": i.root_cause.category if i.root_cause and not i.novel else None,
-            "environment": i.environment}
+    return {
+        "id": i.id,
+        "title": i.title,
+        "opened_at": i.opened_at.isoformat(),
+        "severity": i.severity.value if i.severity else None,
+        "status": i.status.value,
+        "services": i.services,
+        "root_cause": i.root_cause.category if i.root_cause and not i.novel else None,
+        "environment": i.environment,
+    }
 
 
 def show(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
@@ -63,39 +78,66 @@ def show(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
         return 0
     out = ui.out
     out.print(f"{incident.id}  {incident.title}", markup=False, style="bold")
-    out.print(f"status {incident.status.value} · severity "
-              f"{incident.severity.value if incident.severity else '-'} ({incident.severity_rule})"
-              f" · environment {incident.environment}", markup=False)
+    out.print(
+        f"status {incident.status.value} · severity "
+        f"{incident.severity.value if incident.severity else '-'} ({incident.severity_rule})"
+        f" · environment {incident.environment}",
+        markup=False,
+    )
     if incident.root_cause:
         rc = incident.root_cause
-        out.print(f"root cause: {rc.cause} [{rc.category}, {rc.confidence:.0%}, "
-                  f"runbook {rc.runbook}]", markup=False)
-        ui.table("Evidence", ["check", "observed", "expected", "holds"],
-                 [[e.check, e.observed, e.expectation, str(e.holds)] for e in rc.evidence])
+        out.print(
+            f"root cause: {rc.cause} [{rc.category}, {rc.confidence:.0%}, runbook {rc.runbook}]",
+            markup=False,
+        )
+        ui.table(
+            "Evidence",
+            ["check", "observed", "expected", "holds"],
+            [[e.check, e.observed, e.expectation, str(e.holds)] for e in rc.evidence],
+        )
     decisions = {d.action_id: d for d in incident.decisions}
-    ui.table("Actions", ["action", "decision", "rule", "result"],
-             [[p.action.describe(),
-               decisions[p.action.id].outcome.value if p.action.id in decisions else "-",
-               decisions[p.action.id].rule if p.action.id in decisions else "-",
-               next((r.status.value for r in incident.results if r.action_id == p.action.id),
-                    "-")]
-              for p in incident.proposals])
+    ui.table(
+        "Actions",
+        ["action", "decision", "rule", "result"],
+        [
+            [
+                p.action.describe(),
+                decisions[p.action.id].outcome.value if p.action.id in decisions else "-",
+                decisions[p.action.id].rule if p.action.id in decisions else "-",
+                next((r.status.value for r in incident.results if r.action_id == p.action.id), "-"),
+            ]
+            for p in incident.proposals
+        ],
+    )
     if incident.approvals:
-        ui.table("Approvals", ["request", "verdict", "by", "at", "reason"],
-                 [[a.request_id, a.verdict.value, a.by, f"{a.at:%Y-%m-%d %H:%M:%S}", a.reason]
-                  for a in incident.approvals])
+        ui.table(
+            "Approvals",
+            ["request", "verdict", "by", "at", "reason"],
+            [
+                [a.request_id, a.verdict.value, a.by, f"{a.at:%Y-%m-%d %H:%M:%S}", a.reason]
+                for a in incident.approvals
+            ],
+        )
     if incident.verification:
         v = incident.verification
-        ui.table(f"Verification after {v.window_minutes} min: "
-                 f"{'passed' if v.passed else 'FAILED'}"
-                 + (" (rolled back)" if v.rolled_back else ""),
-                 ["check", "service", "observed", "threshold", "ok"],
-                 [[c.name, c.service, f"{c.observed:.4g}", f"{c.threshold:.4g}", str(c.ok)]
-                  for c in v.checks])
-    ui.table("Timeline", ["at", "event", "message"],
-             [[f"{e.at:%H:%M}", e.kind, e.message] for e in incident.timeline])
-    for label, value in (("postmortem", incident.postmortem_path),
-                         ("signals", ", ".join(incident.signal_paths))):
+        ui.table(
+            f"Verification after {v.window_minutes} min: "
+            f"{'passed' if v.passed else 'FAILED'}" + (" (rolled back)" if v.rolled_back else ""),
+            ["check", "service", "observed", "threshold", "ok"],
+            [
+                [c.name, c.service, f"{c.observed:.4g}", f"{c.threshold:.4g}", str(c.ok)]
+                for c in v.checks
+            ],
+        )
+    ui.table(
+        "Timeline",
+        ["at", "event", "message"],
+        [[f"{e.at:%H:%M}", e.kind, e.message] for e in incident.timeline],
+    )
+    for label, value in (
+        ("postmortem", incident.postmortem_path),
+        ("signals", ", ".join(incident.signal_paths)),
+    ):
         if value:
             out.print(f"{label}: {value}", markup=False)
     out.print(f"audit records: {len(audit)} (`--json` shows them)", markup=False)

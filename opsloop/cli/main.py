@@ -18,7 +18,9 @@ Handler = Callable[[argparse.Namespace, Settings, Ui], int]
 def _common() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "--work-dir", type=Path, default=argparse.SUPPRESS,
+        "--work-dir",
+        type=Path,
+        default=argparse.SUPPRESS,
         help="where state, drafts and signals live (env OPSLOOP_WORK_DIR, default ./work)",
     )
     return common
@@ -27,7 +29,8 @@ def _common() -> argparse.ArgumentParser:
 def build_parser() -> argparse.ArgumentParser:
     common = _common()
     parser = argparse.ArgumentParser(
-        prog="opsloop", parents=[common],
+        prog="opsloop",
+        parents=[common],
         description="The operations loop: observe, triage, diagnose, guard, act, verify, learn.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

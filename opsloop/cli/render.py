@@ -15,9 +15,20 @@ class UserError(Exception):
     """Bad input from the person at the terminal: shown as a message, never a traceback."""
 
 
+# Piped output has no terminal width; rich would wrap tables at 80 columns and fold every cell.
+PIPED_WIDTH = 160
+
+
+def _stdout() -> Console:
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, width=PIPED_WIDTH)
+    return console
+
+
 @dataclass
 class Ui:
-    out: Console = field(default_factory=lambda: Console(highlight=False, soft_wrap=True))
+    out: Console = field(default_factory=_stdout)
     err: Console = field(default_factory=lambda: Console(stderr=True, highlight=False))
 
     def json(self, data: Any) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -52,13 +51,21 @@ class OperateLoop:
 
     def context(self, env: SimEnvironment) -> LoopContext:
         return LoopContext(
-            settings=self.settings, policies=self.policies, telemetry=env, actuator=env,
-            clock=env, runbooks=self.runbooks, notifier=self.notifier, store=self.store,
+            settings=self.settings,
+            policies=self.policies,
+            telemetry=env,
+            actuator=env,
+            clock=env,
+            runbooks=self.runbooks,
+            notifier=self.notifier,
+            store=self.store,
         )
 
     def _config(self, incident_id: str) -> RunnableConfig:
-        return {"configurable": {"thread_id": incident_id},
-                "recursion_limit": self.settings.recursion_limit}
+        return {
+            "configurable": {"thread_id": incident_id},
+            "recursion_limit": self.settings.recursion_limit,
+        }
 
     def start(self, incident: Incident, env: SimEnvironment) -> Incident:
         """Run a new incident round the loop until it finishes or waits for a human."""
@@ -74,12 +81,17 @@ class OperateLoop:
         changes: dict[str, ParamValue] | None = None,
     ) -> Incident:
         """Answer a waiting approval, from any process, and run the incident on."""
-        approval = Approval(request_id=approval_id, verdict=verdict, by=by,
-                            at=datetime.now(UTC), reason=reason, changes=changes or {})
-        request = self.store.claim(approval)  # refuses a second decision on the same request
+        request, status = self.store.get_request(approval_id)
+        if status != "pending":
+            raise StoreError(f"approval {approval_id} was already decided ({status})")
+        incident = self.store.get_incident(request.incident_id)
+        env = open_environment(incident.environment, self.settings)
+        approval = Approval(
+            request_id=approval_id, verdict=verdict, by=by, at=env.now(), reason=reason,
+            changes=changes or {},
+        )
+        self.store.claim(approval)  # atomic: a concurrent second decision is refused here
         try:
-            incident = self.store.get_incident(request.incident_id)
-            env = open_environment(incident.environment, self.settings)
             self.store.audit(incident.id, by, "approval", approval.model_dump(mode="json"))
             return self._run(Command(resume=approval.model_dump(mode="json")), incident.id, env)
         except Exception:
@@ -101,14 +113,17 @@ class OperateLoop:
         waiting = [ApprovalRequest.model_validate(i.value) for i in snapshot.interrupts]
         if waiting:
             incident = incident.model_copy(
-                update={"status": IncidentStatus.AWAITING_APPROVAL,
-                        "timeline": list(values.get("events", []))},
+                update={
+                    "status": IncidentStatus.AWAITING_APPROVAL,
+                    "timeline": list(values.get("events", [])),
+                },
                 deep=True,
             )
             for request in waiting:
                 self.store.add_pending(request)
-                self.store.audit(incident_id, "opsloop", "approval_requested",
-                                 request.model_dump(mode="json"))
+                self.store.audit(
+                    incident_id, "opsloop", "approval_requested", request.model_dump(mode="json")
+                )
         self.store.save_incident(incident)
         return incident
 

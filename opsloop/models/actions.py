@@ -66,6 +66,10 @@ class Verdict(StrEnum):
     MODIFY = "modify"
     REJECT = "reject"
 
+    @property
+    def past(self) -> str:
+        return {"approve": "approved", "modify": "modified", "reject": "rejected"}[self.value]
+
 
 class Approval(BaseModel):
     """A human's answer to an ApprovalRequest: who, when, why."""
@@ -73,7 +77,7 @@ class Approval(BaseModel):
     request_id: str
     verdict: Verdict
     by: str
-    at: datetime
+    at: datetime  # the environment's clock, like the rest of the incident record
     reason: str = ""
     changes: dict[str, ParamValue] = Field(default_factory=dict)
 

@@ -38,17 +38,29 @@ def act(state: LoopState, runtime: Runtime[LoopContext]) -> Command[Literal["ver
         result = ctx.actuator.execute(action, idempotency_key(incident.id, action))
         results.append(result)
         ctx.store.audit(incident.id, "opsloop", "action", result.model_dump(mode="json"))
-        events.append(event(ctx, "action", f"{result.action}: {result.status.value}"
-                            + (f" — {result.detail}" if result.detail else ""),
-                            action_id=action.id, key=result.idempotency_key,
-                            replayed=result.replayed))
+        events.append(
+            event(
+                ctx,
+                "action",
+                f"{result.action}: {result.status.value}"
+                + (f" — {result.detail}" if result.detail else ""),
+                action_id=action.id,
+                key=result.idempotency_key,
+                replayed=result.replayed,
+            )
+        )
         if decision.notify:
             where = ctx.notifier.notify(
-                "ops", f"{incident.id} {incident.severity}: auto-remediated with {result.action} "
-                f"({result.status.value})", {"incident": incident.id, "rule": decision.rule},
+                "ops",
+                f"{incident.id} {incident.severity}: auto-remediated with {result.action} "
+                f"({result.status.value})",
+                {"incident": incident.id, "rule": decision.rule},
             )
             notifications.append(where)
-    incident = incident.model_copy(update={"results": results, "notifications": notifications}, deep=True)
+    incident = incident.model_copy(
+        update={"results": results, "notifications": notifications}, deep=True
+    )
     ran = any(r.status is ActionStatus.SUCCEEDED for r in results)
-    return Command(update={"incident": incident, "events": events},
-                   goto="verify" if ran else "learn")
+    return Command(
+        update={"incident": incident, "events": events}, goto="verify" if ran else "learn"
+    )

@@ -21,7 +21,9 @@ from opsloop.models import (
 )
 
 
-def approval_request(incident: Incident, action: RemediationAction, ctx: LoopContext) -> ApprovalRequest:
+def approval_request(
+    incident: Incident, action: RemediationAction, ctx: LoopContext
+) -> ApprovalRequest:
     decision = next(d for d in incident.decisions if d.action_id == action.id)
     cause = incident.root_cause.cause if incident.root_cause else "unknown cause"
     return ApprovalRequest(
@@ -49,10 +51,13 @@ def approval(state: LoopState, runtime: Runtime[LoopContext]) -> Command[Literal
         index = next(i for i, p in enumerate(proposals) if p.action.id == decision.action_id)
         action = proposals[index].action
         # Execution stops here until a human answers; on resume this returns the answer.
-        answer = Approval.model_validate(interrupt(approval_request(incident, action, ctx)
-                                                   .model_dump(mode="json")))
+        answer = Approval.model_validate(
+            interrupt(approval_request(incident, action, ctx).model_dump(mode="json"))
+        )
         approvals.append(answer)
-        who = f"{answer.verdict.value} by {answer.by}" + (f": {answer.reason}" if answer.reason else "")
+        who = f"{answer.verdict.past} by {answer.by}" + (
+            f": {answer.reason}" if answer.reason else ""
+        )
         if answer.verdict is Verdict.REJECT:
             events.append(event(ctx, "rejected", f"{action.describe()} {who}", action_id=action.id))
             continue
@@ -63,15 +68,23 @@ def approval(state: LoopState, runtime: Runtime[LoopContext]) -> Command[Literal
             redecided = decide_action(ctx, incident, action, 0)
             decisions = [redecided if d.action_id == action.id else d for d in decisions]
             if redecided.outcome is DecisionOutcome.DENY:
-                events.append(event(ctx, "rejected",
-                                    f"modified {action.describe()} is denied by {redecided.rule}",
-                                    action_id=action.id))
+                events.append(
+                    event(
+                        ctx,
+                        "rejected",
+                        f"modified {action.describe()} is denied by {redecided.rule}",
+                        action_id=action.id,
+                    )
+                )
                 continue
         events.append(event(ctx, "approved", f"{action.describe()} {who}", action_id=action.id))
         cleared.append(action.id)
     incident = incident.model_copy(
-        update={"approvals": [*incident.approvals, *approvals], "proposals": proposals,
-                "decisions": decisions},
+        update={
+            "approvals": [*incident.approvals, *approvals],
+            "proposals": proposals,
+            "decisions": decisions,
+        },
         deep=True,
     )
     return Command(

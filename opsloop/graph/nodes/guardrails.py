@@ -36,8 +36,11 @@ def auto_actions_last_hour(ctx: LoopContext, service: str, exclude: str) -> int:
         count += sum(
             1
             for r in past.results
-            if r.action_id in auto and targets.get(r.action_id) == service
-            and r.status is ActionStatus.SUCCEEDED and r.at >= since and not r.replayed
+            if r.action_id in auto
+            and targets.get(r.action_id) == service
+            and r.status is ActionStatus.SUCCEEDED
+            and r.at >= since
+            and not r.replayed
         )
     return count
 
@@ -70,8 +73,12 @@ def decide_action(
     severity = incident.severity or Severity.SEV1  # untriaged means: treat as the worst
     gctx = guardrail_context(ctx, incident, action, auto_so_far)
     decision = decide(action, severity, ctx.policies, gctx)
-    ctx.store.audit(incident.id, "opsloop", "decision",
-                    {"action": action.describe(), **decision.model_dump(mode="json")})
+    ctx.store.audit(
+        incident.id,
+        "opsloop",
+        "decision",
+        {"action": action.describe(), **decision.model_dump(mode="json")},
+    )
     return decision
 
 
@@ -88,9 +95,13 @@ def guardrails(
         auto += decision.outcome is DecisionOutcome.AUTO
         decisions.append(decision)
         events.append(
-            event(ctx, "decision",
-                  f"{proposal.action.describe()}: {decision.outcome.value} ({decision.rule})",
-                  action_id=proposal.action.id, outcome=decision.outcome.value)
+            event(
+                ctx,
+                "decision",
+                f"{proposal.action.describe()}: {decision.outcome.value} ({decision.rule})",
+                action_id=proposal.action.id,
+                outcome=decision.outcome.value,
+            )
         )
     incident = incident.model_copy(update={"decisions": decisions}, deep=True)
     cleared = [d.action_id for d in decisions if d.outcome is DecisionOutcome.AUTO]

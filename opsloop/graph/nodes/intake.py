@@ -19,8 +19,13 @@ def intake(state: LoopState, runtime: Runtime[LoopContext]) -> dict[str, Any]:
     events = []
     if first is not None:
         # The earliest moment any signal showed the problem: the start of detection time.
-        events.append(TimelineEvent(at=first.starts_at, kind="first_signal",
-                                    message=f"{first.name} condition began on {first.service}"))
+        events.append(
+            TimelineEvent(
+                at=first.starts_at,
+                kind="first_signal",
+                message=f"{first.name} condition began on {first.service}",
+            )
+        )
     for anomaly in incident.anomalies:
         events.append(
             event(
@@ -36,9 +41,17 @@ def intake(state: LoopState, runtime: Runtime[LoopContext]) -> dict[str, Any]:
         if not (anomaly.annotations.get("runbook") or anomaly.annotations.get("action")):
             events.append(event(ctx, "alert_quality", f"{anomaly.name} names no runbook or action"))
     events.append(
-        event(ctx, "opened", f"{incident.id} opened for {', '.join(incident.services)}",
-              group_key=incident.group_key)
+        event(
+            ctx,
+            "opened",
+            f"{incident.id} opened for {', '.join(incident.services)}",
+            group_key=incident.group_key,
+        )
     )
-    ctx.store.audit(incident.id, "opsloop", "opened", {"group_key": incident.group_key,
-                                                        "alerts": len(incident.anomalies)})
+    ctx.store.audit(
+        incident.id,
+        "opsloop",
+        "opened",
+        {"group_key": incident.group_key, "alerts": len(incident.anomalies)},
+    )
     return {"events": events}

@@ -16,7 +16,9 @@ from opsloop.models import ActionStatus, Incident, IncidentStatus, Verdict
 
 def final_status(incident: Incident) -> IncidentStatus:
     if incident.verification is not None:
-        return IncidentStatus.MITIGATED if incident.verification.passed else IncidentStatus.ESCALATED
+        return (
+            IncidentStatus.MITIGATED if incident.verification.passed else IncidentStatus.ESCALATED
+        )
     if incident.novel or not incident.proposals:
         return IncidentStatus.ESCALATED
     if incident.approvals and all(a.verdict is Verdict.REJECT for a in incident.approvals):
@@ -30,16 +32,27 @@ def learn(state: LoopState, runtime: Runtime[LoopContext]) -> dict[str, Any]:
     ctx = context_of(runtime)
     incident = state["incident"]
     status = final_status(incident)
-    events = [event(ctx, "closed" if status is IncidentStatus.MITIGATED else "escalated",
-                    f"incident {status.value}")]
+    events = [
+        event(
+            ctx,
+            "closed" if status is IncidentStatus.MITIGATED else "escalated",
+            f"incident {status.value}",
+        )
+    ]
     notifications = list(incident.notifications)
     if status is IncidentStatus.ESCALATED:
         reason = "novel failure" if incident.novel else "no automated fix left"
-        notifications.append(ctx.notifier.notify(
-            "page", f"{incident.id} escalated to on-call: {reason}", {"incident": incident.id}))
+        notifications.append(
+            ctx.notifier.notify(
+                "page", f"{incident.id} escalated to on-call: {reason}", {"incident": incident.id}
+            )
+        )
     incident = incident.model_copy(
-        update={"status": status, "notifications": notifications,
-                "timeline": [*state.get("events", []), *events]},
+        update={
+            "status": status,
+            "notifications": notifications,
+            "timeline": [*state.get("events", []), *events],
+        },
         deep=True,
     )
     extra = set(ctx.policies.severity.postmortem_severities)
@@ -53,7 +66,14 @@ def learn(state: LoopState, runtime: Runtime[LoopContext]) -> dict[str, Any]:
     incident.signal_paths = [str(p) for p in paths]
     events.extend(event(ctx, "signal", f"signal filed at {p}") for p in paths)
     incident.timeline = [*incident.timeline, *events[1:]]
-    ctx.store.audit(incident.id, "opsloop", "closed",
-                    {"status": status.value, "postmortem": incident.postmortem_path,
-                     "signals": incident.signal_paths})
+    ctx.store.audit(
+        incident.id,
+        "opsloop",
+        "closed",
+        {
+            "status": status.value,
+            "postmortem": incident.postmortem_path,
+            "signals": incident.signal_paths,
+        },
+    )
     return {"incident": incident, "events": events}

@@ -24,23 +24,30 @@ def make_specialist(name: str) -> SpecialistNode:
         ctx = context_of(runtime)
         incident = state["incident"]
         toolbox = Toolbox(
-            ctx.telemetry, allowed=set(spec.tools),
-            max_calls=ctx.settings.tool_calls_per_specialist, clock=ctx.clock,
+            ctx.telemetry,
+            allowed=set(spec.tools),
+            max_calls=ctx.settings.tool_calls_per_specialist,
+            clock=ctx.clock,
         )
         diagnosis = diagnose(
-            name, incident, toolbox, ctx.runbooks,
+            name,
+            incident,
+            toolbox,
+            ctx.runbooks,
             k_runbooks=ctx.settings.runbooks_per_specialist,
             min_confidence=ctx.settings.min_confidence,
         )
         top = diagnosis.top
         summary = (
             f"{name}: {top.category} on {top.service} ({top.confidence:.0%})"
-            if top else f"{name}: no hypothesis from runbooks {diagnosis.runbooks}"
+            if top
+            else f"{name}: no hypothesis from runbooks {diagnosis.runbooks}"
         )
         return {
             "findings": [diagnosis],
-            "events": [event(ctx, "specialist", summary, specialist=name,
-                             tool_calls=toolbox.calls)],
+            "events": [
+                event(ctx, "specialist", summary, specialist=name, tool_calls=toolbox.calls)
+            ],
         }
 
     specialist.__name__ = f"specialist_{name}"

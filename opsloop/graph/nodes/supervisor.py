@@ -14,7 +14,13 @@ from opsloop.graph.state import LoopState
 from opsloop.models import Diagnosis, Hypothesis, Incident
 
 SpecialistName = Literal[
-    "health", "incident", "remediation", "rollout", "capacity", "performance", "resilience",
+    "health",
+    "incident",
+    "remediation",
+    "rollout",
+    "capacity",
+    "performance",
+    "resilience",
     "cost",
 ]
 
@@ -44,7 +50,12 @@ def route(incident: Incident, ctx: LoopContext) -> list[str]:
 def best_hypothesis(findings: list[Diagnosis], order: list[str]) -> tuple[Hypothesis, str] | None:
     """Highest confidence wins; ties go to the specialist routed first."""
     ranked = [
-        (h.confidence, -order.index(d.specialist) if d.specialist in order else -99, h, d.specialist)
+        (
+            h.confidence,
+            -order.index(d.specialist) if d.specialist in order else -99,
+            h,
+            d.specialist,
+        )
         for d in findings
         for h in d.hypotheses[:1]
     ]
@@ -65,8 +76,9 @@ def supervisor(
         return Command(
             update={
                 "incident": incident,
-                "events": [event(ctx, "routed", f"routed to {', '.join(chosen)}",
-                                 specialists=chosen)],
+                "events": [
+                    event(ctx, "routed", f"routed to {', '.join(chosen)}", specialists=chosen)
+                ],
             },
             goto=[Send(name, {"incident": incident}) for name in chosen],
         )
@@ -81,9 +93,7 @@ def supervisor(
         hypothesis, specialist = winner
         diagnosis = next(d for d in findings if d.specialist == specialist)
         update.update(root_cause=hypothesis, proposals=diagnosis.proposals)
-        message = (
-            f"root cause ({specialist}, {hypothesis.confidence:.0%}): {hypothesis.cause}"
-        )
+        message = f"root cause ({specialist}, {hypothesis.confidence:.0%}): {hypothesis.cause}"
     incident = incident.model_copy(update=update, deep=True)
     return Command(
         update={"incident": incident, "events": [event(ctx, "diagnosed", message)]},

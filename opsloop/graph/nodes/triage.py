@@ -33,12 +33,17 @@ def triage(state: LoopState, runtime: Runtime[LoopContext]) -> dict[str, Any]:
             rule=rule,
         )
     ]
-    ctx.store.audit(incident.id, "opsloop", "severity", {"severity": severity.value, "rule": rule,
-                                                          "impact": impact.model_dump()})
+    ctx.store.audit(
+        incident.id,
+        "opsloop",
+        "severity",
+        {"severity": severity.value, "rule": rule, "impact": impact.model_dump()},
+    )
     if severity is Severity.SEV1:
         # SEV1 is a human's incident from the first minute: page and open the war room.
         where = ctx.notifier.notify(
-            "page", f"{incident.id} {severity.value}: {incident.title}",
+            "page",
+            f"{incident.id} {severity.value}: {incident.title}",
             {"incident": incident.id, "services": incident.services},
         )
         incident.notifications.append(where)

@@ -34,20 +34,26 @@ def _recent(ctx: LoopContext, service: str, metric: str, minutes: int) -> float 
 def _baseline(ctx: LoopContext, service: str, metric: str, before: datetime) -> float | None:
     """The metric's mean over the half hour before the incident's first alert began."""
     span = int((ctx.clock.now() - before).total_seconds() // 60) + _BASELINE_MINUTES
-    points = [p.value for p in ctx.telemetry.metric(service, metric, span).points
-              if before - timedelta(minutes=_BASELINE_MINUTES) <= p.at < before]
+    points = [
+        p.value
+        for p in ctx.telemetry.metric(service, metric, span).points
+        if before - timedelta(minutes=_BASELINE_MINUTES) <= p.at < before
+    ]
     return sum(points) / len(points) if points else None
 
 
-def threshold_checks(ctx: LoopContext, incident: Incident, service: str,
-                     criteria: ResolvedCriteria) -> list[VerificationCheck]:
+def threshold_checks(
+    ctx: LoopContext, incident: Incident, service: str, criteria: ResolvedCriteria
+) -> list[VerificationCheck]:
     onset = min((a.starts_at for a in incident.anomalies), default=incident.opened_at)
     checks: list[VerificationCheck] = []
     for name, limit in criteria.thresholds.model_dump(exclude_none=True).items():
         if name in _RELATIVE:
             metric = _RELATIVE[name]
-            now, base = _recent(ctx, service, metric, criteria.sample_minutes), _baseline(
-                ctx, service, metric, onset)
+            now, base = (
+                _recent(ctx, service, metric, criteria.sample_minutes),
+                _baseline(ctx, service, metric, onset),
+            )
             if now is None or not base:
                 continue  # no baseline to compare with: the absolute checks still apply
             observed = now / base
@@ -57,22 +63,37 @@ def threshold_checks(ctx: LoopContext, incident: Incident, service: str,
             if value is None:
                 continue
             observed = value
-        checks.append(VerificationCheck(name=name, service=service, observed=round(observed, 6),
-                                        threshold=float(limit), ok=observed <= limit))
+        checks.append(
+            VerificationCheck(
+                name=name,
+                service=service,
+                observed=round(observed, 6),
+                threshold=float(limit),
+                ok=observed <= limit,
+            )
+        )
     return checks
 
 
 def alert_checks(ctx: LoopContext, incident: Incident) -> list[VerificationCheck]:
     """The alerts that opened the incident must have stopped firing."""
     names = {a.name for a in incident.anomalies}
-    rules = [AlertRule.model_validate(r.model_dump()) for r in ctx.policies.alerts.rules
-             if r.name in names]
+    rules = [
+        AlertRule.model_validate(r.model_dump())
+        for r in ctx.policies.alerts.rules
+        if r.name in names
+    ]
     firing = {(a.name, a.service) for a in evaluate_rules(rules, ctx.telemetry, ctx.clock.now())}
     return [
-        VerificationCheck(name=f"alert {a.name} cleared", service=a.service or "",
-                          observed=float((a.name, a.service) in firing), threshold=0.0,
-                          ok=(a.name, a.service) not in firing)
-        for a in incident.anomalies if a.source == "rules"
+        VerificationCheck(
+            name=f"alert {a.name} cleared",
+            service=a.service or "",
+            observed=float((a.name, a.service) in firing),
+            threshold=0.0,
+            ok=(a.name, a.service) not in firing,
+        )
+        for a in incident.anomalies
+        if a.source == "rules"
     ]
 
 
@@ -92,9 +113,14 @@ def revert_all(ctx: LoopContext, incident: Incident) -> list[ActionResult]:
 def verify(state: LoopState, runtime: Runtime[LoopContext]) -> dict[str, Any]:
     ctx = context_of(runtime)
     incident = state["incident"]
-    ran = [p.action for p in incident.proposals
-           if any(r.action_id == p.action.id and r.status is ActionStatus.SUCCEEDED
-                  for r in incident.results)]
+    ran = [
+        p.action
+        for p in incident.proposals
+        if any(
+            r.action_id == p.action.id and r.status is ActionStatus.SUCCEEDED
+            for r in incident.results
+        )
+    ]
     criteria = {a.id: criteria_for(ctx.policies, a.type) for a in ran}
     window = max(c.window_minutes for c in criteria.values())
     ctx.clock.wait(window)  # in the simulator this lets production run on for the window
@@ -102,10 +128,23 @@ def verify(state: LoopState, runtime: Runtime[LoopContext]) -> dict[str, Any]:
     for action in ran:
         checks += threshold_checks(ctx, incident, action.service, criteria[action.id])
     passed = all(c.ok for c in checks)
-    events = [event(ctx, "verified" if passed else "verification_failed",
-                    f"after {window} min: " + ("all checks passed" if passed else
-                    "failed " + ", ".join(f"{c.name} on {c.service} ({c.observed:.3g} > "
-                                          f"{c.threshold:.3g})" for c in checks if not c.ok)))]
+    events = [
+        event(
+            ctx,
+            "verified" if passed else "verification_failed",
+            f"after {window} min: "
+            + (
+                "all checks passed"
+                if passed
+                else "failed "
+                + ", ".join(
+                    f"{c.name} on {c.service} ({c.observed:.3g} > {c.threshold:.3g})"
+                    for c in checks
+                    if not c.ok
+                )
+            ),
+        )
+    ]
     rollbacks: list[ActionResult] = []
     if not passed:
         rollbacks = revert_all(ctx, incident)
@@ -113,7 +152,10 @@ def verify(state: LoopState, runtime: Runtime[LoopContext]) -> dict[str, Any]:
             ctx.store.audit(incident.id, "opsloop", "rollback", r.model_dump(mode="json"))
             events.append(event(ctx, "rollback", f"reverted {r.action}: {r.status.value}"))
     verification = Verification(
-        passed=passed, at=ctx.clock.now(), window_minutes=window, checks=checks,
+        passed=passed,
+        at=ctx.clock.now(),
+        window_minutes=window,
+        checks=checks,
         rolled_back=any(r.status is ActionStatus.SUCCEEDED for r in rollbacks),
         rollback_results=rollbacks,
     )
