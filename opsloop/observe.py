@@ -12,15 +12,13 @@ import operator
 import string
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Literal, Protocol
-
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Any, Protocol
 
 from opsloop.fingerprint import label_fingerprint
 from opsloop.models import Anomaly, MetricSeries, ServiceInfo
+from opsloop.policy.schema.alerts import Aggregate, AlertRule
 
-Aggregate = Literal["avg", "max", "min", "last"]
-Op = Literal[">", ">=", "<", "<="]
+__all__ = ["AlertRule", "RuleError", "evaluate_rules"]
 
 MAX_LOOKBACK_MINUTES = 24 * 60  # how far back starts_at is searched once a rule fires
 ENVIRONMENT = "prod"
@@ -39,28 +37,6 @@ class RuleTelemetry(Protocol):
     def services(self) -> list[ServiceInfo]: ...
 
     def metric(self, service: str, metric: str, minutes: int) -> MetricSeries: ...
-
-
-class AlertRule(BaseModel):
-    """One rule from policies/alerts.yaml (field names as in docs/INTERFACES.md)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(min_length=1)
-    metric: str = Field(min_length=1)
-    aggregate: Aggregate = "avg"
-    window_minutes: int = Field(default=5, ge=1)
-    op: Op = ">"
-    threshold: float
-    for_minutes: int = Field(default=1, ge=0)
-    services: list[str] = Field(default_factory=lambda: ["*"])
-    labels: dict[str, str] = Field(default_factory=dict)
-    annotations: dict[str, str] = Field(default_factory=dict)
-    # When set, the value is aggregate(now) / aggregate(this many minutes earlier).
-    baseline_offset_minutes: int | None = Field(default=None, ge=1)
-
-    def applies_to(self, service: str) -> bool:
-        return "*" in self.services or service in self.services
 
 
 class RuleError(ValueError):

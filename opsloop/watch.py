@@ -15,9 +15,10 @@ from opsloop.environments import new_simulation
 from opsloop.graph.runner import OperateLoop
 from opsloop.intake import AlertGrouper
 from opsloop.models import Anomaly, Incident
-from opsloop.observe import AlertRule, evaluate_rules
+from opsloop.observe import ENVIRONMENT, evaluate_rules
+from opsloop.policy import Policies
 from opsloop.policy.health import burn_rate_anomalies
-from opsloop.simulator import get_scenario
+from opsloop.simulator import SimEnvironment, get_scenario
 
 Progress = Callable[[str], None]
 
@@ -37,40 +38,49 @@ class ScenarioRun:
 
 
 def observe(
-    loop: OperateLoop, rules: list[AlertRule], env: object, now: datetime, minute: int
+    policies: Policies, env: SimEnvironment, now: datetime, minute: int
 ) -> list[Anomaly]:
-    anomalies = evaluate_rules(rules, env, now)  # type: ignore[arg-type]
+    """Everything that fires this minute: alert rules, and SLO burn rates every few minutes."""
+    anomalies = evaluate_rules(policies.alerts.rules, env, now)
     if minute % SLO_EVALUATION_EVERY_MINUTES == 0:
-        anomalies += burn_rate_anomalies(loop.policies, env, now, labels={"env": "prod"})  # type: ignore[arg-type]
+        anomalies += burn_rate_anomalies(policies, env, now, labels={"env": ENVIRONMENT})
     return anomalies
 
 
-def run_scenario(loop: OperateLoop, name: str, seed: int, progress: Progress) -> ScenarioRun:
+def detect(loop: OperateLoop, name: str, seed: int) -> tuple[ScenarioRun, SimEnvironment]:
+    """Simulate the scenario minute by minute until alerts open incidents (not yet run)."""
     scenario = get_scenario(name)
     ref, env = new_simulation(name, seed, loop.settings)
-    rules = [AlertRule.model_validate(r.model_dump()) for r in loop.policies.alerts.rules]
     grouper = AlertGrouper(loop.policies.intake, ref, loop.store.next_incident_id)
-    start = env.now()
     run = ScenarioRun(
         scenario=name,
         seed=seed,
         environment=ref,
-        fault_at=start + timedelta(minutes=scenario.fault_at_minute),
+        fault_at=env.now() + timedelta(minutes=scenario.fault_at_minute),
     )
     for minute in range(1, scenario.run_minutes + 1):
         env.wait(1)
         now = env.now()
-        anomalies = observe(loop, rules, env, now, minute)
+        anomalies = observe(loop.policies, env, now, minute)
         if anomalies and run.detected_at is None:
             run.detected_at = min(a.starts_at for a in anomalies)
         grouper.ingest(anomalies, now)
-        for incident in grouper.due(now):
-            progress(f"{name}: {incident.id} opened at {now:%H:%M} — {incident.title}")
-            started = time.perf_counter()
-            run.incidents.append(loop.start(incident, env))
-            run.loop_seconds.append(time.perf_counter() - started)
+        run.incidents = grouper.due(now)
         if run.incidents:
-            break  # the demo follows the first incident round the loop
+            break  # the demo follows the first incidents round the loop
+    return run, env
+
+
+def run_scenario(loop: OperateLoop, name: str, seed: int, progress: Progress) -> ScenarioRun:
+    """Detect, then take every incident the alerts opened round the loop."""
+    run, env = detect(loop, name, seed)
     if not run.incidents:
-        progress(f"{name}: no alert fired in {scenario.run_minutes} simulated minutes")
+        progress(f"{name}: no alert fired in {get_scenario(name).run_minutes} simulated minutes")
+    finished = []
+    for incident in run.incidents:
+        progress(f"{name}: {incident.id} opened at {incident.opened_at:%H:%M} — {incident.title}")
+        started = time.perf_counter()
+        finished.append(loop.start(incident, env))
+        run.loop_seconds.append(time.perf_counter() - started)
+    run.incidents = finished
     return run

@@ -18,7 +18,7 @@ from opsloop.models import (
     Verification,
     VerificationCheck,
 )
-from opsloop.observe import AlertRule, evaluate_rules
+from opsloop.observe import evaluate_rules
 from opsloop.policy.rollback import ResolvedCriteria, criteria_for
 
 # Metrics whose thresholds are ratios to the pre-incident baseline rather than absolute values.
@@ -78,11 +78,7 @@ def threshold_checks(
 def alert_checks(ctx: LoopContext, incident: Incident) -> list[VerificationCheck]:
     """The alerts that opened the incident must have stopped firing."""
     names = {a.name for a in incident.anomalies}
-    rules = [
-        AlertRule.model_validate(r.model_dump())
-        for r in ctx.policies.alerts.rules
-        if r.name in names
-    ]
+    rules = [r for r in ctx.policies.alerts.rules if r.name in names]
     firing = {(a.name, a.service) for a in evaluate_rules(rules, ctx.telemetry, ctx.clock.now())}
     return [
         VerificationCheck(

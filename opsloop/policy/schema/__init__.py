@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from opsloop.policy.schema.alerts import AlertQuality, AlertRuleSpec, AlertsPolicy
+from opsloop.policy.schema.alerts import AlertQuality, AlertRule, AlertsPolicy
 from opsloop.policy.schema.base import PolicyFile, StrictModel, format_minutes, strictest
 from opsloop.policy.schema.capacity import CapacityPolicy, ReplicaBounds, ResourceThresholds
 from opsloop.policy.schema.health import BurnWindow, HealthPolicy, Indicator, Slo
@@ -60,7 +60,7 @@ __all__ = [
     "POLICY_FILES",
     "ActionPolicy",
     "AlertQuality",
-    "AlertRuleSpec",
+    "AlertRule",
     "AlertsPolicy",
     "AutoLimits",
     "BurnWindow",

@@ -1,4 +1,4 @@
-"""alerts.yaml: alert rules (field names match opsloop.observe.AlertRule) and their quality bar."""
+"""alerts.yaml: alert rules and their quality bar."""
 
 from __future__ import annotations
 
@@ -14,19 +14,29 @@ class AlertQuality(StrictModel):
     require_runbook_or_action: bool = True
 
 
-class AlertRuleSpec(StrictModel):
+Aggregate = Literal["avg", "max", "min", "last"]
+Op = Literal[">", ">=", "<", "<="]
+
+
+class AlertRule(StrictModel):
+    """One alert rule; `opsloop.observe` evaluates it against any telemetry backend."""
+
     name: str = Field(min_length=1)
     metric: str = Field(min_length=1)
-    aggregate: Literal["avg", "max", "min", "last"]
-    window_minutes: int = Field(gt=0)
-    op: Literal[">", ">=", "<", "<="]
-    # With baseline_offset_minutes set, the threshold is a ratio: value now / value then.
+    aggregate: Aggregate = "avg"
+    window_minutes: int = Field(default=5, ge=1)
+    op: Op = ">"
+    # With baseline_offset_minutes set, the threshold is a ratio: value now / value then
+    # (a Prometheus `offset` comparison, used for cost anomalies).
     threshold: float
-    for_minutes: int = Field(default=0, ge=0)
+    for_minutes: int = Field(default=1, ge=0)
     services: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
-    baseline_offset_minutes: int | None = Field(default=None, gt=0)
+    baseline_offset_minutes: int | None = Field(default=None, ge=1)
+
+    def applies_to(self, service: str) -> bool:
+        return "*" in self.services or service in self.services
 
     @property
     def actionable(self) -> bool:
@@ -38,4 +48,4 @@ class AlertRuleSpec(StrictModel):
 
 class AlertsPolicy(PolicyFile):
     quality: AlertQuality = AlertQuality()
-    rules: list[AlertRuleSpec] = Field(min_length=1)
+    rules: list[AlertRule] = Field(min_length=1)
