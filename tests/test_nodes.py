@@ -31,7 +31,9 @@ from opsloop.simulator import SimEnvironment
 from opsloop.watch import detect
 
 
-def opened(loop: OperateLoop, scenario: str) -> tuple[Incident, SimEnvironment, Runtime[LoopContext]]:
+def opened(
+    loop: OperateLoop, scenario: str
+) -> tuple[Incident, SimEnvironment, Runtime[LoopContext]]:
     run, env = detect(loop, scenario, seed=7)
     [incident] = run.incidents
     return incident, env, Runtime(context=loop.context(env))

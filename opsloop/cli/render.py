@@ -29,7 +29,9 @@ def _stdout() -> Console:
 @dataclass
 class Ui:
     out: Console = field(default_factory=_stdout)
-    err: Console = field(default_factory=lambda: Console(stderr=True, highlight=False))
+    err: Console = field(
+        default_factory=lambda: Console(stderr=True, highlight=False, soft_wrap=True)
+    )
 
     def json(self, data: Any) -> None:
         """Machine output goes to stdout as plain JSON, never through rich markup."""
