@@ -25,7 +25,7 @@ from opsloop.agents.markdown import (
     render_signal,
     split_front_matter,
 )
-from opsloop.agents.postmortem import ActionRecord, action_records, verification_failed
+from opsloop.agents.record import ActionRecord, action_records, verification_failed
 from opsloop.models import ActionStatus, DecisionOutcome, Incident, Signal, Verdict
 
 DEFAULT_LOOKBACK_DAYS = 30
