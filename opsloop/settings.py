@@ -52,5 +52,9 @@ class Settings(BaseSettings):
         return self.work_dir / "signals"
 
     @property
+    def warrooms_dir(self) -> Path:
+        return self.work_dir / "warrooms"
+
+    @property
     def index_dir(self) -> Path:
         return self.work_dir / "index"

@@ -49,8 +49,10 @@ def test_sev1_waits_for_a_human_and_pages(loop: OperateLoop) -> None:
     assert incident.severity is Severity.SEV1
     outbox = [json.loads(line) for line in
               (loop.settings.work_dir / "notifications.jsonl").read_text().splitlines()]
-    assert [n["channel"] for n in outbox] == ["page"]
-    assert incident.id in outbox[0]["message"]
+    assert [n["channel"] for n in outbox] == ["page", "#incidents", "#ops"]
+    assert all(incident.id in n["message"] for n in outbox)
+    war_room = (loop.settings.warrooms_dir / f"{incident.id}.md").read_text()
+    assert "status: open" in war_room and "HighErrorRate" in war_room
 
 
 def test_sev2_auto_remediates_and_notifies(loop: OperateLoop) -> None:
@@ -58,7 +60,7 @@ def test_sev2_auto_remediates_and_notifies(loop: OperateLoop) -> None:
     assert incident.severity is Severity.SEV2
     assert incident.decisions[0].notify
     outbox = (loop.settings.work_dir / "notifications.jsonl").read_text()
-    assert "auto-remediated with disable_flag" in outbox
+    assert "ran disable_flag" in outbox and "#ops" in outbox
     assert incident.postmortem_path and Path(incident.postmortem_path).exists()
 
 

@@ -7,6 +7,7 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command
 
+from opsloop.agents.warroom import log_to_war_room
 from opsloop.environments import open_environment
 from opsloop.graph.build import build_graph
 from opsloop.graph.checkpoint import sqlite_checkpointer
@@ -17,6 +18,7 @@ from opsloop.models import (
     Incident,
     IncidentStatus,
     ParamValue,
+    TimelineEvent,
     Verdict,
 )
 from opsloop.policy import Policies, load_policies
@@ -93,6 +95,10 @@ class OperateLoop:
         self.store.claim(approval)  # atomic: a concurrent second decision is refused here
         try:
             self.store.audit(incident.id, by, "approval", approval.model_dump(mode="json"))
+            note = f"{request.action.describe()} {verdict.past} by {by}" + (
+                f": {reason}" if reason else "")
+            log_to_war_room(self.settings.warrooms_dir, incident.id,
+                            TimelineEvent(at=approval.at, kind="approval", message=note))
             return self._run(Command(resume=approval.model_dump(mode="json")), incident.id, env)
         except Exception:
             self.store.unclaim(approval_id)

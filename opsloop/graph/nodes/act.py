@@ -9,10 +9,12 @@ from typing import Literal
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
+from opsloop.agents.warroom import log_to_war_room
 from opsloop.graph.context import LoopContext
 from opsloop.graph.nodes.common import context_of, event
 from opsloop.graph.state import LoopState
-from opsloop.models import ActionStatus, RemediationAction
+from opsloop.models import ActionStatus, RemediationAction, Severity
+from opsloop.policy.severity import escalation_for
 
 
 def idempotency_key(incident_id: str, action: RemediationAction) -> str:
@@ -50,13 +52,15 @@ def act(state: LoopState, runtime: Runtime[LoopContext]) -> Command[Literal["ver
             )
         )
         if decision.notify:
-            where = ctx.notifier.notify(
-                "ops",
-                f"{incident.id} {incident.severity}: auto-remediated with {result.action} "
-                f"({result.status.value})",
-                {"incident": incident.id, "rule": decision.rule},
-            )
-            notifications.append(where)
+            severity = incident.severity or Severity.SEV1
+            for channel in escalation_for(severity, ctx.policies.severity).channels or ["#ops"]:
+                notifications.append(ctx.notifier.notify(
+                    channel,
+                    f"{incident.id} {severity.value}: ran {result.action} "
+                    f"({result.status.value}) under {decision.rule}",
+                    {"incident": incident.id, "rule": decision.rule},
+                ))
+        log_to_war_room(ctx.settings.warrooms_dir, incident.id, events[-1])
     incident = incident.model_copy(
         update={"results": results, "notifications": notifications}, deep=True
     )

@@ -8,6 +8,7 @@ from langgraph.runtime import Runtime
 
 from opsloop.agents.postmortem import needs_postmortem, write_postmortem
 from opsloop.agents.signals import derive_signals, write_signals
+from opsloop.agents.warroom import log_to_war_room
 from opsloop.graph.context import LoopContext
 from opsloop.graph.nodes.common import context_of, event
 from opsloop.graph.state import LoopState
@@ -66,6 +67,7 @@ def learn(state: LoopState, runtime: Runtime[LoopContext]) -> dict[str, Any]:
     incident.signal_paths = [str(p) for p in paths]
     events.extend(event(ctx, "signal", f"signal filed at {p}") for p in paths)
     incident.timeline = [*incident.timeline, *events[1:]]
+    log_to_war_room(ctx.settings.warrooms_dir, incident.id, events[0])
     ctx.store.audit(
         incident.id,
         "opsloop",

@@ -6,12 +6,12 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
+from opsloop.agents.warroom import open_war_room
 from opsloop.graph.context import LoopContext
 from opsloop.graph.nodes.common import context_of, event
 from opsloop.graph.state import LoopState
-from opsloop.models import Severity
 from opsloop.policy.impact import measure_impact
-from opsloop.policy.severity import classify
+from opsloop.policy.severity import classify, escalation_for
 
 
 def triage(state: LoopState, runtime: Runtime[LoopContext]) -> dict[str, Any]:
@@ -39,13 +39,16 @@ def triage(state: LoopState, runtime: Runtime[LoopContext]) -> dict[str, Any]:
         "severity",
         {"severity": severity.value, "rule": rule, "impact": impact.model_dump()},
     )
-    if severity is Severity.SEV1:
-        # SEV1 is a human's incident from the first minute: page and open the war room.
-        where = ctx.notifier.notify(
-            "page",
-            f"{incident.id} {severity.value}: {incident.title}",
-            {"incident": incident.id, "services": incident.services},
-        )
-        incident.notifications.append(where)
-        events.append(event(ctx, "escalated", f"paged on-call and opened war room ({where})"))
+    escalation = escalation_for(severity, ctx.policies.severity)
+    notified: list[str] = []
+    message = f"{incident.id} {severity.value}: {incident.title}"
+    if escalation.page:
+        notified.append(ctx.notifier.notify("page", message, {"incident": incident.id}))
+        events.append(event(ctx, "escalated", f"paged on-call ({notified[-1]})"))
+    if escalation.war_room:
+        path = open_war_room(incident, ctx.settings.warrooms_dir, ["on-call"])
+        events.append(event(ctx, "war_room", f"war room opened at {path}"))
+    for channel in escalation.channels:
+        notified.append(ctx.notifier.notify(channel, message, {"incident": incident.id}))
+    incident.notifications = [*incident.notifications, *notified]
     return {"incident": incident, "events": events}
