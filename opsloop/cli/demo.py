@@ -18,9 +18,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("demo", parents=[common], help="run fault scenarios round the loop")
     p.add_argument(
         "--scenario",
-        action="append",
+        action="extend",
+        nargs="+",
         metavar="NAME",
-        help="scenario to run (repeatable; default: all). See `opsloop scenarios`",
+        help="scenarios to run (one or more, repeatable; default: all). See `opsloop scenarios`",
     )
     p.add_argument("--seed", type=int, default=None, help="simulation seed (default: settings)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
