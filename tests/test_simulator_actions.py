@@ -179,3 +179,10 @@ def test_abort_experiment_stops_it_and_restores_the_instance() -> None:
     assert "redis-0" not in env.state.services["redis"].down_instances
     again = env.execute(_action("abort_experiment", "redis", experiment=exp_id), "ab-2")
     assert again.status is ActionStatus.FAILED and "not running" in again.detail
+
+
+def test_the_simulator_actuator_speaks_the_whole_action_catalog() -> None:
+    from opsloop.models.catalog import ACTION_TYPES
+    from opsloop.simulator.actions import HANDLERS
+
+    assert set(HANDLERS) == set(ACTION_TYPES)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from opsloop.policy.catalog import ACTUATOR_ACTIONS, METRICS
+from opsloop.models.catalog import ACTION_TYPES, METRICS
 from opsloop.policy.problems import PolicyProblem, ProblemLevel, display_path
 from opsloop.policy.schema import (
     AlertsPolicy,
@@ -135,7 +135,7 @@ def _severity(severity: SeverityPolicy, add: Add) -> None:
 
 def _remediation(remediation: RemediationPolicy, add: Add) -> None:
     for action_type, action in remediation.actions.items():
-        if action_type not in ACTUATOR_ACTIONS and not action.denied_everywhere():
+        if action_type not in ACTION_TYPES and not action.denied_everywhere():
             add(
                 "remediation.yaml",
                 f"actions.{action_type}",
@@ -144,7 +144,7 @@ def _remediation(remediation: RemediationPolicy, add: Add) -> None:
                 action_type,
                 WARN,
             )
-    for action_type in ACTUATOR_ACTIONS:
+    for action_type in ACTION_TYPES:
         if action_type not in remediation.actions:
             add(
                 "remediation.yaml",

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pydantic import BaseModel
 
 from opsloop.models import VerificationCheck
-from opsloop.policy.catalog import ACTUATOR_ACTIONS
+from opsloop.models.catalog import ACTION_TYPES
 from opsloop.policy.schema import Policies, RollbackPolicy, Thresholds
 from opsloop.policy.schema.rollback import FailureStep
 from opsloop.policy.series import window_mean, window_values
@@ -27,7 +27,7 @@ class VerificationCriteria(BaseModel):
     def failure_steps(self, reversible: bool | None = None) -> list[FailureStep]:
         """The steps to run when verification fails; `revert` only if it can be undone."""
         can_revert = (
-            ACTUATOR_ACTIONS.get(self.action_type, False) if reversible is None else reversible
+            ACTION_TYPES.get(self.action_type, False) if reversible is None else reversible
         )
         return [s for s in self.on_failure if s != "revert" or can_revert]
 

@@ -1,5 +1,6 @@
 """The embedded offline default environment: a simulated production fleet with scenarios."""
 
+from opsloop.models.catalog import METRICS
 from opsloop.simulator.env import SimEnvironment
 from opsloop.simulator.scenarios import (
     SCENARIOS,
@@ -8,7 +9,7 @@ from opsloop.simulator.scenarios import (
     UnknownScenarioError,
     get_scenario,
 )
-from opsloop.simulator.state import METRICS, SimState
+from opsloop.simulator.state import SimState
 
 __all__ = [
     "METRICS",

@@ -20,9 +20,10 @@ from opsloop.models import (
     RemediationAction,
     ServiceInfo,
 )
+from opsloop.models.catalog import METRICS
 from opsloop.simulator import actions, physics
 from opsloop.simulator.scenarios import Scenario, get_scenario
-from opsloop.simulator.state import METRICS, SimState, tick_time
+from opsloop.simulator.state import SimState, tick_time
 
 
 class SimEnvironment:

@@ -7,8 +7,9 @@ import random
 from dataclasses import dataclass, field
 
 from opsloop.models import ExperimentStatus
+from opsloop.models.catalog import METRICS
 from opsloop.simulator import events, logs
-from opsloop.simulator.state import METRICS, ServiceState, SimState
+from opsloop.simulator.state import ServiceState, SimState
 
 OOM_AT = 0.97  # memory fraction at which the kernel OOM-kills a replica
 OOM_DOWN_TICKS = 2  # minutes a killed replica takes to come back

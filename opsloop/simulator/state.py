@@ -14,19 +14,6 @@ from opsloop.models import ActionResult, ChaosExperiment, DeployEvent, FlagChang
 
 START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)  # a Monday; tick 0
 
-METRICS: tuple[str, ...] = (
-    "requests_per_second",
-    "error_ratio",
-    "latency_p50_ms",
-    "latency_p95_ms",
-    "latency_p99_ms",
-    "cpu_utilization",
-    "memory_utilization",
-    "disk_utilization",
-    "saturation",
-    "cost_per_hour",
-    "replicas",
-)
 
 LOG_LIMIT = 2000  # lines kept per service; older lines are dropped like a log shipper's buffer
 SCHEMA_VERSION = 1
