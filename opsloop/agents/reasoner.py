@@ -33,7 +33,8 @@ from opsloop.models import (
     RemediationProposal,
     ToolStatus,
 )
-from opsloop.tools.runbooks import HypothesisSpec, Runbook, RunbookIndex
+from opsloop.tools.protocols import RunbookIndex
+from opsloop.tools.runbooks import HypothesisSpec, Runbook
 from opsloop.tools.toolbox import Toolbox
 
 _MAX_HYPOTHESES = 12  # enough to explain what was ruled out without flooding the record

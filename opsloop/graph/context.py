@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from opsloop.policy import Policies
 from opsloop.settings import Settings
 from opsloop.store import IncidentStore
-from opsloop.tools.protocols import Actuator, Clock, Notifier, Telemetry
-from opsloop.tools.runbooks import RunbookIndex
+from opsloop.tools.protocols import Actuator, Clock, Notifier, RunbookIndex, Telemetry
 
 
 @dataclass

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from opsloop.models import (
     ActionResult,
@@ -16,6 +16,9 @@ from opsloop.models import (
     RemediationAction,
     ServiceInfo,
 )
+
+if TYPE_CHECKING:  # the runbook types live with the index; only annotations need them here
+    from opsloop.tools.runbooks import Runbook, RunbookHit
 
 
 class Clock(Protocol):
@@ -64,3 +67,15 @@ class Notifier(Protocol):
     def notify(self, channel: str, message: str, data: dict[str, Any]) -> str:
         """Send a notification; return where it went (for the record)."""
         ...
+
+
+class RunbookIndex(Protocol):
+    """Runbook retrieval: the agents' only way to the runbooks."""
+
+    def search(self, query: str, k: int = 5, specialist: str | None = None) -> list[RunbookHit]:
+        """Best-matching runbooks first; `specialist` restricts to that specialist's."""
+        ...
+
+    def get(self, runbook_id: str) -> Runbook: ...
+
+    def runbooks(self) -> list[Runbook]: ...
