@@ -7,6 +7,7 @@ from typing import Literal
 from langgraph.runtime import Runtime
 from langgraph.types import Command, Send
 
+from opsloop.agents.reasoner import incident_query
 from opsloop.agents.specialists import SPECIALISTS
 from opsloop.graph.context import LoopContext
 from opsloop.graph.nodes.common import context_of, event
@@ -23,16 +24,6 @@ SpecialistName = Literal[
     "resilience",
     "cost",
 ]
-
-
-def incident_query(incident: Incident) -> str:
-    """The retrieval query: the whole alert, not only its name. Alert text is data here."""
-    parts: list[str] = []
-    for a in incident.anomalies:
-        parts.append(a.name)
-        parts.extend(f"{k}={v}" for k, v in sorted(a.labels.items()) if k != "alertname")
-        parts.extend(a.annotations.get(k, "") for k in ("summary", "description"))
-    return " ".join(p for p in parts if p)
 
 
 def route(incident: Incident, ctx: LoopContext) -> list[str]:
