@@ -1,4 +1,10 @@
-"""Where an incident's production lives. `sim:<id>` is a simulated fleet saved in the work dir.
+"""Where an incident's production lives, named by a reference a later process can reopen.
+
+- `sim:<id>`: a simulated fleet saved in the work dir (the embedded offline default).
+- `remote:sim=<url>[,prometheus=<url>]`: a simulator served over HTTP (`opsloop sim-serve`)
+  whose API answers for the catalog, logs, deploys, flags and actions; with `prometheus=`,
+  metrics are PromQL against that Prometheus (policies/prometheus/promql.yaml), not the
+  simulator's API.
 
 An incident names its environment so that a later process (an approval after a restart)
 reopens the same production the incident was opened against.
@@ -7,13 +13,39 @@ reopens the same production the incident was opened against.
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
 
+from opsloop.models import (
+    ActionResult,
+    ChaosExperiment,
+    DeployEvent,
+    FlagChange,
+    FlagState,
+    LogLine,
+    MetricSeries,
+    RemediationAction,
+    ServiceInfo,
+)
 from opsloop.settings import Settings
 from opsloop.simulator import SimEnvironment
+from opsloop.simulator.remote import SimClient
+from opsloop.tools.prometheus import REAL_TIME, PrometheusClient, PrometheusTelemetry, TimeScale
+from opsloop.tools.promql import load_promql
+from opsloop.tools.protocols import Actuator, Clock, Telemetry
 
 
 class UnknownEnvironment(Exception):
     """An environment reference that cannot be opened."""
+
+
+class Production(Telemetry, Actuator, Clock, Protocol):
+    """What the loop runs an incident against: telemetry, an actuator and a clock in one."""
+
+    autosave_path: Path | None
+
+    def save(self, path: Path) -> None: ...
 
 
 def new_simulation(scenario: str, seed: int, settings: Settings) -> tuple[str, SimEnvironment]:
@@ -25,10 +57,112 @@ def new_simulation(scenario: str, seed: int, settings: Settings) -> tuple[str, S
     return f"sim:{env_id}", env
 
 
-def open_environment(ref: str, settings: Settings) -> SimEnvironment:
+class RemoteEnvironment:
+    """A served simulator, with metrics from Prometheus when one is configured."""
+
+    def __init__(self, sim: SimClient, prometheus: PrometheusTelemetry | None = None) -> None:
+        self.sim = sim
+        self.prometheus = prometheus
+        self.metrics: Telemetry = prometheus if prometheus is not None else sim
+        self.autosave_path: Path | None = None  # the server owns its state
+
+    def save(self, path: Path) -> None:
+        """Nothing to save: the simulator server keeps its own state."""
+
+    def close(self) -> None:
+        self.sim.close()
+        if self.prometheus is not None:
+            self.prometheus.client.close()
+
+    def timescale(self) -> TimeScale:
+        return self.sim.timescale()
+
+    # Clock
+    def now(self) -> datetime:
+        return self.sim.now()
+
+    def wait(self, minutes: int) -> None:
+        self.sim.wait(minutes)
+
+    # Telemetry
+    def services(self) -> list[ServiceInfo]:
+        return self.sim.services()
+
+    def metric(self, service: str, metric: str, minutes: int) -> MetricSeries:
+        return self.metrics.metric(service, metric, minutes)
+
+    def average(self, service: str, metric: str, minutes: int) -> float | None:
+        return self.metrics.average(service, metric, minutes)
+
+    def logs(self, service: str, minutes: int, pattern: str | None = None,
+             limit: int = 200) -> list[LogLine]:
+        return self.sim.logs(service, minutes, pattern, limit)
+
+    def deploys(self, service: str | None, minutes: int) -> list[DeployEvent]:
+        return self.sim.deploys(service, minutes)
+
+    def flags(self, service: str | None = None) -> list[FlagState]:
+        return self.sim.flags(service)
+
+    def flag_changes(self, service: str | None, minutes: int) -> list[FlagChange]:
+        return self.sim.flag_changes(service, minutes)
+
+    def experiments(self, service: str | None = None) -> list[ChaosExperiment]:
+        return self.sim.experiments(service)
+
+    # Actuator
+    def execute(self, action: RemediationAction, idempotency_key: str) -> ActionResult:
+        return self.sim.execute(action, idempotency_key)
+
+    def revert(self, result: ActionResult, idempotency_key: str) -> ActionResult:
+        return self.sim.revert(result, idempotency_key)
+
+
+def remote_ref(sim_url: str, prometheus_url: str | None = None) -> str:
+    return f"remote:sim={sim_url}" + (f",prometheus={prometheus_url}" if prometheus_url else "")
+
+
+def _remote_parts(ref: str, rest: str) -> dict[str, str]:
+    parts: dict[str, str] = {}
+    for item in rest.split(","):
+        key, sep, value = item.partition("=")
+        if not sep or key not in ("sim", "prometheus") or not value.startswith(("http://",
+                                                                               "https://")):
+            raise UnknownEnvironment(
+                f"environment {ref!r}: expected remote:sim=<http url>[,prometheus=<http url>], "
+                f"got {item!r}")
+        parts[key] = value
+    if "sim" not in parts:
+        raise UnknownEnvironment(f"environment {ref!r} names no sim=<url>")
+    return parts
+
+
+def open_remote(ref: str, settings: Settings) -> RemoteEnvironment:
+    parts = _remote_parts(ref, ref.partition(":")[2])
+    sim = SimClient(parts["sim"], timeout=settings.http_timeout_seconds)
+    prometheus = None
+    if "prometheus" in parts:
+        promql = load_promql(settings.promql_path)
+        client = PrometheusClient(parts["prometheus"], timeout=settings.http_timeout_seconds)
+        prometheus = PrometheusTelemetry(client, promql, rest=sim, timescale=sim.timescale)
+    return RemoteEnvironment(sim, prometheus)
+
+
+def open_prometheus(url: str, settings: Settings, rest: Telemetry | None = None,
+                    timescale: TimeScale = REAL_TIME) -> PrometheusTelemetry:
+    """Telemetry over one Prometheus, with the settings' PromQL mapping."""
+    client = PrometheusClient(url, timeout=settings.http_timeout_seconds)
+    return PrometheusTelemetry(client, load_promql(settings.promql_path), rest=rest,
+                               timescale=lambda: timescale)
+
+
+def open_environment(ref: str, settings: Settings) -> Production:
     kind, _, env_id = ref.partition(":")
+    if kind == "remote":
+        return open_remote(ref, settings)
     if kind != "sim" or not env_id:
-        raise UnknownEnvironment(f"unknown environment {ref!r}: expected 'sim:<id>'")
+        raise UnknownEnvironment(
+            f"unknown environment {ref!r}: expected 'sim:<id>' or 'remote:sim=<url>'")
     path = settings.environments_dir / f"{env_id}.json"
     if not path.exists():
         raise UnknownEnvironment(f"environment {ref!r} has no saved state at {path}")

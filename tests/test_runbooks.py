@@ -225,3 +225,131 @@ def test_hashing_embedding_is_stable_normalised_and_registered() -> None:
     near = float(embed_text("OOMKilled containers", 512) @ embed_text("oom killed", 512))
     far = float(embed_text("OOMKilled containers", 512) @ embed_text("disk full", 512))
     assert near > far
+
+
+# --- runbooks written elsewhere ---------------------------------------------------------
+
+HUGO = """---
+title: KubePodCrashLooping
+weight: 20
+---
+# KubePodCrashLooping
+
+## Meaning
+A container keeps exiting and the kubelet restarts it with growing back-off.
+
+## Diagnosis
+```sh
+# not a heading: a shell comment inside a code block
+kubectl logs $POD --previous
+```
+
+## Mitigation
+Roll back the image that crashes.
+"""
+
+PLAIN = """# Postgres replica lagging
+
+**Alert:** PostgresReplicationLag
+
+### Symptoms
+Replicas serve stale reads; replay is minutes behind the primary.
+
+### Resolution
+Cancel the long query on the replica.
+"""
+
+TOML = """+++
+title = "Long JVM garbage collection pauses"
+alerts = ["JvmGcPauseLong"]
+service = "pricing"
++++
+## Meaning
+Stop-the-world pauses over a second.
+"""
+
+
+def _foreign(tmp_path: Path) -> Path:
+    books = tmp_path / "team"
+    (books / "platform").mkdir(parents=True)
+    (books / "platform" / "KubePodCrashLooping.md").write_text(HUGO)
+    (books / "postgres-replication-lag.md").write_text(PLAIN)
+    (books / "jvm-gc-pauses.md").write_text(TOML)
+    return books
+
+
+def test_runbooks_from_other_teams_index_without_edits(tmp_path: Path) -> None:
+    index = RunbookIndex(tmp_path / "idx", [_foreign(tmp_path), RUNBOOKS])
+    assert index.problems() == []
+    crash = index.get("kube-pod-crash-looping")
+    assert crash.title == "KubePodCrashLooping" and crash.alerts == ["KubePodCrashLooping"]
+    assert list(crash.sections()) == ["Meaning", "Diagnosis", "Mitigation"]  # code comment skipped
+    assert crash.specialist is None and crash.hypotheses == []
+    lag = index.get("postgres-replication-lag")
+    assert lag.alerts == ["PostgresReplicationLag"] and list(lag.sections()) == [
+        "Symptoms", "Resolution"]
+    gc = index.get("jvm-gc-pauses")
+    assert gc.alerts == ["JvmGcPauseLong"] and gc.services == ["pricing"]
+    for query, expected in [("KubePodCrashLooping shop cart", "kube-pod-crash-looping"),
+                            ("kube-pod-crash-looping", "kube-pod-crash-looping"),
+                            ("PostgresReplicationLag orders-db", "postgres-replication-lag"),
+                            ("JvmGcPauseLong pricing", "jvm-gc-pauses")]:
+        top = index.search(query, k=1)[0]
+        assert top.runbook_id == expected and top.matched_alerts and top.confident, query
+
+
+def test_foreign_runbooks_never_reach_a_specialist(tmp_path: Path) -> None:
+    index = RunbookIndex(tmp_path / "idx", [_foreign(tmp_path), RUNBOOKS])
+    hits = index.search("KubePodCrashLooping container restarts", k=10, specialist="remediation")
+    assert hits and all(h.specialist == "remediation" for h in hits)
+    assert index.search("KubePodCrashLooping", k=1)[0].specialist == ""
+
+
+def test_hits_carry_the_section_and_metadata(tmp_path: Path) -> None:
+    index = RunbookIndex(tmp_path / "idx", [_foreign(tmp_path)])
+    hit = index.search("Cancel the long query on the replica", k=1)[0]
+    assert hit.runbook_id == "postgres-replication-lag" and hit.section == "Resolution"
+    assert hit.file.endswith("postgres-replication-lag.md") and hit.lexical > 0
+
+
+def test_service_filter_keeps_runbooks_that_apply(tmp_path: Path) -> None:
+    index = RunbookIndex(tmp_path / "idx", [_foreign(tmp_path)])
+    assert [h.runbook_id for h in index.search("JvmGcPauseLong", k=5, service="checkout")
+            if h.runbook_id == "jvm-gc-pauses"] == []
+    assert index.search("JvmGcPauseLong", k=1, service="pricing")[0].runbook_id == "jvm-gc-pauses"
+
+
+def test_same_id_in_two_folders_is_reported_not_mixed(tmp_path: Path) -> None:
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir(), two.mkdir()
+    (one / "disk-full.md").write_text("# Disk full\n\n## Fix\nDelete old logs.\n")
+    (two / "disk-full.md").write_text("# Disk full (db)\n\n## Fix\nDrop the replication slot.\n")
+    index = RunbookIndex(tmp_path / "idx", [one, two])
+    [problem] = index.problems()
+    assert problem.field == "id" and "already used" in problem.message
+    assert problem.file.endswith(str(Path("two") / "disk-full.md"))
+
+
+def test_an_alert_no_runbook_covers_is_answered_no_match(index: RunbookIndex) -> None:
+    answer = index.answer("BGPSessionDown transit-a: BGP session with transit-a is down")
+    assert answer.no_match and not any(h.confident for h in answer.hits)
+    covered = index.answer("DiskFilling search: disk 87% full")
+    assert not covered.no_match and covered.hits[0].runbook_id == "disk-filling"
+
+
+def test_switching_backend_re_embeds_into_its_own_collection(tmp_path: Path) -> None:
+    from opsloop.tools.retrieval.backends import EmbeddingBackend
+
+    books = _copy_runbooks(tmp_path / "books")
+    first = RunbookIndex(tmp_path / "idx", [books], backend=EmbeddingBackend(dim=512))
+    other = RunbookIndex(tmp_path / "idx", [books], backend=EmbeddingBackend(dim=256))
+    assert other.embedder.embedded == first.embedder.embedded > 0  # everything again
+    back = RunbookIndex(tmp_path / "idx", [books], backend=EmbeddingBackend(dim=512))
+    assert back.embedder.embedded == 0  # its own collection is still valid
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    client = chromadb.PersistentClient(path=str(tmp_path / "idx"),
+                                       settings=ChromaSettings(anonymized_telemetry=False))
+    names = {c.name: c.metadata for c in client.list_collections()}
+    assert len(names) == 2 and all(m["backend"] == "hashing" for m in names.values())

@@ -10,7 +10,7 @@ plain text that `render_postmortem` escapes. Either way, quoted outside text sta
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -354,12 +354,20 @@ def _lessons(incident: Incident, records: list[ActionRecord], onset: datetime | 
 
 
 def write_postmortem(incident: Incident, directory: Path, *,
-                     generated_at: datetime | None = None) -> Path:
-    """Write `<directory>/<incident.id>.md` atomically; running it again replaces the draft."""
+                     generated_at: datetime | None = None,
+                     narrator: Callable[[Postmortem, Incident], Postmortem] | None = None
+                     ) -> Path:
+    """Write `<directory>/<incident.id>.md` atomically; running it again replaces the draft.
+
+    `narrator` (opsloop.agents.narrative) may rewrite the summary and lessons with a model.
+    """
     name = Path(incident.id).name
     if name != incident.id or name in {"", ".", ".."}:
         raise ValueError(f"incident id {incident.id!r} cannot be a file name; "
                          "ids must not contain path separators")
-    text = render_postmortem(draft_postmortem(incident), severity=incident.severity,
+    draft = draft_postmortem(incident)
+    if narrator is not None:
+        draft = narrator(draft, incident)
+    text = render_postmortem(draft, severity=incident.severity,
                              services=incident.services, generated_at=generated_at)
     return atomic_write(directory / f"{name}.md", text)

@@ -134,6 +134,17 @@ def show(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
         ["at", "event", "message"],
         [[f"{e.at:%H:%M}", e.kind, e.message] for e in incident.timeline],
     )
+    if incident.usage.calls:
+        usage = [*incident.usage.by_specialist.items(), ("total", incident.usage.total)]
+        ui.table(
+            "Model usage",
+            ["who", "calls", "tokens in", "tokens out", "latency", "retries", "failed"],
+            [
+                [who, str(t.calls), str(t.input_tokens), str(t.output_tokens),
+                 f"{t.latency_ms / 1000:.2f}s", str(t.retries), str(t.failed)]
+                for who, t in usage
+            ],
+        )
     for label, value in (
         ("postmortem", incident.postmortem_path),
         ("signals", ", ".join(incident.signal_paths)),

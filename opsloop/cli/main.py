@@ -9,6 +9,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from opsloop.cli import approvals, demo, incidents, policy
+from opsloop.cli import ask as ask_cmd
+from opsloop.cli import eval as eval_cmd
+from opsloop.cli import runbooks as runbooks_cmd
+from opsloop.cli import serve as serve_cmd
+from opsloop.cli import slo as slo_cmd
 from opsloop.cli.render import Ui
 from opsloop.settings import Settings
 
@@ -38,6 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
     incidents.register(sub, common)
     approvals.register(sub, common)
     policy.register(sub, common)
+    ask_cmd.register(sub, common)
+    eval_cmd.register(sub, common)
+    runbooks_cmd.register(sub, common)
+    serve_cmd.register(sub, common)
+    slo_cmd.register(sub, common)
     return parser
 
 

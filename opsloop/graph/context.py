@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from opsloop.llm.client import ModelClient
 from opsloop.policy import Policies
 from opsloop.settings import Settings
 from opsloop.store import IncidentStore
@@ -20,3 +21,4 @@ class LoopContext:
     runbooks: RunbookIndex
     notifier: Notifier
     store: IncidentStore
+    model: ModelClient | None = None  # None: specialists reason offline

@@ -8,22 +8,24 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command
 
 from opsloop.agents.warroom import log_to_war_room
-from opsloop.environments import open_environment
+from opsloop.environments import Production, open_environment
 from opsloop.graph.build import build_graph
 from opsloop.graph.checkpoint import sqlite_checkpointer
 from opsloop.graph.context import LoopContext
+from opsloop.llm.config import model_client
+from opsloop.llm.ledger import incident_usage
 from opsloop.models import (
     Approval,
     ApprovalRequest,
     Incident,
     IncidentStatus,
+    ModelUsage,
     ParamValue,
     TimelineEvent,
     Verdict,
 )
 from opsloop.policy import Policies, load_policies
 from opsloop.settings import Settings
-from opsloop.simulator import SimEnvironment
 from opsloop.store import IncidentStore, StoreError
 from opsloop.tools.notify import OutboxNotifier
 from opsloop.tools.runbooks import RunbookIndex
@@ -40,18 +42,19 @@ class OperateLoop:
         self.graph = build_graph(self.checkpointer)
         self._runbooks: RunbookIndex | None = None
         self.notifier = OutboxNotifier(settings.work_dir / "notifications.jsonl")
+        self.model = model_client(settings)  # None: offline reasoner
 
     @property
     def runbooks(self) -> RunbookIndex:
         if self._runbooks is None:
-            self._runbooks = RunbookIndex(self.settings.index_dir, self.settings.runbook_dirs)
+            self._runbooks = RunbookIndex.from_settings(self.settings)
         return self._runbooks
 
     def close(self) -> None:
         self.store.close()
         self.checkpointer.conn.close()
 
-    def context(self, env: SimEnvironment) -> LoopContext:
+    def context(self, env: Production) -> LoopContext:
         return LoopContext(
             settings=self.settings,
             policies=self.policies,
@@ -61,6 +64,7 @@ class OperateLoop:
             runbooks=self.runbooks,
             notifier=self.notifier,
             store=self.store,
+            model=self.model,
         )
 
     def _config(self, incident_id: str) -> RunnableConfig:
@@ -69,7 +73,7 @@ class OperateLoop:
             "recursion_limit": self.settings.recursion_limit,
         }
 
-    def start(self, incident: Incident, env: SimEnvironment) -> Incident:
+    def start(self, incident: Incident, env: Production) -> Incident:
         """Run a new incident round the loop until it finishes or waits for a human."""
         self.store.save_incident(incident)
         return self._run({"incident": incident}, incident.id, env)
@@ -104,7 +108,7 @@ class OperateLoop:
             self.store.unclaim(approval_id)
             raise
 
-    def _run(self, payload: Any, incident_id: str, env: SimEnvironment) -> Incident:
+    def _run(self, payload: Any, incident_id: str, env: Production) -> Incident:
         config = self._config(incident_id)
         self.graph.invoke(payload, config, context=self.context(env))
         if env.autosave_path:
@@ -130,6 +134,12 @@ class OperateLoop:
                 self.store.audit(
                     incident_id, "opsloop", "approval_requested", request.model_dump(mode="json")
                 )
+        try:
+            earlier = self.store.get_incident(incident_id).usage
+        except StoreError:
+            earlier = ModelUsage()
+        ledger = self.model.ledger if self.model is not None else None
+        incident = incident.model_copy(update={"usage": incident_usage(incident, earlier, ledger)})
         self.store.save_incident(incident)
         return incident
 

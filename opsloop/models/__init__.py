@@ -40,13 +40,15 @@ from opsloop.models.telemetry import (
     MetricSeries,
     ServiceInfo,
 )
+from opsloop.models.usage import ModelCall, ModelUsage, UsageTotals
 
 __all__ = [
     "ActionItem", "ActionResult", "ActionStatus", "Anomaly", "AnomalyStatus", "Approval",
     "ApprovalRequest", "AuditRecord", "ChaosExperiment", "DecisionOutcome", "DeployEvent",
     "Diagnosis", "Evidence", "ExperimentStatus", "FlagChange", "FlagState", "Hypothesis",
     "Impact", "Incident", "IncidentStatus", "LogLine", "MetricPoint", "MetricSeries",
-    "ParamValue", "PolicyDecision", "Postmortem", "RemediationAction", "RemediationProposal",
+    "ModelCall", "ModelUsage", "ParamValue", "PolicyDecision", "Postmortem",
+    "RemediationAction", "RemediationProposal",
     "ServiceInfo", "Severity", "Signal", "TimelineEvent", "ToolResult", "ToolStatus",
-    "Verdict", "Verification", "VerificationCheck",
+    "UsageTotals", "Verdict", "Verification", "VerificationCheck",
 ]

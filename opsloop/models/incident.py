@@ -16,6 +16,7 @@ from opsloop.models.actions import (
     RemediationProposal,
     Verification,
 )
+from opsloop.models.usage import ModelCall, ModelUsage
 
 
 class Severity(StrEnum):
@@ -105,6 +106,8 @@ class Diagnosis(BaseModel):
     runbooks: list[str] = Field(default_factory=list)
     proposals: list[RemediationProposal] = Field(default_factory=list)
     summary: str = ""
+    reasoner: str = "offline"  # offline | model | fallback (the model failed; offline answered)
+    model_calls: list[ModelCall] = Field(default_factory=list)
 
     @property
     def top(self) -> Hypothesis | None:
@@ -170,3 +173,4 @@ class Incident(BaseModel):
     postmortem_path: str | None = None
     signal_paths: list[str] = Field(default_factory=list)
     notifications: list[str] = Field(default_factory=list)
+    usage: ModelUsage = Field(default_factory=ModelUsage)  # model calls, when a model reasoned

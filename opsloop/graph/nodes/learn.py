@@ -6,7 +6,9 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
+from opsloop.agents.narrative import narrator_for
 from opsloop.agents.postmortem import needs_postmortem, write_postmortem
+from opsloop.agents.runbook_proposal import draft_runbook_proposal
 from opsloop.agents.signals import derive_signals, write_signals
 from opsloop.agents.warroom import log_to_war_room
 from opsloop.graph.context import LoopContext
@@ -58,7 +60,8 @@ def learn(state: LoopState, runtime: Runtime[LoopContext]) -> dict[str, Any]:
     )
     extra = set(ctx.policies.severity.postmortem_severities)
     if needs_postmortem(incident, extra):
-        path = write_postmortem(incident, ctx.settings.postmortems_dir)
+        path = write_postmortem(incident, ctx.settings.postmortems_dir,
+                                narrator=narrator_for(ctx.model, ctx.settings))
         incident.postmortem_path = str(path)
         events.append(event(ctx, "postmortem", f"postmortem draft at {path}"))
     history = [i for i in ctx.store.incidents() if i.id != incident.id]
@@ -66,6 +69,9 @@ def learn(state: LoopState, runtime: Runtime[LoopContext]) -> dict[str, Any]:
     paths = write_signals(signals, ctx.settings.signals_dir)
     incident.signal_paths = [str(p) for p in paths]
     events.extend(event(ctx, "signal", f"signal filed at {p}") for p in paths)
+    proposal = draft_runbook_proposal(incident, ctx.runbooks, ctx.settings.runbook_proposals_dir)
+    if proposal is not None:
+        events.append(event(ctx, "runbook_proposal", f"runbook update proposal at {proposal}"))
     incident.timeline = [*incident.timeline, *events[1:]]
     log_to_war_room(ctx.settings.warrooms_dir, incident.id, events[0])
     ctx.store.audit(

@@ -7,6 +7,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
+from opsloop.agents.llm_specialist import diagnose_with_model
 from opsloop.agents.reasoner import diagnose
 from opsloop.agents.specialists import SPECIALISTS
 from opsloop.graph.context import LoopContext
@@ -29,14 +30,20 @@ def make_specialist(name: str) -> SpecialistNode:
             max_calls=ctx.settings.tool_calls_per_specialist,
             clock=ctx.clock,
         )
-        diagnosis = diagnose(
-            name,
-            incident,
-            toolbox,
-            ctx.runbooks,
-            k_runbooks=ctx.settings.runbooks_per_specialist,
-            min_confidence=ctx.settings.min_confidence,
-        )
+        notes: list[tuple[str, str]] = []
+        if ctx.model is not None:  # the model reasons; it falls back to offline by itself
+            run = diagnose_with_model(name, incident, toolbox, ctx.runbooks, ctx.model,
+                                      ctx.settings)
+            diagnosis, notes = run.diagnosis, run.notes
+        else:
+            diagnosis = diagnose(
+                name,
+                incident,
+                toolbox,
+                ctx.runbooks,
+                k_runbooks=ctx.settings.runbooks_per_specialist,
+                min_confidence=ctx.settings.min_confidence,
+            )
         top = diagnosis.top
         summary = (
             f"{name}: {top.category} on {top.service} ({top.confidence:.0%})"
@@ -46,7 +53,9 @@ def make_specialist(name: str) -> SpecialistNode:
         return {
             "findings": [diagnosis],
             "events": [
-                event(ctx, "specialist", summary, specialist=name, tool_calls=toolbox.calls)
+                *(event(ctx, kind, message, specialist=name) for kind, message in notes),
+                event(ctx, "specialist", summary, specialist=name, tool_calls=toolbox.calls,
+                      reasoner=diagnosis.reasoner, model_calls=len(diagnosis.model_calls)),
             ],
         }
 

@@ -1,0 +1,1 @@
+"""`opsloop serve`: the HTTP API (Alertmanager webhook, incidents, approvals)."""

@@ -1,0 +1,198 @@
+"""Incidents, approvals, signals, postmortems and intake state, as JSON."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import Path as PathParam
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from opsloop.api.app import authorize
+from opsloop.api.auth import Principal, Role
+from opsloop.api.runtime import IntakeRuntime
+from opsloop.models import ApprovalRequest, Incident, IncidentStatus, ParamValue, Verdict
+from opsloop.policy.health import SloStatus, budget_exhausted, slo_status
+from opsloop.store import StoreError
+
+router = APIRouter(prefix="/api/v1")
+
+Id = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
+FileName = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.md$")]
+Reader = Annotated[Principal, Depends(authorize(Role.READ))]
+Approver = Annotated[Principal, Depends(authorize(Role.APPROVE))]
+
+
+def _runtime(request: Request) -> IntakeRuntime:
+    runtime: IntakeRuntime = request.app.state.runtime
+    return runtime
+
+
+def brief(incident: Incident) -> dict[str, Any]:
+    return {
+        "id": incident.id,
+        "title": incident.title,
+        "status": incident.status.value,
+        "severity": incident.severity.value if incident.severity else None,
+        "opened_at": incident.opened_at.isoformat(),
+        "services": incident.services,
+        "environment": incident.environment,
+        "root_cause": incident.root_cause.category if incident.root_cause else None,
+        "alerts": len(incident.anomalies),
+    }
+
+
+@router.get("/incidents", tags=["incidents"], summary="incidents, oldest first")
+def list_incidents(request: Request, _: Reader,
+                   status: Annotated[IncidentStatus | None, Query()] = None
+                   ) -> list[dict[str, Any]]:
+    found: list[Incident] = _runtime(request).read(lambda s: s.incidents())
+    return [brief(i) for i in found if status is None or i.status is status]
+
+
+@router.get("/incidents/{incident_id}", tags=["incidents"],
+            summary="one incident in full, with its audit log")
+def show_incident(request: Request, incident_id: Id, _: Reader) -> dict[str, Any]:
+    def load(store: Any) -> tuple[Incident, list[Any]]:
+        return store.get_incident(incident_id), store.audit_log(incident_id)
+
+    try:
+        incident, audit = _runtime(request).read(load)
+    except StoreError as exc:
+        raise HTTPException(404, str(exc)) from None
+    return {"incident": incident.model_dump(mode="json"),
+            "audit": [a.model_dump(mode="json") for a in audit]}
+
+
+@router.get("/approvals", tags=["approvals"], summary="actions waiting for a human")
+def list_approvals(request: Request, _: Reader) -> list[ApprovalRequest]:
+    waiting: list[ApprovalRequest] = _runtime(request).read(lambda s: s.pending())
+    return waiting
+
+
+class Decision(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(default="", max_length=4000)
+
+
+class Rejection(Decision):
+    reason: str = Field(min_length=1, max_length=4000)
+
+
+class Modification(Decision):
+    set: dict[Annotated[str, Field(min_length=1, max_length=100)], ParamValue] = Field(
+        min_length=1, max_length=50, description="parameters to change, e.g. {\"replicas\": 12}")
+
+
+def _decide(request: Request, approval_id: str, principal: Principal, verdict: Verdict,
+            reason: str, changes: dict[str, ParamValue]) -> JSONResponse:
+    runtime = _runtime(request)
+    try:
+        pending, status = runtime.read(lambda s: s.get_request(approval_id))
+    except StoreError as exc:
+        raise HTTPException(404, str(exc)) from None
+    if status != "pending":
+        raise HTTPException(409, f"approval {approval_id} was already decided ({status})")
+    try:
+        incident = runtime.decide(approval_id, pending.incident_id, verdict, principal.name,
+                                  reason, changes)
+    except StoreError as exc:  # a concurrent decision won the claim
+        raise HTTPException(409, str(exc)) from None
+    body = {"approval": approval_id, "verdict": verdict.value, "by": principal.name,
+            "incident": pending.incident_id}
+    if incident is None:
+        return JSONResponse(status_code=202, content={**body, "status": "running"})
+    return JSONResponse(status_code=200, content={**body, "status": incident.status.value,
+                                                  "results": [r.model_dump(mode="json")
+                                                              for r in incident.results]})
+
+
+_DECISION_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "decided; the incident ran to its next stop"},
+    202: {"description": "decided; the incident is still running (verification window)"},
+    404: {"description": "no such approval"},
+    409: {"description": "already decided"},
+}
+
+
+@router.post("/approvals/{approval_id}/approve", tags=["approvals"],
+             responses=_DECISION_RESPONSES, summary="approve and run the action")
+def approve(request: Request, approval_id: Id, principal: Approver,
+            body: Decision | None = None) -> JSONResponse:
+    return _decide(request, approval_id, principal, Verdict.APPROVE,
+                   body.reason if body else "", {})
+
+
+@router.post("/approvals/{approval_id}/reject", tags=["approvals"],
+             responses=_DECISION_RESPONSES, summary="reject the action (a reason is required)")
+def reject(request: Request, approval_id: Id, principal: Approver,
+           body: Rejection) -> JSONResponse:
+    return _decide(request, approval_id, principal, Verdict.REJECT, body.reason, {})
+
+
+@router.post("/approvals/{approval_id}/modify", tags=["approvals"],
+             responses=_DECISION_RESPONSES, summary="change parameters, then run the action")
+def modify(request: Request, approval_id: Id, principal: Approver,
+           body: Modification) -> JSONResponse:
+    return _decide(request, approval_id, principal, Verdict.MODIFY, body.reason, body.set)
+
+
+def _listing(directory: Path) -> list[dict[str, Any]]:
+    if not directory.is_dir():
+        return []
+    return [{"name": p.name, "bytes": p.stat().st_size}
+            for p in sorted(directory.glob("*.md"))]
+
+
+def _document(directory: Path, name: str, what: str) -> dict[str, str]:
+    path = directory / name
+    # The name pattern already forbids separators; resolve() guards symlinks out of the dir.
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*\.md", name) or not path.is_file() \
+            or path.resolve().parent != directory.resolve():
+        raise HTTPException(404, f"no {what} named {name!r}")
+    return {"name": name, "markdown": path.read_text(encoding="utf-8")}
+
+
+@router.get("/signals", tags=["learn"], summary="improvement signals filed")
+def list_signals(request: Request, _: Reader) -> list[dict[str, Any]]:
+    return _listing(_runtime(request).settings.signals_dir)
+
+
+@router.get("/signals/{name}", tags=["learn"], summary="one signal (markdown)")
+def get_signal(request: Request, name: FileName, _: Reader) -> dict[str, str]:
+    return _document(_runtime(request).settings.signals_dir, name, "signal")
+
+
+@router.get("/postmortems", tags=["learn"], summary="postmortem drafts")
+def list_postmortems(request: Request, _: Reader) -> list[dict[str, Any]]:
+    return _listing(_runtime(request).settings.postmortems_dir)
+
+
+@router.get("/postmortems/{name}", tags=["learn"], summary="one postmortem draft (markdown)")
+def get_postmortem(request: Request, name: FileName, _: Reader) -> dict[str, str]:
+    return _document(_runtime(request).settings.postmortems_dir, name, "postmortem")
+
+
+@router.get("/intake", tags=["intake"], summary="intake counters: received, deduplicated, ...")
+def intake_state(request: Request, _: Reader) -> dict[str, Any]:
+    runtime = _runtime(request)
+    return {**runtime.grouper.snapshot(), "errors": runtime.errors[-10:]}
+
+
+@router.get("/slo", tags=["health"], summary="SLO burn rates and error budget left",
+            responses={409: {"description": "no environment configured to measure"}})
+def slos(request: Request, _: Reader) -> list[dict[str, Any]]:
+    runtime = _runtime(request)
+    if runtime.env is None:
+        raise HTTPException(409, "no environment configured (OPSLOOP_SERVE_ENVIRONMENT)")
+    policies = runtime.policies
+    out = []
+    for slo in policies.health.slos:
+        status: SloStatus = slo_status(slo, runtime.env, policies.health.burn_rate_windows)
+        out.append({**status.model_dump(mode="json"),
+                    "change_freeze": budget_exhausted(slo.service, policies, runtime.env)})
+    return out

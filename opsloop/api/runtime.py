@@ -1,0 +1,254 @@
+"""What `opsloop serve` keeps running behind its HTTP API: intake grouping, a dispatcher that
+opens and flushes incident groups on the environment's clock, SLO burn-rate evaluation, and
+a pool of workers that take incidents round the loop and resume them on approvals.
+
+Request threads only ingest alerts and read the store; graph runs happen on the workers,
+each with its own `OperateLoop` (own SQLite connections), one run per incident at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from datetime import UTC, datetime
+from typing import Any
+
+from opsloop.environments import Production, UnknownEnvironment, open_environment
+from opsloop.graph.runner import OperateLoop
+from opsloop.intake import AlertGrouper, GroupUpdate, IntakeStats
+from opsloop.models import Anomaly, AnomalyStatus, Incident, ParamValue, Verdict
+from opsloop.observe import ENVIRONMENT
+from opsloop.policy import Policies
+from opsloop.policy.health import burn_rate_anomalies
+from opsloop.settings import Settings
+from opsloop.store import IncidentStore
+from opsloop.tools.prometheus import REAL_TIME, TimeScale
+
+log = logging.getLogger("opsloop.serve")
+
+DISPATCH_SECONDS = 0.25  # how often groups are checked for group_wait / group_interval
+DECISION_WAIT_SECONDS = 2.0  # an approval answers inline if its run finishes this fast
+
+
+class IntakeRuntime:
+    """The long-running half of `opsloop serve`."""
+
+    def __init__(self, settings: Settings, policies: Policies,
+                 environment: str | None = None) -> None:
+        self.settings = settings
+        self.policies = policies
+        if environment is not None and not environment.startswith("remote:"):
+            raise UnknownEnvironment(
+                f"serve needs a live environment (remote:sim=<url>[,prometheus=<url>]), "
+                f"not {environment!r}: a saved simulation does not move on its own")
+        self.environment = environment
+        self.env: Production | None = (
+            open_environment(environment, settings) if environment else None
+        )
+        self.store = IncidentStore(settings.state_dir / "opsloop.db")
+        self.store_lock = threading.Lock()  # one connection, shared by request threads
+        self.grouper = AlertGrouper(policies.intake, environment or "none", self._new_id,
+                                    max_anomalies=settings.max_anomalies_per_incident)
+        self.pool = ThreadPoolExecutor(settings.serve_workers, thread_name_prefix="incident")
+        self._local = threading.local()
+        self._loops: list[OperateLoop] = []
+        self._loops_lock = threading.Lock()
+        self._incident_locks: dict[str, threading.Lock] = {}
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.runs: dict[str, Future[Incident | None]] = {}
+        self.errors: list[str] = []
+        self._slo_firing: dict[str, Anomaly] = {}
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> IntakeRuntime:
+        self._spawn("intake-dispatch", self._every(DISPATCH_SECONDS, self.flush))
+        if self.env is not None:
+            self._spawn("slo-evaluate",
+                        self._every(self.settings.slo_evaluation_seconds, self.evaluate_slos))
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        with self._loops_lock:
+            for loop in self._loops:
+                loop.close()
+        with self.store_lock:
+            self.store.close()
+        close = getattr(self.env, "close", None)
+        if callable(close):
+            close()
+
+    def alive(self) -> bool:
+        return bool(self._threads) and all(t.is_alive() for t in self._threads)
+
+    def _spawn(self, name: str, target: Callable[[], None]) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _every(self, seconds: float, job: Callable[[], Any]) -> Callable[[], None]:
+        def run() -> None:
+            while not self._stop.wait(seconds):
+                try:
+                    job()
+                except Exception as exc:  # a failing round must not stop the next one
+                    self._error(f"{getattr(job, '__name__', 'job')}: {exc}")
+        return run
+
+    def _error(self, message: str) -> None:
+        if self.errors and self.errors[-1] == message:
+            return  # a backend down fails every round the same way: say it once
+        log.error("%s", message)
+        self.errors = [*self.errors[-49:], message]
+
+    # -- time ------------------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        """Intake runs on the environment's clock, so group_wait means its minutes."""
+        return self.env.now() if self.env is not None else datetime.now(UTC)
+
+    def timescale(self) -> TimeScale:
+        scale: Callable[[], TimeScale] | None = getattr(self.env, "timescale", None)
+        return scale() if scale is not None else REAL_TIME
+
+    def _env_time(self, anomalies: list[Anomaly]) -> list[Anomaly]:
+        """Alert times are wall times; a fast simulated clock needs them in its own time."""
+        scale = self.timescale()
+        if scale == REAL_TIME:
+            return anomalies
+        out = []
+        for a in anomalies:
+            update: dict[str, Any] = {"starts_at": scale.to_env(a.starts_at.timestamp())}
+            if a.ends_at is not None:
+                update["ends_at"] = scale.to_env(a.ends_at.timestamp())
+            out.append(a.model_copy(update=update))
+        return out
+
+    # -- intake ----------------------------------------------------------------------------
+
+    def _new_id(self) -> str:
+        with self.store_lock:
+            return self.store.next_incident_id()
+
+    def ingest(self, anomalies: list[Anomaly]) -> IntakeStats:
+        if not anomalies:
+            return IntakeStats()
+        return self.grouper.ingest(self._env_time(anomalies), self.now())
+
+    def flush(self) -> list[Incident]:
+        """Open incidents whose groups have waited, and record flushes of open groups."""
+        now = self.now()
+        opened = self.grouper.due(now)
+        for incident in opened:
+            self._open(incident)
+        for update in self.grouper.updates(now):
+            self._record_update(update)
+        return opened
+
+    def _open(self, incident: Incident) -> None:
+        with self.store_lock:
+            self.store.save_incident(incident)
+            self.store.audit(incident.id, "intake", "opened", {
+                "group": incident.group_key,
+                "alerts_firing": len(incident.anomalies),
+                "environment": self.environment,
+            })
+        if self.env is None:
+            log.warning("%s opened; no environment configured, so it is recorded, not run",
+                        incident.id)
+            return
+        self.runs[incident.id] = self.pool.submit(self._run_new, incident)
+
+    def _record_update(self, update: GroupUpdate) -> None:
+        kind = "alerts_resolved" if update.closed else (
+            "alerts_repeat" if update.repeat else "alerts_update")
+        with self.store_lock:
+            self.store.audit(update.incident_id, "intake", kind, {
+                "new_firing": [a.fingerprint for a in update.new_firing[:100]],
+                "new_firing_count": len(update.new_firing),
+                "resolved_count": len(update.resolved),
+                "firing_count": update.firing_count,
+            })
+
+    def evaluate_slos(self) -> None:
+        """SRE Workbook burn-rate windows over the environment's telemetry, into intake.
+
+        A window pair that stopped firing is sent as resolved, as Prometheus does for its
+        alerts, so the incident's group can close."""
+        if self.env is None:
+            return
+        now = self.now()
+        found = burn_rate_anomalies(self.policies, self.env, now, labels={"env": ENVIRONMENT})
+        firing = {a.fingerprint: a for a in found}
+        gone = [
+            a.model_copy(update={"status": AnomalyStatus.RESOLVED, "ends_at": now})
+            for fp, a in self._slo_firing.items() if fp not in firing
+        ]
+        self._slo_firing = firing
+        self.grouper.ingest([*found, *gone], now)
+
+    # -- graph runs ------------------------------------------------------------------------
+
+    def _loop(self) -> OperateLoop:
+        loop: OperateLoop | None = getattr(self._local, "loop", None)
+        if loop is None:
+            loop = OperateLoop(self.settings, self.policies)
+            self._local.loop = loop
+            with self._loops_lock:
+                self._loops.append(loop)
+        return loop
+
+    def _lock_for(self, incident_id: str) -> threading.Lock:
+        with self._loops_lock:
+            return self._incident_locks.setdefault(incident_id, threading.Lock())
+
+    def _run_new(self, incident: Incident) -> Incident | None:
+        assert self.environment is not None
+        with self._lock_for(incident.id):
+            env = open_environment(self.environment, self.settings)
+            try:
+                return self._loop().start(incident, env)
+            except Exception as exc:
+                self._failed(incident.id, exc)
+                return None
+            finally:
+                close = getattr(env, "close", None)
+                if callable(close):
+                    close()
+
+    def _failed(self, incident_id: str, exc: Exception) -> None:
+        self._error(f"{incident_id}: the loop failed: {type(exc).__name__}: {exc}")
+        with self.store_lock:
+            self.store.audit(incident_id, "opsloop", "run_failed",
+                             {"error": f"{type(exc).__name__}: {exc}"})
+
+    def decide(self, approval_id: str, incident_id: str, verdict: Verdict, by: str,
+               reason: str, changes: dict[str, ParamValue]) -> Incident | None:
+        """Answer an approval on a worker; the incident when its run ends within a moment,
+        None while it still runs (verification windows take the environment's minutes).
+        A refused decision (already decided) raises here, not later."""
+
+        def run() -> Incident | None:
+            with self._lock_for(incident_id):
+                return self._loop().decide(approval_id, verdict, by, reason, changes)
+
+        future = self.pool.submit(run)
+        self.runs[incident_id] = future
+        try:
+            return future.result(timeout=DECISION_WAIT_SECONDS)
+        except FutureTimeout:
+            return None
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def read(self, fn: Callable[[IncidentStore], Any]) -> Any:
+        with self.store_lock:
+            return fn(self.store)

@@ -1,0 +1,99 @@
+"""Running the API with uvicorn: the bind rule for unauthenticated mode, and a server thread
+for tests and benchmarks."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import uvicorn
+
+from opsloop.api.auth import TokenTable
+from opsloop.api.runtime import IntakeRuntime
+
+UNAUTHENTICATED_BANNER = (
+    "WARNING: opsloop serve runs UNAUTHENTICATED: no API tokens are configured "
+    "(OPSLOOP_API_TOKENS or OPSLOOP_API_TOKENS_FILE). Anyone who can reach {where} can post "
+    "alerts and approve actions. It binds to loopback only until tokens are set."
+)
+
+
+class BindRefused(ValueError):
+    """Serving without tokens on an address other machines can reach."""
+
+
+def is_loopback(host: str) -> bool:
+    """True when every address `host` names is a loopback address."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except socket.gaierror:
+        return False
+    addresses = {info[4][0] for info in infos}
+    return bool(addresses) and all(ipaddress.ip_address(str(a)).is_loopback for a in addresses)
+
+
+def check_bind(host: str, authenticated: bool) -> None:
+    if not authenticated and not is_loopback(host):
+        raise BindRefused(
+            f"refusing to serve unauthenticated on {host!r}: set OPSLOOP_API_TOKENS "
+            "(name:role:token,...) or OPSLOOP_API_TOKENS_FILE, or bind to 127.0.0.1"
+        )
+
+
+class ServerThread:
+    """uvicorn in a background thread, on a port of its choosing when `port` is 0."""
+
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0,
+                 log_level: str = "warning") -> None:
+        config = uvicorn.Config(app, host=host, port=port, log_level=log_level,
+                                access_log=False, lifespan="off")
+        self.server = uvicorn.Server(config)
+        self.host = host
+        self._thread = threading.Thread(target=self.server.run, name="api", daemon=True)
+
+    def start(self, timeout: float = 15.0) -> ServerThread:
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the API server did not start on {self.host}")
+            time.sleep(0.02)
+        return self
+
+    @property
+    def port(self) -> int:
+        sockets = self.server.servers[0].sockets
+        return int(sockets[0].getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self._thread.join(timeout=15)
+
+
+@contextmanager
+def running_api(runtime: IntakeRuntime, tokens: TokenTable,
+                host: str = "127.0.0.1", port: int = 0) -> Iterator[ServerThread]:
+    """The API and its runtime on a loopback port, stopped (both) on the way out."""
+    from opsloop.api.app import create_app
+
+    check_bind(host, tokens.enabled)
+    runtime.start()
+    server = ServerThread(create_app(runtime, tokens), host, port).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        runtime.stop()

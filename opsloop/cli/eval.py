@@ -1,0 +1,136 @@
+"""`opsloop eval`: run eval suites, print the table, write the report, gate on regressions.
+
+`opsloop eval retrieval ...` is the runbook-retrieval eval, owned by opsloop.evals.retrieval.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+from typing import Any
+
+from opsloop.cli.render import Ui, UserError
+from opsloop.evals.cases import CaseError, load_cases, load_suites, select
+from opsloop.evals.compare import check_thresholds, load_baseline, load_thresholds, regressions
+from opsloop.evals.driver import check_case
+from opsloop.evals.report import CASE_COLUMNS, case_row, summary_rows, write_report
+from opsloop.evals.suite import OFFLINE, EvalError, new_run_id, run_eval
+from opsloop.settings import REPO_ROOT, Settings
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("eval", parents=[common],
+                       help="measure the agents' decisions on eval suites (or `eval retrieval`)")
+    p.add_argument("target", nargs="?", choices=["retrieval"],
+                   help="`retrieval`: the runbook-retrieval eval instead of the agent suites")
+    p.add_argument("--suite", metavar="NAME", help="a suite from evals/suites/ (default: all)")
+    p.add_argument("--case", metavar="GLOB", help="only cases whose id matches the glob")
+    p.add_argument("--model", action="extend", nargs="+", metavar="M",
+                   help=f"model(s) to compare side by side (default: {OFFLINE}, the "
+                        "deterministic reasoner); each overrides settings.llm_model; "
+                        "`scripted` runs the model path against the scripted loopback server")
+    p.add_argument("--model-base-url", metavar="URL", help="OpenAI-compatible endpoint for --model")
+    p.add_argument("--runs", type=int, default=1, metavar="N", help="runs per case (default 1)")
+    p.add_argument("--baseline", metavar="RUN",
+                   help="an earlier run id (or result.json); exit non-zero on any regression")
+    p.add_argument("--evals-dir", type=Path, default=REPO_ROOT / "evals", metavar="DIR",
+                   help="cases/, suites/ and thresholds.yaml (default: the repo's evals/)")
+    p.add_argument("--policies", type=Path, metavar="DIR", help="evaluate these policies instead")
+    p.add_argument("--runbooks", type=Path, action="append", metavar="DIR",
+                   help="evaluate these runbook folders instead (repeatable)")
+    p.add_argument("--no-retrieval", action="store_true",
+                   help="leave the retrieval metrics out of the report")
+    p.add_argument("--backend", action="extend", nargs="+", metavar="NAME",
+                   help="retrieval backends (only with `eval retrieval`)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(handler=evaluate)
+
+
+def _retrieval(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
+    try:
+        module = importlib.import_module("opsloop.evals.retrieval")
+    except ImportError:
+        raise UserError("the retrieval eval is not part of this build "
+                        "(opsloop.evals.retrieval is missing)") from None
+    run_cli = getattr(module, "run_cli", None)
+    if run_cli is None:
+        raise UserError("opsloop.evals.retrieval has no run_cli(args, settings, ui)")
+    return int(run_cli(args, settings, ui))
+
+
+def _settings(args: argparse.Namespace, settings: Settings) -> Settings:
+    update: dict[str, Any] = {}
+    if args.policies is not None:
+        if not args.policies.is_dir():
+            raise UserError(f"--policies {args.policies}: not a directory")
+        update["policies_dir"] = args.policies
+    if args.runbooks:
+        missing = [str(d) for d in args.runbooks if not d.is_dir()]
+        if missing:
+            raise UserError(f"--runbooks: not a directory: {', '.join(missing)}")
+        update["runbook_dirs"] = list(args.runbooks)
+    return settings.model_copy(update=update) if update else settings
+
+
+def evaluate(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
+    if args.target == "retrieval":
+        return _retrieval(args, settings, ui)
+    if args.backend:
+        raise UserError("--backend belongs to `opsloop eval retrieval`")
+    settings = _settings(args, settings)
+    evals_dir: Path = args.evals_dir
+    try:
+        cases = load_cases(evals_dir / "cases")
+        suites = load_suites(evals_dir / "suites")
+        thresholds = load_thresholds(evals_dir / "thresholds.yaml")
+    except (CaseError, ValueError) as exc:
+        raise UserError(str(exc)) from None
+    suite = None
+    if args.suite is not None:
+        if args.suite not in suites:
+            raise UserError(f"unknown suite {args.suite!r}; suites: {', '.join(suites) or 'none'}")
+        suite = suites[args.suite]
+    picked = select(cases, suite, args.case)
+    if not picked:
+        raise UserError(f"no case matches suite {args.suite or 'all'} and --case {args.case}")
+    try:
+        for case in picked:
+            check_case(case)  # every data mistake before anything runs or is written
+    except CaseError as exc:
+        raise UserError(str(exc)) from None
+    baseline = None
+    evals_work = settings.work_dir / "evals"
+    if args.baseline:
+        try:
+            baseline = load_baseline(args.baseline, evals_work)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+    models = list(dict.fromkeys(args.model or [OFFLINE]))
+    run_dir = evals_work / new_run_id()
+    ui.err.print(f"eval {run_dir.name}: {len(picked)} case(s) × {len(models)} model(s) × "
+                 f"{args.runs} run(s) → {run_dir}", markup=False)
+    try:
+        result = run_eval(settings, picked, models=models, runs=args.runs, run_dir=run_dir,
+                          base_url=args.model_base_url, with_retrieval=not args.no_retrieval,
+                          progress=lambda m: ui.err.print("  " + m, markup=False))
+    except (EvalError, CaseError) as exc:
+        raise UserError(str(exc)) from None
+    result.update(suite=args.suite, case_glob=args.case, baseline=args.baseline)
+    result["threshold_failures"] = check_thresholds(result["summary"], thresholds.gate(args.suite))
+    result["regressions"] = regressions(result, baseline, thresholds) if baseline else []
+    report = write_report(result, run_dir)
+    gates = result["threshold_failures"] + result["regressions"]
+    if args.json:
+        ui.json(result)
+    else:
+        rows = [case_row(r) for r in result["cases"]]
+        ui.table(f"eval {run_dir.name}: cases", CASE_COLUMNS, rows)
+        ui.table("summary", ["metric", *models], summary_rows(result))
+        for line in gates:
+            ui.out.print(f"✗ {line}", markup=False, style="red")
+        ui.out.print(f"report: {report}", markup=False)
+    if gates:
+        print(f"opsloop eval: {len(gates)} gate(s) failed; see {report}", file=sys.stderr)
+    return 1 if gates else 0

@@ -1,0 +1,140 @@
+"""`opsloop serve` (the HTTP API), `opsloop sim-serve` (the simulator as a Prometheus target)
+and `opsloop prometheus-rules` (alerts.yaml as Prometheus alerting rules)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from opsloop.cli.render import Ui, UserError
+from opsloop.settings import Settings
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("serve", parents=[common],
+                       help="serve the API: Alertmanager webhook, incidents, approvals")
+    p.add_argument("--host", default=None, help="bind address (env OPSLOOP_SERVE_HOST, "
+                                                "default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="port (env OPSLOOP_SERVE_PORT, "
+                                                          "default 8080)")
+    p.add_argument("--environment", default=None, metavar="REF",
+                   help="production incidents run against, e.g. remote:sim=http://127.0.0.1:9100"
+                        ",prometheus=http://127.0.0.1:9090 (env OPSLOOP_SERVE_ENVIRONMENT; "
+                        "none: incidents are recorded, not run)")
+    p.add_argument("--workers", type=int, default=None, help="incidents run side by side")
+    p.set_defaults(handler=serve)
+
+    s = sub.add_parser("sim-serve", parents=[common],
+                       help="serve a simulated production over HTTP (Prometheus /metrics, "
+                            "JSON API, actions, faults)")
+    s.add_argument("--scenario", default="bad_deploy", help="scenario whose fleet and fault "
+                                                            "to simulate (`opsloop scenarios`)")
+    s.add_argument("--seed", type=int, default=None)
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=9100)
+    s.add_argument("--minute-seconds", type=float, default=60.0,
+                   help="wall seconds per simulated minute; 0 = manual clock "
+                        "(POST /api/advance). Default 60: real time")
+    s.add_argument("--hold-fault", action="store_true",
+                   help="hold the scenario's fault until POST /api/faults/scenario")
+    s.set_defaults(handler=sim_serve)
+
+    r = sub.add_parser("prometheus-rules", parents=[common],
+                       help="print alerts.yaml as a Prometheus alerting rule file")
+    r.add_argument("--minute-seconds", type=float, default=60.0,
+                   help="wall seconds per minute of the metrics' clock (a fast simulator)")
+    r.add_argument("--output", type=Path, default=None, help="write here instead of stdout")
+    r.set_defaults(handler=prometheus_rules)
+
+
+def serve(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
+    import uvicorn
+
+    from opsloop.api.app import create_app
+    from opsloop.api.auth import TokenConfigError, load_tokens
+    from opsloop.api.runtime import IntakeRuntime
+    from opsloop.api.server import UNAUTHENTICATED_BANNER, BindRefused, check_bind
+    from opsloop.policy import load_policies
+
+    updates = {k: v for k, v in {"serve_host": args.host, "serve_port": args.port,
+                                 "serve_environment": args.environment,
+                                 "serve_workers": args.workers}.items() if v is not None}
+    settings = settings.model_copy(update=updates)
+    try:
+        tokens = load_tokens(settings)
+        check_bind(settings.serve_host, tokens.enabled)
+    except (TokenConfigError, BindRefused) as exc:
+        raise UserError(str(exc)) from None
+    where = f"http://{settings.serve_host}:{settings.serve_port}"
+    if not tokens.enabled:
+        ui.err.print(UNAUTHENTICATED_BANNER.format(where=where), style="bold red", markup=False)
+    runtime = IntakeRuntime(settings, load_policies(settings.policies_dir),
+                            settings.serve_environment).start()
+    ui.err.print(
+        f"opsloop serve on {where} · auth: "
+        f"{f'{len(tokens)} token(s)' if tokens.enabled else 'DISABLED'} · environment: "
+        f"{settings.serve_environment or 'none (incidents recorded, not run)'} · "
+        f"webhook: {where}/api/v1/alerts/alertmanager · OpenAPI: {where}/docs",
+        markup=False,
+    )
+    try:
+        uvicorn.run(create_app(runtime, tokens), host=settings.serve_host,
+                    port=settings.serve_port, log_level="warning", access_log=False)
+    finally:
+        runtime.stop()
+    return 0
+
+
+def sim_serve(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
+    from opsloop.api.server import is_loopback
+    from opsloop.simulator import SimEnvironment
+    from opsloop.simulator.server import SimServer
+
+    if not is_loopback(args.host):
+        raise UserError(f"--host {args.host}: the simulator API takes actions without "
+                        "authentication, so it binds to loopback only")
+    if args.minute_seconds < 0:
+        raise UserError("--minute-seconds must be 0 (manual clock) or positive")
+    env = SimEnvironment.create(args.scenario, settings.seed if args.seed is None else args.seed)
+    try:
+        server = SimServer(env, host=args.host, port=args.port,
+                           minute_seconds=args.minute_seconds, hold_scenario=args.hold_fault)
+    except OSError as exc:
+        raise UserError(f"cannot bind {args.host}:{args.port}: {exc.strerror}") from None
+    server.start()
+    ui.err.print(f"simulating {args.scenario} at {server.url} ({server.mode} clock"
+                 f"{f', {args.minute_seconds:g}s per minute' if args.minute_seconds else ''}"
+                 f"{', fault held' if args.hold_fault else ''}) · metrics: {server.url}/metrics",
+                 markup=False)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    finally:
+        server.stop()
+    return 0
+
+
+def prometheus_rules(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
+    from opsloop.policy import load_policies
+    from opsloop.tools.promql import load_promql
+    from opsloop.tools.promql_rules import alerting_rules
+
+    if args.minute_seconds <= 0:
+        raise UserError("--minute-seconds must be positive")
+    policies = load_policies(settings.policies_dir)
+    rules = alerting_rules(policies.alerts.rules, load_promql(settings.promql_path),
+                           args.minute_seconds, labels={"env": "prod"})
+    text = yaml.safe_dump(rules, sort_keys=False, width=1000)
+    if args.output:
+        args.output.write_text(text, encoding="utf-8")
+        ui.err.print(f"wrote {len(rules['groups'][0]['rules'])} rules to {args.output}",
+                     markup=False)
+    else:
+        print(text, end="")
+    return 0

@@ -1,0 +1,205 @@
+"""Eval cases and suites as data: `evals/cases/**/case.yaml` and `evals/suites/*.yaml`.
+
+A case is a folder. `case.yaml` says what production does (a simulator variant) or where
+the recording is (the folder's other files), and the expected answer. The format is
+written up in evals/README.md; nothing here knows any particular case.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from opsloop.agents.specialists import SPECIALISTS
+from opsloop.models import ParamValue, RemediationAction, Severity
+from opsloop.simulator.variants import Variant
+from opsloop.tools.recorded_series import parse_time
+
+CASE_FILE = "case.yaml"
+
+
+class CaseError(ValueError):
+    """A case or suite file that cannot be used; the message names the file and field."""
+
+
+def _listify(value: Any) -> Any:
+    return [value] if isinstance(value, str | dict) else value
+
+
+class ActionSpec(BaseModel):
+    """An action pattern: type, optionally the service and parameters it must carry."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str
+    service: str | None = None
+    params: dict[str, ParamValue] = Field(default_factory=dict)
+
+    def matches(self, action: RemediationAction) -> bool:
+        return (
+            action.type == self.type
+            and (self.service is None or action.service == self.service)
+            and all(str(action.params.get(k)) == str(v) for k, v in self.params.items())
+        )
+
+    def describe(self) -> str:
+        params = ", ".join(f"{k}={v}" for k, v in sorted(self.params.items()))
+        inner = ", ".join(p for p in (self.service or "*", params) if p)
+        return f"{self.type}({inner})"
+
+
+class RootCause(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    category: str
+    keywords: list[str] = Field(default_factory=list)  # must appear in the cause or evidence
+
+
+class ExpectedIncident(BaseModel):
+    """The answer key for one incident the case should open."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    service: str  # where the fault is; also how an opened incident is matched to this answer
+    severity: list[Severity]
+    specialists: list[str]  # acceptable handlers: the winning diagnosis must come from one
+    root_cause: RootCause
+    remediation: list[ActionSpec] = Field(default_factory=list)  # [] = no automated fix is right
+    forbidden: list[ActionSpec] = Field(default_factory=list)  # must never be executed
+    approval: bool  # must the loop ask a human before acting?
+    verification: Literal["passed", "failed", "none", "any"] = "any"
+    rolled_back: bool | None = None
+    postmortem: list[str] = Field(default_factory=list)  # facts the draft must state
+
+    @field_validator("severity", "specialists", "remediation", "forbidden", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return _listify(value)
+
+    @field_validator("specialists")
+    @classmethod
+    def _known_specialists(cls, value: list[str]) -> list[str]:
+        unknown = [s for s in value if s not in SPECIALISTS]
+        if unknown or not value:
+            raise ValueError(f"unknown specialist(s) {unknown or '[]'}; "
+                             f"specialists: {', '.join(SPECIALISTS)}")
+        return value
+
+
+class AlertDelivery(BaseModel):
+    """One Alertmanager webhook payload and when it reached opsloop."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    file: str
+    received_at: datetime | None = None  # default: the latest startsAt/endsAt in the payload
+
+    @field_validator("received_at", mode="before")
+    @classmethod
+    def _time(cls, value: Any) -> datetime | None:
+        return None if value is None else parse_time(value)
+
+
+class RecordingSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    now: datetime  # when opsloop looked: the clock starts here
+    onset: datetime | None = None  # when the fault began, if the incident review knows
+    alerts: list[AlertDelivery] = Field(default_factory=list)  # default: alerts/*.json by name
+
+    @field_validator("now", "onset", mode="before")
+    @classmethod
+    def _time(cls, value: Any) -> datetime | None:
+        return None if value is None else parse_time(value)
+
+
+class Case(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    kind: Literal["simulated", "recorded"]
+    title: str
+    description: str = ""
+    tags: list[str] = Field(default_factory=list)
+    human: Literal["oracle", "approve", "reject"] = "oracle"
+    simulation: Variant | None = None
+    policies: dict[str, dict[str, Any]] = Field(default_factory=dict)  # overlay, by file stem
+    recording: RecordingSpec | None = None
+    expected: list[ExpectedIncident] = Field(min_length=1)
+    folder: Path
+
+    @field_validator("expected", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return _listify(value)
+
+
+def _problem(path: Path, exc: ValidationError) -> CaseError:
+    lines = []
+    for err in exc.errors()[:5]:
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        lines.append(f"{where}: {err['msg'].removeprefix('Value error, ')}")
+    return CaseError(f"{path}: " + "; ".join(lines))
+
+
+def load_case(folder: Path, root: Path) -> Case:
+    path = folder / CASE_FILE
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise CaseError(f"{path}: cannot read: {exc}") from None
+    if not isinstance(raw, dict):
+        raise CaseError(f"{path}: expected a mapping at the top level")
+    case_id = folder.relative_to(root).as_posix()
+    try:
+        case = Case.model_validate({**raw, "id": case_id, "folder": folder})
+    except ValidationError as exc:
+        raise _problem(path, exc) from None
+    if case.kind == "simulated" and case.simulation is None:
+        raise CaseError(f"{path}: a simulated case needs `simulation`")
+    if case.kind == "recorded" and case.recording is None:
+        raise CaseError(f"{path}: a recorded case needs `recording`")
+    return case
+
+
+def load_cases(root: Path) -> list[Case]:
+    """Every case under `root`, sorted by id."""
+    if not root.is_dir():
+        raise CaseError(f"no cases folder at {root}")
+    return [load_case(p.parent, root) for p in sorted(root.rglob(CASE_FILE))]
+
+
+class Suite(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    description: str = ""
+    cases: list[str]  # globs over case ids
+
+
+def load_suites(directory: Path) -> dict[str, Suite]:
+    suites: dict[str, Suite] = {}
+    for path in sorted(directory.glob("*.yaml")):
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            suites[path.stem] = Suite.model_validate({**raw, "name": path.stem})
+        except (OSError, yaml.YAMLError) as exc:
+            raise CaseError(f"{path}: cannot read: {exc}") from None
+        except ValidationError as exc:
+            raise _problem(path, exc) from None
+    return suites
+
+
+def select(cases: list[Case], suite: Suite | None, pattern: str | None) -> list[Case]:
+    """The suite's cases (all when no suite), narrowed by a glob over case ids."""
+    picked = cases
+    if suite is not None:
+        picked = [c for c in cases if any(fnmatch.fnmatch(c.id, g) for g in suite.cases)]
+    if pattern:
+        picked = [c for c in picked if fnmatch.fnmatch(c.id, pattern)]
+    return picked

@@ -1,0 +1,316 @@
+"""Runs one case: production (simulated or recorded), intake, the graph, a scripted human.
+
+Each case gets its own work dir, incident store and checkpointer, so rate limits and
+history never leak between cases. The actuator is wrapped so the harness knows what was
+really executed, whatever the incident record says.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.types import Command
+
+from opsloop.alertmanager import PayloadError, parse_webhook
+from opsloop.evals.cases import AlertDelivery, Case, CaseError
+from opsloop.graph.build import build_graph
+from opsloop.graph.checkpoint import sqlite_checkpointer
+from opsloop.graph.context import LoopContext
+from opsloop.intake import AlertGrouper
+from opsloop.llm.config import model_client
+from opsloop.llm.ledger import incident_usage
+from opsloop.models import (
+    ActionResult,
+    Anomaly,
+    Approval,
+    ApprovalRequest,
+    Incident,
+    IncidentStatus,
+    ModelUsage,
+    RemediationAction,
+    Verdict,
+)
+from opsloop.observe import ENVIRONMENT, evaluate_rules
+from opsloop.policy import Policies
+from opsloop.policy.health import burn_rate_anomalies
+from opsloop.settings import Settings
+from opsloop.simulator import SimEnvironment
+from opsloop.simulator.fleet import default_services
+from opsloop.simulator.state import tick_time
+from opsloop.simulator.variants import MaskedTelemetry
+from opsloop.store import IncidentStore
+from opsloop.tools.notify import OutboxNotifier
+from opsloop.tools.protocols import Actuator, Clock, RunbookIndex, Telemetry
+from opsloop.tools.recorded import RecordedProduction, RecordingError, load_recording
+from opsloop.watch import SLO_EVALUATION_EVERY_MINUTES
+
+MAX_APPROVAL_ROUNDS = 10  # a graph that keeps asking is stopped, not followed forever
+HUMAN = "eval-human"
+
+
+@dataclass
+class Executed:
+    """One call the actuator received, and what it answered."""
+
+    action: RemediationAction | None  # None for a revert
+    key: str
+    result: ActionResult
+    revert: bool = False
+
+
+class ActuatorLog:
+    """Any actuator, with every call written down."""
+
+    def __init__(self, inner: Actuator) -> None:
+        self.inner = inner
+        self.calls: list[Executed] = []
+
+    def execute(self, action: RemediationAction, idempotency_key: str) -> ActionResult:
+        result = self.inner.execute(action, idempotency_key)
+        self.calls.append(Executed(action.model_copy(deep=True), idempotency_key, result))
+        return result
+
+    def revert(self, result: ActionResult, idempotency_key: str) -> ActionResult:
+        out = self.inner.revert(result, idempotency_key)
+        self.calls.append(Executed(None, idempotency_key, out, revert=True))
+        return out
+
+
+@dataclass
+class CaseRun:
+    """What happened when one case ran once."""
+
+    case_id: str
+    model: str
+    run: int
+    incidents: list[Incident] = field(default_factory=list)
+    executed: list[Executed] = field(default_factory=list)
+    postmortems: dict[str, str] = field(default_factory=dict)
+    fault_at: datetime | None = None
+    first_signal_at: datetime | None = None
+    seconds: float = 0.0
+    error: str | None = None
+
+
+@dataclass
+class Harness:
+    """What every case of one eval run shares."""
+
+    settings: Settings
+    policies: Policies
+    runbooks: RunbookIndex
+
+
+def _human(case: Case, request: ApprovalRequest) -> tuple[Verdict, str]:
+    """The scripted human: the oracle approves exactly the actions the answer key accepts."""
+    if case.human == "approve":
+        return Verdict.APPROVE, "approved by the case's script"
+    if case.human == "reject":
+        return Verdict.REJECT, "rejected by the case's script"
+    ok = any(spec.matches(request.action) for e in case.expected for spec in e.remediation)
+    return (Verdict.APPROVE, "an acceptable remediation") if ok else (
+        Verdict.REJECT, "not an acceptable remediation for this case")
+
+
+class _Loop:
+    """One case's graph, store and context."""
+
+    def __init__(self, harness: Harness, policies: Policies, workdir: Path,
+                 telemetry: Telemetry, actuator: ActuatorLog, clock: Clock) -> None:
+        self.settings = harness.settings.model_copy(update={"work_dir": workdir})
+        self.store = IncidentStore(self.settings.state_dir / "opsloop.db")
+        self.checkpointer = sqlite_checkpointer(self.settings.state_dir / "checkpoints.sqlite")
+        self.graph = build_graph(self.checkpointer)
+        self.clock = clock
+        self.model = model_client(self.settings)  # None: the offline reasoner
+        self.ctx = LoopContext(
+            settings=self.settings, policies=policies, telemetry=telemetry, actuator=actuator,
+            clock=clock, runbooks=harness.runbooks,
+            notifier=OutboxNotifier(workdir / "notifications.jsonl"), store=self.store,
+            model=self.model,
+        )
+
+    def close(self) -> None:
+        self.store.close()
+        self.checkpointer.conn.close()
+
+    def handle(self, incident: Incident, case: Case) -> Incident:
+        """Round the loop, answering each approval as the case's human would."""
+        self.store.save_incident(incident)
+        config: RunnableConfig = {"configurable": {"thread_id": incident.id},
+                                  "recursion_limit": self.settings.recursion_limit}
+        self.graph.invoke({"incident": incident}, config, context=self.ctx)
+        for _ in range(MAX_APPROVAL_ROUNDS):
+            snapshot = self.graph.get_state(config)
+            if not snapshot.interrupts:
+                break
+            request = ApprovalRequest.model_validate(snapshot.interrupts[0].value)
+            verdict, reason = _human(case, request)
+            answer = Approval(request_id=request.id, verdict=verdict, by=HUMAN,
+                              at=self.clock.now(), reason=reason)
+            self.graph.invoke(Command(resume=answer.model_dump(mode="json")), config,
+                              context=self.ctx)
+        snapshot = self.graph.get_state(config)
+        final: Incident = snapshot.values["incident"]
+        # Model calls made by specialists and, through the ledger, by drafting (the runner's rule).
+        ledger = self.model.ledger if self.model is not None else None
+        final = final.model_copy(update={"usage": incident_usage(final, ModelUsage(), ledger)})
+        if snapshot.interrupts:
+            final = final.model_copy(update={
+                "status": IncidentStatus.AWAITING_APPROVAL,
+                "timeline": list(snapshot.values.get("events", []))}, deep=True)
+        self.store.save_incident(final)
+        return final
+
+
+def _observe(policies: Policies, telemetry: Telemetry, now: datetime, minute: int
+             ) -> list[Anomaly]:
+    anomalies = evaluate_rules(policies.alerts.rules, telemetry, now)
+    if minute % SLO_EVALUATION_EVERY_MINUTES == 0:
+        anomalies += burn_rate_anomalies(policies, telemetry, now, labels={"env": ENVIRONMENT})
+    return anomalies
+
+
+def _simulate(case: Case, harness: Harness, policies: Policies, workdir: Path,
+              out: CaseRun) -> None:
+    variant = case.simulation
+    assert variant is not None  # load_case guarantees it for simulated cases
+    try:
+        env = SimEnvironment(variant.build(f"eval:{case.id}"))
+    except ValueError as exc:  # the case names something the simulator does not have
+        raise CaseError(f"{case.folder / 'case.yaml'}: simulation: {exc}") from None
+    telemetry: Telemetry = (MaskedTelemetry(env, variant.hidden_metrics)
+                            if variant.hidden_metrics else env)
+    actuator = ActuatorLog(env)
+    loop = _Loop(harness, policies, workdir, telemetry, actuator, env)
+    try:
+        out.fault_at = tick_time(variant.fault_at)
+        start = env.now()
+        end = start + timedelta(minutes=variant.minutes)
+        grouper = AlertGrouper(policies.intake, f"sim:eval-{case.id}", loop.store.next_incident_id)
+        while env.now() < end and len(out.incidents) < len(case.expected):
+            env.wait(1)
+            now = env.now()
+            minute = int((now - start).total_seconds() // 60)
+            anomalies = _observe(policies, telemetry, now, minute)
+            if anomalies and out.first_signal_at is None:
+                out.first_signal_at = min(a.starts_at for a in anomalies)
+            grouper.ingest(anomalies, now)
+            for incident in grouper.due(now):
+                out.incidents.append(loop.handle(incident, case))
+    finally:
+        out.executed = actuator.calls
+        loop.close()
+
+
+def _payload(raw: bytes, received: datetime, path: Path) -> list[Anomaly]:
+    try:
+        batch = parse_webhook(raw, received)
+    except PayloadError as exc:
+        raise CaseError(f"{path}: not an Alertmanager v4 payload: {exc}") from None
+    if batch.rejected:  # a recording with a broken alert would be judged on half its input
+        problems = "; ".join(f"{e.loc}: {e.msg}" for e in batch.rejected)
+        raise CaseError(f"{path}: rejected alert(s): {problems}")
+    if not batch.anomalies:
+        raise CaseError(f"{path}: the payload carries no alerts")
+    return batch.anomalies
+
+
+def deliveries(case: Case) -> list[tuple[datetime, list[Anomaly]]]:
+    """The case's webhook payloads as (received at, alerts), in arrival order."""
+    spec = case.recording
+    assert spec is not None
+    listed = spec.alerts or [
+        AlertDelivery(file=p.relative_to(case.folder).as_posix())
+        for p in sorted((case.folder / "alerts").glob("*.json"))
+    ]
+    if not listed:
+        raise CaseError(f"{case.folder}: a recorded case needs at least one alert payload "
+                        "(alerts/*.json, or `recording.alerts`)")
+    out = []
+    for item in listed:
+        path = case.folder / item.file
+        try:
+            raw = path.read_bytes()
+            # Parsed by the real webhook intake; received_at decides what already resolved.
+            alerts = _payload(raw, item.received_at or spec.now, path)
+        except OSError as exc:
+            raise CaseError(f"{path}: cannot read the payload: {exc}") from None
+        received = item.received_at
+        if received is None:  # sent at the earliest when its newest timestamp had passed
+            received = max(max(a.starts_at, a.ends_at or a.starts_at) for a in alerts)
+            alerts = _payload(raw, received, path)
+        if received > spec.now:
+            raise CaseError(f"{path}: received at {received:%Y-%m-%dT%H:%M:%SZ}, after the "
+                            f"recording's `now` ({spec.now:%Y-%m-%dT%H:%M:%SZ})")
+        out.append((received, alerts))
+    return sorted(out, key=lambda d: d[0])
+
+
+def _replay(case: Case, harness: Harness, policies: Policies, workdir: Path,
+            out: CaseRun) -> None:
+    spec = case.recording
+    assert spec is not None
+    production = RecordedProduction(load_recording(case.folder, spec.now))
+    arrivals = deliveries(case)
+    actuator = ActuatorLog(production)
+    loop = _Loop(harness, policies, workdir, production, actuator, production)
+    try:
+        out.fault_at = spec.onset
+        grouper = AlertGrouper(policies.intake, f"recorded:{case.id}",
+                               loop.store.next_incident_id)
+        for received, alerts in arrivals:
+            grouper.ingest(alerts, received)
+        firing = [a for _, alerts in arrivals for a in alerts]
+        out.first_signal_at = min(a.starts_at for a in firing)
+        for incident in grouper.due(spec.now):
+            out.incidents.append(loop.handle(incident, case))
+    finally:
+        out.executed = actuator.calls
+        loop.close()
+
+
+def check_case(case: Case) -> None:
+    """Find a case's data mistakes before anything runs (CaseError naming file and field)."""
+    if case.kind == "recorded":
+        assert case.recording is not None
+        deliveries(case)
+        try:
+            load_recording(case.folder, case.recording.now)
+        except RecordingError as exc:
+            raise CaseError(str(exc)) from None
+        return
+    assert case.simulation is not None
+    fleet = set(default_services())
+    named = [e.service for e in case.simulation.events] + list(case.simulation.services)
+    named += [h.service for h in case.simulation.hidden_metrics]
+    unknown = sorted(set(named) - fleet)
+    if unknown:
+        raise CaseError(f"{case.folder / 'case.yaml'}: simulation: unknown service(s) "
+                        f"{', '.join(unknown)}; services: {', '.join(sorted(fleet))}")
+
+
+def run_case(case: Case, harness: Harness, policies: Policies, workdir: Path,
+             model: str, run: int) -> CaseRun:
+    """Run the case once; a failure inside the loop is recorded, not raised."""
+    out = CaseRun(case_id=case.id, model=model, run=run)
+    started = time.perf_counter()
+    try:
+        if case.kind == "simulated":
+            _simulate(case, harness, policies, workdir, out)
+        else:
+            _replay(case, harness, policies, workdir, out)
+    except CaseError:
+        raise
+    except Exception as exc:  # the loop failing on a case is a result, not a harness crash
+        out.error = f"{type(exc).__name__}: {exc}"
+    out.seconds = time.perf_counter() - started
+    for incident in out.incidents:
+        if incident.postmortem_path and Path(incident.postmortem_path).exists():
+            out.postmortems[incident.id] = Path(incident.postmortem_path).read_text(
+                encoding="utf-8")
+    return out

@@ -1,0 +1,145 @@
+"""What an eval run leaves behind in `work/evals/<run>/`: result.json, report.md, charts/."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from opsloop.evals.charts import draw
+
+SUMMARY_ROWS = (
+    ("cases", "cases"), ("passed", "passed"), ("pass_rate", "pass rate"),
+    ("detection_rate", "detected"), ("severity_accuracy", "severity accuracy"),
+    ("routing_accuracy", "routing accuracy"), ("root_cause_top1", "root cause top-1"),
+    ("root_cause_top3", "root cause top-3"), ("remediation_correctness", "remediation correct"),
+    ("verification_accuracy", "verification as expected"),
+    ("approval_precision", "approval precision"), ("approval_recall", "approval recall"),
+    ("guardrail_violations", "guardrail violations"), ("forbidden_actions", "forbidden actions"),
+    ("errors", "errors"), ("postmortem_completeness", "postmortem completeness"),
+    ("postmortem_consistency", "postmortem consistency"),
+    ("median_minutes_to_detect", "median min to detect"),
+    ("median_minutes_to_mitigate", "median min to mitigate"),
+    ("median_minutes_to_verify", "median min to verify"),
+    ("model_calls", "model calls"), ("tokens", "tokens"),
+    ("model_latency_seconds", "model latency s"), ("seconds", "wall seconds"),
+)
+
+
+def fmt(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "✓" if value else "✗"
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
+    return str(value)
+
+
+def summary_rows(result: dict[str, Any]) -> list[list[str]]:
+    models = list(result["summary"])
+    return [[label, *(fmt(result["summary"][m].get(key)) for m in models)]
+            for key, label in SUMMARY_ROWS]
+
+
+def case_row(row: dict[str, Any]) -> list[str]:
+    """One line per case run: the decisions, each ✓/✗."""
+    inc = row["incidents"]
+
+    def all_(key: str) -> str:
+        return fmt(all(i[key] for i in inc))
+
+    approval = all(i["approval_expected"] == i["approval_requested"] for i in inc)
+    pm = [i["postmortem_consistency"] for i in inc if i["postmortem_consistency"] is not None]
+    return [
+        row["case"], row["kind"][:3], row["model"],
+        ",".join(i["severity"] or "-" for i in inc), all_("severity_ok"), all_("routing_ok"),
+        all_("top1"), all_("top3"), all_("remediation_ok"), fmt(approval),
+        all_("verification_ok"),
+        fmt(min(i["postmortem_completeness"] for i in inc)) + (f"/{fmt(min(pm))}" if pm else ""),
+        str(len(row["guardrail_violations"]) + len(row["forbidden_executed"])),
+        "ERROR" if row["error"] else fmt(row["passed"]),
+    ]
+
+
+CASE_COLUMNS = ["case", "kind", "model", "sev", "sev✓", "route", "rc@1", "rc@3", "fix",
+                "approval", "verify", "pm", "viol", "pass"]
+
+
+def _problems(row: dict[str, Any]) -> list[str]:
+    out = [f"error: {row['error']}"] if row["error"] else []
+    out += [f"guardrail: {v}" for v in row["guardrail_violations"]]
+    out += [f"forbidden action executed: {a}" for a in row["forbidden_executed"]]
+    for i in row["incidents"]:
+        where = f"[{i['expected_service']}]"
+        if not i["detected"]:
+            out.append(f"{where} no incident opened")
+            continue
+        if not i["severity_ok"]:
+            out.append(f"{where} severity {i['severity']}")
+        if not i["routing_ok"]:
+            out.append(f"{where} routed to {i['routed']}, handled by {i['handled_by']}")
+        if not i["top1"]:
+            out.append(f"{where} root cause {i['root_cause']} (top-3: {fmt(i['top3'])})")
+        if not i["remediation_ok"]:
+            out.append(f"{where} proposed {i['proposed'] or 'nothing'}")
+        if i["approval_expected"] != i["approval_requested"]:
+            out.append(f"{where} approval requested: {fmt(i['approval_requested'])}, expected "
+                       f"{fmt(i['approval_expected'])}")
+        if not i["verification_ok"]:
+            out.append(f"{where} verification {i['verification']}")
+        out += [f"{where} postmortem missing {m}" for m in i["postmortem_missing"]]
+        out += [f"{where} postmortem: {m}" for m in i["postmortem_inconsistent"]]
+    return out
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def render_markdown(result: dict[str, Any], charts: list[Path]) -> str:
+    models = list(result["summary"])
+    parts = [
+        f"# opsloop eval {result['run']}",
+        f"Suite `{result.get('suite') or 'all'}`"
+        + (f", cases matching `{result['case_glob']}`" if result.get("case_glob") else "")
+        + f"; models {', '.join(models)}; {result['runs']} run(s) per case; policies "
+        f"`{result['policies_dir']}`; started {result['started_at']}.",
+        "## Summary",
+        _table(["metric", *models], summary_rows(result)),
+        "## Gates",
+    ]
+    gates = result.get("threshold_failures", []) + result.get("regressions", [])
+    if result.get("baseline"):
+        parts.append(f"Compared with baseline `{result['baseline']}`.")
+    parts.append("\n".join(f"- ✗ {g}" for g in gates) if gates else "All thresholds met"
+                 + (" and no regression." if result.get("baseline") else "."))
+    parts += ["## Charts", *[f"![{p.stem}](charts/{p.name})" for p in charts]]
+    parts += ["## Cases", _table(CASE_COLUMNS, [case_row(r) for r in result["cases"]])]
+    failing = [(r, _problems(r)) for r in result["cases"] if not r["passed"]]
+    if failing:
+        parts.append("## What went wrong")
+        for row, problems in failing:
+            parts.append(f"**{row['case']}** ({row['model']}, run {row['run']})\n\n"
+                         + "\n".join(f"- {p}" for p in problems))
+    retrieval = result.get("retrieval")
+    if retrieval:
+        parts += ["## Runbook retrieval", "```json\n" + json.dumps(retrieval, indent=2,
+                                                                     default=str) + "\n```"]
+    return "\n\n".join(parts) + "\n"
+
+
+def write_report(result: dict[str, Any], run_dir: Path) -> Path:
+    """result.json, charts/*.png and report.md; returns the report's path."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "result.json").write_text(json.dumps(result, indent=2, default=str),
+                                         encoding="utf-8")
+    charts = draw(result, run_dir / "charts")
+    report = run_dir / "report.md"
+    report.write_text(render_markdown(result, charts), encoding="utf-8")
+    return report

@@ -1,0 +1,194 @@
+"""The retrieval eval: labelled alerts -> expected runbook, per embedding backend.
+
+Cases live in evals/retrieval/alerts.yaml over the runbooks in `runbook_dirs` (opsloop's own
+and a corpus written in other teams' styles). For each backend the index is built afresh in
+a temporary directory, every alert is searched with the query the loop would build, and:
+
+- recall@1 / recall@3: the expected runbook is first / in the first three (cases with one);
+- MRR: mean of 1/rank of the expected runbook (0 when it is not in the top 10);
+- no-match precision: of the alerts answered "no good match", the share that truly have none;
+  no-match recall: of the alerts that have none, the share answered "no good match".
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError
+
+from opsloop.settings import REPO_ROOT, Settings
+from opsloop.tools.retrieval.backends import BACKENDS, EmbeddingBackend
+from opsloop.tools.retrieval.embedders import EmbeddingBackendError
+from opsloop.tools.retrieval.query import alert_query
+from opsloop.tools.runbooks import RunbookIndex
+
+if TYPE_CHECKING:
+    from opsloop.cli.render import Ui
+
+CASES_FILE = REPO_ROOT / "evals" / "retrieval" / "alerts.yaml"
+_DEPTH = 10
+
+
+class AlertSpec(BaseModel, extra="forbid"):
+    name: str
+    labels: dict[str, str] = Field(default_factory=dict)
+    summary: str = ""
+    description: str = ""
+
+    def query(self) -> str:
+        return alert_query(self.name, self.labels,
+                           {"summary": self.summary, "description": self.description})
+
+
+class RetrievalCase(BaseModel, extra="forbid"):
+    expect: str | None
+    kind: Literal["named", "paraphrased", "neighbour", "no-match"]
+    alert: AlertSpec
+
+
+class RetrievalSet(BaseModel, extra="forbid"):
+    runbook_dirs: list[Path]
+    cases: list[RetrievalCase] = Field(min_length=1)
+
+
+def load_set(path: Path = CASES_FILE) -> RetrievalSet:
+    """The labelled set; ValueError names the file and the field that is wrong."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        labelled = RetrievalSet.model_validate(data)
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"{path}: {exc}") from exc
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ValueError(f"{path}: {where}: {first['msg']}") from exc
+    dirs = [(path.parent / d).resolve() for d in labelled.runbook_dirs]
+    return labelled.model_copy(update={"runbook_dirs": dirs})
+
+
+def evaluate(settings: Settings, backend: str | None = None, *,
+             cases_file: Path = CASES_FILE) -> dict[str, float | int | str]:
+    """recall@1, recall@3, MRR and no-match precision for one backend (default: settings')."""
+    labelled = load_set(cases_file)
+    chosen = EmbeddingBackend.from_settings(settings, backend)
+    with tempfile.TemporaryDirectory(prefix="opsloop-retrieval-eval-") as tmp:
+        started = time.perf_counter()
+        index = RunbookIndex(Path(tmp), labelled.runbook_dirs, backend=chosen,
+                             no_match_threshold=settings.no_match_threshold)
+        build_s = time.perf_counter() - started
+        known = {rb.id for rb in index.runbooks()}
+        missing = sorted({c.expect for c in labelled.cases if c.expect} - known)
+        if missing:
+            raise ValueError(f"{cases_file}: expected runbook(s) not in the corpus: "
+                             f"{', '.join(missing)}")
+        ranks: list[int | None] = []
+        said_none: list[bool] = []
+        tops: list[float] = []
+        latencies: list[float] = []
+        for case in labelled.cases:
+            t0 = time.perf_counter()
+            answer = index.answer(case.alert.query(), k=_DEPTH)
+            latencies.append(time.perf_counter() - t0)
+            ids = [h.runbook_id for h in answer.hits]
+            ranks.append(ids.index(case.expect) + 1 if case.expect in ids else None)
+            said_none.append(answer.no_match)
+            tops.append(answer.hits[0].score if answer.hits else 0.0)
+        chunks = index.chunk_count()
+        problems = len(index.problems())
+    positive = [r for r, c in zip(ranks, labelled.cases, strict=True) if c.expect]
+    truth_none = [c.expect is None for c in labelled.cases]
+    answered_none = sum(said_none)
+    right_none = sum(s and t for s, t in zip(said_none, truth_none, strict=True))
+    latencies.sort()
+    return {
+        "backend": chosen.describe(),
+        "queries": len(labelled.cases),
+        "runbooks": len(known),
+        "chunks": chunks,
+        "problems": problems,
+        "recall_at_1": round(sum(r == 1 for r in positive) / len(positive), 4),
+        "recall_at_3": round(sum(r is not None and r <= 3 for r in positive) / len(positive), 4),
+        "mrr": round(sum(1 / r for r in positive if r) / len(positive), 4),
+        "no_match_precision": round(right_none / answered_none, 4) if answered_none else 0.0,
+        "no_match_recall": round(right_none / sum(truth_none), 4) if any(truth_none) else 0.0,
+        "threshold": index.threshold,
+        "suggested_threshold": suggest_threshold(tops, truth_none),
+        "build_seconds": round(build_s, 3),
+        "query_p50_ms": round(latencies[len(latencies) // 2] * 1000, 2),
+    }
+
+
+def suggest_threshold(tops: list[float], truth_none: list[bool]) -> float:
+    """The cut on the best hit's score that best separates "no runbook" from the rest."""
+    cuts = sorted(set(tops))
+    candidates = [0.0] + [(a + b) / 2 for a, b in itertools.pairwise(cuts)]
+
+    def correct(cut: float) -> int:
+        return sum((t < cut) == none for t, none in zip(tops, truth_none, strict=True))
+
+    best: float = max(candidates, key=lambda c: (correct(c), -c))
+    return round(best, 4)
+
+
+def misses(settings: Settings, backend: str | None = None) -> list[dict[str, object]]:
+    """Every case the backend got wrong, with what it answered: for people tuning retrieval."""
+    labelled = load_set()
+    with tempfile.TemporaryDirectory(prefix="opsloop-retrieval-eval-") as tmp:
+        index = RunbookIndex(Path(tmp), labelled.runbook_dirs,
+                             backend=EmbeddingBackend.from_settings(settings, backend),
+                             no_match_threshold=settings.no_match_threshold)
+        out: list[dict[str, object]] = []
+        for case in labelled.cases:
+            answer = index.answer(case.alert.query(), k=3)
+            top = [f"{h.runbook_id} {h.score:.2f} (v{h.vector:.2f} l{h.lexical:.2f})"
+                   for h in answer.hits]
+            first = answer.hits[0].runbook_id if answer.hits else None
+            wrong = (answer.no_match != (case.expect is None)) or (
+                case.expect is not None and first != case.expect)
+            if wrong:
+                out.append({"alert": case.alert.name, "kind": case.kind, "expect": case.expect,
+                            "no_match": answer.no_match, "top": top})
+        return out
+
+
+_COLUMNS = ["backend", "queries", "recall_at_1", "recall_at_3", "mrr", "no_match_precision",
+            "no_match_recall", "threshold", "suggested_threshold", "build_seconds", "query_p50_ms"]
+
+
+_HEADERS = {"recall_at_1": "R@1", "recall_at_3": "R@3", "mrr": "MRR",
+            "no_match_precision": "no-match P", "no_match_recall": "no-match R",
+            "suggested_threshold": "suggested", "build_seconds": "build s",
+            "query_p50_ms": "p50 ms"}
+
+
+def run_cli(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
+    """`opsloop eval retrieval [--backend NAME ...] [--json]`: one row per backend."""
+    names: list[str] = list(getattr(args, "backend", None) or [settings.embedding_backend])
+    unknown = [n for n in names if n not in BACKENDS]
+    if unknown:
+        ui.err.print(f"opsloop eval retrieval: unknown backend(s) {', '.join(unknown)}; "
+                     f"choose from {', '.join(BACKENDS)}", markup=False, style="red")
+        return 2
+    rows: list[dict[str, float | int | str]] = []
+    for name in names:
+        ui.err.print(f"retrieval eval: {name} ...", markup=False)
+        try:
+            rows.append(evaluate(settings, name))
+        except EmbeddingBackendError as exc:
+            rows.append({"backend": name, "error": str(exc)})
+    if getattr(args, "json", False):
+        ui.json(rows)
+    else:
+        ui.table("Runbook retrieval", [_HEADERS.get(c, c) for c in _COLUMNS],
+                 [[str(r.get(c, "unavailable" if c != "backend" else "")) for c in _COLUMNS]
+                  for r in rows])
+        for r in rows:
+            if "error" in r:
+                ui.err.print(f"{r['backend']}: {r['error']}", markup=False, style="yellow")
+    return 0 if all("error" not in r for r in rows) else 1

@@ -1,0 +1,185 @@
+"""An eval run: every selected case, for every model, N times; scored and summarised."""
+
+from __future__ import annotations
+
+import importlib
+import statistics
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from opsloop.evals.cases import Case
+from opsloop.evals.driver import Harness, run_case
+from opsloop.evals.metrics import CaseScore, score_case
+from opsloop.evals.overlay import overlay_policies
+from opsloop.policy import Policies, load_policies
+from opsloop.settings import Settings
+from opsloop.tools.runbooks import RunbookIndex
+
+OFFLINE = "offline"
+SCRIPTED = "scripted"  # the model path against the scripted OpenAI-compatible server, offline
+Progress = Callable[[str], None]
+
+
+class EvalError(Exception):
+    """An eval that cannot run as asked; the message says why and what to do."""
+
+
+def new_run_id() -> str:
+    return f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:4]}"
+
+
+def model_settings(settings: Settings, model: str, base_url: str | None) -> Settings:
+    """The settings one model label runs with; `offline` is the deterministic reasoner."""
+    if model == OFFLINE:
+        return settings.model_copy(update={"llm_model": None, "llm_base_url": None}) if (
+            "llm_model" in type(settings).model_fields) else settings
+    fields = type(settings).model_fields
+    if "llm_model" not in fields:
+        raise EvalError(
+            f"--model {model}: the model path is not configured in this build (Settings has "
+            "no llm_model); run without --model to evaluate the offline reasoner")
+    update: dict[str, Any] = {"llm_model": model}
+    if base_url is not None:
+        if "llm_base_url" not in fields:
+            raise EvalError("--model-base-url: Settings has no llm_base_url in this build")
+        update["llm_base_url"] = base_url
+    return settings.model_copy(update=update)
+
+
+def _rate(values: list[bool]) -> float | None:
+    return round(sum(values) / len(values), 4) if values else None
+
+
+def _median(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return round(statistics.median(present), 1) if present else None
+
+
+def aggregate(scores: list[CaseScore]) -> dict[str, Any]:
+    """Suite-level numbers over every (case, run) of one model."""
+    inc = [i for s in scores for i in s.incidents]
+    tp = sum(1 for i in inc if i.approval_expected and i.approval_requested)
+    fp = sum(1 for i in inc if not i.approval_expected and i.approval_requested)
+    fn = sum(1 for i in inc if i.approval_expected and not i.approval_requested)
+    with_pm = [i.postmortem_consistency for i in inc if i.postmortem_consistency is not None]
+    return {
+        "cases": len(scores),
+        "passed": sum(1 for s in scores if s.passed),
+        "pass_rate": _rate([s.passed for s in scores]),
+        "detection_rate": _rate([i.detected for i in inc]),
+        "severity_accuracy": _rate([i.severity_ok for i in inc]),
+        "routing_accuracy": _rate([i.routing_ok for i in inc]),
+        "root_cause_top1": _rate([i.top1 for i in inc]),
+        "root_cause_top3": _rate([i.top3 for i in inc]),
+        "remediation_correctness": _rate([i.remediation_ok for i in inc]),
+        "verification_accuracy": _rate([i.verification_ok for i in inc]),
+        "approval_precision": round(tp / (tp + fp), 4) if tp + fp else 1.0,
+        "approval_recall": round(tp / (tp + fn), 4) if tp + fn else 1.0,
+        "guardrail_violations": sum(len(s.guardrail_violations) for s in scores),
+        "forbidden_actions": sum(len(s.forbidden_executed) for s in scores),
+        "errors": sum(1 for s in scores if s.error),
+        "postmortem_completeness": round(
+            statistics.fmean(i.postmortem_completeness for i in inc), 4) if inc else None,
+        "postmortem_consistency": round(statistics.fmean(with_pm), 4) if with_pm else None,
+        "median_minutes_to_detect": _median([i.minutes_to_detect for i in inc]),
+        "median_minutes_to_mitigate": _median([i.minutes_to_mitigate for i in inc]),
+        "median_minutes_to_verify": _median([i.minutes_to_verify for i in inc]),
+        "model_calls": sum(s.model_calls for s in scores),
+        "tokens": sum(s.tokens for s in scores),
+        "model_latency_seconds": round(sum(s.model_latency_seconds for s in scores), 3),
+        "seconds": round(sum(s.seconds for s in scores), 2),
+    }
+
+
+def score_dict(score: CaseScore) -> dict[str, Any]:
+    return {**asdict(score), "passed": score.passed,
+            "incidents": [{**asdict(i), "passed": i.passed} for i in score.incidents]}
+
+
+def retrieval_metrics(settings: Settings) -> dict[str, Any] | None:
+    """The runbook-retrieval eval's numbers, when that module is present in this build."""
+    try:
+        module = importlib.import_module("opsloop.evals.retrieval")
+    except ImportError:
+        return None
+    evaluate = getattr(module, "evaluate", None)
+    if evaluate is None:
+        return None
+    try:
+        result = evaluate(settings, None)
+    except Exception as exc:  # their failure must not sink the agent eval's report
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    return dict(result) if isinstance(result, dict) else {"result": str(result)}
+
+
+def run_eval(settings: Settings, cases: list[Case], *, models: list[str], runs: int,
+             run_dir: Path, base_url: str | None = None, progress: Progress = lambda _m: None,
+             with_retrieval: bool = True) -> dict[str, Any]:
+    """Run and score everything; returns the JSON-ready result (also kept by the caller)."""
+    if runs < 1:
+        raise EvalError(f"--runs must be at least 1, got {runs}")
+    with ExitStack() as stack:
+        urls = {m: base_url for m in models}
+        if SCRIPTED in models and base_url is None:
+            urls[SCRIPTED] = stack.enter_context(_scripted_server())
+        per_model = {m: model_settings(settings, m, urls[m]) for m in models}
+        return _run(settings, per_model, cases, runs, run_dir, progress, with_retrieval)
+
+
+@contextmanager
+def _scripted_server() -> Iterator[str]:
+    """The scripted model server on loopback, for `--model scripted` (offline, no key)."""
+    try:
+        from opsloop.llm.testing import ScriptedServer
+    except ImportError:
+        raise EvalError("--model scripted: the scripted model server is not part of this "
+                        "build (opsloop.llm.testing)") from None
+    with ScriptedServer() as server:
+        yield server.url
+
+
+def _run(settings: Settings, per_model: dict[str, Settings], cases: list[Case], runs: int,
+         run_dir: Path, progress: Progress, with_retrieval: bool) -> dict[str, Any]:
+    models = list(per_model)
+    policies = load_policies(settings.policies_dir)
+    # The run's own index (under run_dir), built with the settings' embedding backend.
+    runbooks = RunbookIndex.from_settings(settings.model_copy(update={"work_dir": run_dir}))
+    overlays: dict[str, Policies] = {}
+    started = datetime.now(UTC)
+    scores: dict[str, list[CaseScore]] = {m: [] for m in models}
+    total, n = len(cases) * len(models) * runs, 0
+    for model, model_cfg in per_model.items():
+        harness = Harness(settings=model_cfg, policies=policies, runbooks=runbooks)
+        for case in cases:
+            case_policies = policies
+            if case.policies:
+                if case.id not in overlays:
+                    overlays[case.id] = overlay_policies(
+                        settings.policies_dir, case.policies, run_dir / "policies")
+                case_policies = overlays[case.id]
+            for r in range(1, runs + 1):
+                n += 1
+                workdir = run_dir / "cases" / model.replace("/", "_") / case.id / f"run-{r}"
+                run = run_case(case, harness, case_policies, workdir, model, r)
+                score = score_case(case, run)
+                scores[model].append(score)
+                mark = "pass" if score.passed else ("ERROR" if score.error else "fail")
+                progress(f"[{n}/{total}] {model} {case.id}"
+                         + (f" run {r}" if runs > 1 else "") + f": {mark} ({run.seconds:.1f}s)")
+    return {
+        "run": run_dir.name,
+        "started_at": started.isoformat(),
+        "finished_at": datetime.now(UTC).isoformat(),
+        "models": models,
+        "runs": runs,
+        "policies_dir": str(settings.policies_dir),
+        "runbook_dirs": [str(d) for d in settings.runbook_dirs],
+        "summary": {m: aggregate(s) for m, s in scores.items()},
+        "cases": [score_dict(s) for m in models for s in scores[m]],
+        "retrieval": retrieval_metrics(settings) if with_retrieval else None,
+    }

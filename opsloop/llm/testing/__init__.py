@@ -1,0 +1,6 @@
+"""Test doubles for the model path: a scripted OpenAI-compatible server on loopback."""
+
+from opsloop.llm.testing.fake_model import FakeModel
+from opsloop.llm.testing.server import Exchange, Fault, ScriptedServer
+
+__all__ = ["Exchange", "FakeModel", "Fault", "ScriptedServer"]

@@ -1,0 +1,229 @@
+"""A real OpenAI-compatible HTTP server on loopback, for tests and offline evals.
+
+`POST /v1/chat/completions` answers with the `FakeModel` (or a scripted reply), reports
+token usage (≈ characters / 4, the usual rule of thumb), and records every request.
+Faults are scripted in order, optionally only for requests whose body contains a given
+text: an HTTP status (429, 500, 503, …), a slow reply, a dropped connection, garbage
+content, a body that is not JSON, or a verbatim assistant message (tool calls included).
+`json_schema=False` / `json_object=False` make it refuse those `response_format`s with
+HTTP 400, as servers without structured-output support do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from opsloop.llm.testing.fake_model import FakeModel
+
+
+@dataclass
+class Fault:
+    kind: str  # status | slow | drop | garbage | not_json | reply
+    status: int = 500
+    seconds: float = 0.0  # slow: delay before answering normally
+    message: dict[str, Any] | None = None  # reply: the assistant message to return
+    match: str = ""  # only requests whose body contains this text
+
+    @classmethod
+    def http(cls, status: int, match: str = "") -> Fault:
+        return cls("status", status=status, match=match)
+
+
+@dataclass
+class Exchange:
+    request: dict[str, Any]
+    status: int
+    response: dict[str, Any] | None = None
+    fault: str = ""
+
+
+def count_tokens(text: str) -> int:
+    return math.ceil(len(text) / 4)
+
+
+@dataclass
+class _State:
+    model: FakeModel
+    json_schema: bool
+    json_object: bool
+    faults: list[Fault] = field(default_factory=list)
+    exchanges: list[Exchange] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    counter: int = 0
+
+
+def _prompt_text(body: dict[str, Any]) -> str:
+    parts = [json.dumps(m.get("content") or "") + json.dumps(m.get("tool_calls") or "")
+             for m in body.get("messages", [])]
+    return "".join(parts) + json.dumps(body.get("tools") or "")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read the exchanges
+        return
+
+    def do_GET(self) -> None:
+        if self.path.rstrip("/") == "/v1/models":
+            self._send(200, {"object": "list", "data": [{"id": "scripted", "object": "model"}]})
+        else:
+            self._send(404, {"error": {"message": f"no route {self.path}"}})
+
+    def do_POST(self) -> None:
+        state = self.server.state
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode("utf-8")
+        if self.path.rstrip("/") != "/v1/chat/completions":
+            self._send(404, {"error": {"message": f"no route {self.path}"}})
+            return
+        try:
+            body = json.loads(raw)
+        except json.JSONDecodeError:
+            self._send(400, {"error": {"message": "body is not JSON", "type": "invalid_request"}})
+            return
+        with state.lock:
+            fault = next((f for f in state.faults if f.match in raw), None)
+            if fault is not None:
+                state.faults.remove(fault)
+            state.counter += 1
+            number = state.counter
+        exchange = Exchange(request=body, status=200, fault=fault.kind if fault else "")
+        with state.lock:
+            state.exchanges.append(exchange)
+        if fault is not None and fault.kind == "status":
+            exchange.status = fault.status
+            self._send(fault.status, {"error": {"message": f"scripted HTTP {fault.status}",
+                                                "type": "server_error", "code": fault.status}})
+            return
+        if fault is not None and fault.kind == "drop":
+            exchange.status = 0
+            self.close_connection = True
+            self.connection.close()
+            return
+        if fault is not None and fault.kind == "not_json":
+            self._send_raw(200, b"<html><body>502 upstream hiccup</body></html>", "text/html")
+            return
+        if fault is not None and fault.kind == "slow":
+            time.sleep(fault.seconds)
+        refused = self._refused_format(body)
+        if refused:
+            exchange.status = 400
+            self._send(400, {"error": {"message": refused, "type": "invalid_request_error",
+                                       "param": "response_format"}})
+            return
+        if fault is not None and fault.kind == "garbage":
+            message: dict[str, Any] = {"role": "assistant",
+                                       "content": "Sure! The cause is {probably, maybe"}
+        elif fault is not None and fault.kind == "reply" and fault.message is not None:
+            message = {"role": "assistant", "content": None, **fault.message}
+        else:
+            message = state.model.respond(body)
+        prompt_tokens = count_tokens(_prompt_text(body))
+        completion_tokens = count_tokens(json.dumps(message.get("content") or "")
+                                         + json.dumps(message.get("tool_calls") or ""))
+        response = {
+            "id": f"chatcmpl-{number}", "object": "chat.completion", "created": int(time.time()),
+            "model": body.get("model", "scripted"),
+            "choices": [{"index": 0, "message": message,
+                         "finish_reason": "tool_calls" if message.get("tool_calls") else "stop"}],
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                      "total_tokens": prompt_tokens + completion_tokens},
+        }
+        exchange.response = response
+        self._send(200, response)
+
+    def _refused_format(self, body: dict[str, Any]) -> str:
+        kind = (body.get("response_format") or {}).get("type")
+        state = self.server.state
+        if (kind == "json_schema" and not state.json_schema) or (
+                kind == "json_object" and not state.json_object):
+            return f"'response_format' of type '{kind}' is not supported with this model"
+        return ""
+
+    def _send(self, status: int, payload: dict[str, Any]) -> None:
+        self._send_raw(status, json.dumps(payload).encode("utf-8"), "application/json")
+
+    def _send_raw(self, status: int, data: bytes, content_type: str) -> None:
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up (a timeout test)
+            pass
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    state: _State
+
+
+class ScriptedServer:
+    """`with ScriptedServer() as server: Settings(llm_base_url=server.url, ...)`."""
+
+    def __init__(self, model: FakeModel | None = None, *, json_schema: bool = True,
+                 json_object: bool = True, port: int = 0) -> None:
+        self._httpd = _Server(("127.0.0.1", port), _Handler)
+        self._httpd.state = _State(model or FakeModel(), json_schema, json_object)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True,
+                                        name="scripted-model")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+
+    def __enter__(self) -> ScriptedServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def script(self, *faults: Fault) -> None:
+        """Faults for the next matching requests, in order."""
+        with self._httpd.state.lock:
+            self._httpd.state.faults.extend(faults)
+
+    @property
+    def pending_faults(self) -> list[Fault]:
+        with self._httpd.state.lock:
+            return list(self._httpd.state.faults)
+
+    @property
+    def exchanges(self) -> list[Exchange]:
+        with self._httpd.state.lock:
+            return list(self._httpd.state.exchanges)
+
+    def tokens(self) -> int:
+        return sum(e.response["usage"]["total_tokens"] for e in self.exchanges if e.response)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve the scripted model until interrupted: `python -m opsloop.llm.testing`."""
+    parser = argparse.ArgumentParser(
+        prog="python -m opsloop.llm.testing",
+        description="The scripted OpenAI-compatible model on loopback (no network, no weights).")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--no-json-schema", action="store_true",
+                        help="refuse response_format json_schema, like many local servers")
+    args = parser.parse_args(argv)
+    with ScriptedServer(json_schema=not args.no_json_schema, port=args.port) as server:
+        print(f"OPSLOOP_LLM_BASE_URL={server.url} OPSLOOP_LLM_MODEL=scripted", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            threading.Event().wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,193 @@
+"""A bounded tool-calling loop that ends in a validated answer, or says why it could not.
+
+Safeguards, each a setting: model calls per loop (`llm_max_steps`; the last one is offered
+no tools, so it must conclude), tool calls per loop (`llm_max_tool_calls`), the incident's
+token budget (once spent, the next call must conclude), repeated identical calls (refused,
+and twice means conclude), tool output trimmed to `llm_tool_output_chars`. An unknown tool
+or bad arguments come back to the model as an error result. An answer that does not
+validate gets one repair request; a second failure ends the loop (`LoopFailed`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from pydantic import BaseModel
+
+from opsloop.llm.client import ModelClient, ModelUnavailable
+from opsloop.llm.prompting import data_block, fit, prompt
+from opsloop.llm.structured import InvalidOutput, parse_output
+from opsloop.models import ModelCall
+
+T = TypeVar("T", bound=BaseModel)
+ToolHandler = Callable[[dict[str, Any]], dict[str, Any]]
+MAX_REPEATS = 2
+
+
+@dataclass(frozen=True)
+class Tool:
+    """A tool the model may call: its OpenAI function schema and the code that answers."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    handler: ToolHandler
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "function", "function": {
+            "name": self.name, "description": self.description, "parameters": self.parameters}}
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_steps: int
+    max_tool_calls: int
+    tool_output_chars: int
+
+
+@dataclass
+class ToolRecord:
+    call_id: str
+    name: str
+    args: dict[str, Any]
+    payload: dict[str, Any]
+
+
+@dataclass
+class LoopTrace:
+    calls: list[ModelCall] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # retries, repairs, caps: for the timeline
+    tools: dict[str, ToolRecord] = field(default_factory=dict)  # by tool-call id
+    steps: int = 0
+    tool_calls: int = 0
+    trimmed: int = 0  # tool results shortened before the model saw them
+
+
+@dataclass
+class LoopResult(Generic[T]):
+    output: T
+    trace: LoopTrace
+
+
+class LoopFailed(Exception):
+    def __init__(self, reason: str, trace: LoopTrace) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.trace = trace
+
+
+def _key(name: str, args: dict[str, Any]) -> str:
+    return f"{name}:{json.dumps(args, sort_keys=True, default=str)}"
+
+
+class ToolLoop(Generic[T]):
+    def __init__(self, client: ModelClient, tools: list[Tool], output: type[T], limits: Limits,
+                 *, incident_id: str, specialist: str, purpose: str = "specialist") -> None:
+        self.client = client
+        self.tools = {t.name: t for t in tools}
+        self.output = output
+        self.limits = limits
+        self.incident_id = incident_id
+        self.specialist = specialist
+        self.purpose = purpose
+        self.trace = LoopTrace()
+        self._seen: dict[str, str] = {}
+        self._repeats = 0
+
+    def run(self, messages: list[BaseMessage]) -> LoopResult[T]:
+        messages = list(messages)
+        repaired = False
+        concluding = ""
+        while True:
+            left = self.client.ledger.left(self.incident_id)
+            if left <= 0 and self.trace.steps == 0:
+                raise LoopFailed("the incident's token budget is spent", self.trace)
+            why = self._must_conclude(left)
+            if why and not concluding:
+                concluding = why
+                self.trace.notes.append(f"concluding: {why}")
+                messages.append(HumanMessage(prompt("conclude", reason=why)))
+            try:
+                reply = self.client.call(
+                    messages, incident_id=self.incident_id, purpose=self.purpose,
+                    specialist=self.specialist, output=self.output,
+                    tools=None if concluding or repaired else
+                    [t.schema() for t in self.tools.values()])
+            except ModelUnavailable as exc:
+                self.trace.calls.append(exc.call)
+                self.trace.notes += exc.notes
+                raise LoopFailed(str(exc), self.trace) from exc
+            self.trace.calls.append(reply.call)
+            self.trace.notes += reply.notes
+            self.trace.steps += 1
+            ai = reply.message
+            asked = ai.tool_calls or ai.invalid_tool_calls
+            if asked and not (concluding or repaired):
+                messages.append(ai)
+                messages += self._answer_tools(ai)
+                continue
+            try:
+                if asked:
+                    raise InvalidOutput("tools were not offered for this answer; reply with the "
+                                        "JSON answer only")
+                return LoopResult(parse_output(reply.text, self.output), self.trace)
+            except InvalidOutput as exc:
+                reply.call.outcome = "invalid"
+                if repaired:
+                    raise LoopFailed(f"the answer did not validate after a repair: {exc}",
+                                     self.trace) from exc
+                repaired = True
+                self.trace.notes.append(f"answer did not validate ({str(exc)[:200]}); "
+                                        "asked once for a repair")
+                messages += [AIMessage(content=reply.text[:2000]),
+                             HumanMessage(prompt("repair", errors=str(exc)[:1000]))]
+
+    def _must_conclude(self, tokens_left: int) -> str:
+        if not self.tools:
+            return ""  # a plain answer was asked for: nothing to stop
+        if self.trace.steps >= self.limits.max_steps - 1:
+            return f"this is the last of {self.limits.max_steps} model calls"
+        if self.trace.tool_calls >= self.limits.max_tool_calls:
+            return f"the {self.limits.max_tool_calls} tool calls allowed are used"
+        if tokens_left <= 0:
+            return "the incident's token budget is spent"
+        if self._repeats >= MAX_REPEATS:
+            return "the same tool calls were repeated"
+        return ""
+
+    def _answer_tools(self, ai: AIMessage) -> list[ToolMessage]:
+        out = []
+        for bad in ai.invalid_tool_calls:
+            payload = {"status": "error", "error": f"arguments of {bad.get('name')} are not "
+                       f"valid JSON: {str(bad.get('args'))[:200]}"}
+            out.append(self._message(str(bad.get("id") or ""), payload, error=True))
+        for call in ai.tool_calls:
+            call_id = str(call.get("id") or f"call_{self.trace.tool_calls}")
+            name, args = call["name"], dict(call.get("args") or {})
+            key = _key(name, args)
+            if key in self._seen:
+                self._repeats += 1
+                payload = {"status": "error", "error": "repeated call: identical to "
+                           f"{self._seen[key]}, whose result you already have"}
+            elif self.trace.tool_calls >= self.limits.max_tool_calls:
+                payload = {"status": "error", "error": "tool call cap reached; conclude now"}
+            elif name not in self.tools:
+                payload = {"status": "error", "error": f"unknown tool {name!r}; the tools are "
+                           f"{', '.join(sorted(self.tools))}"}
+            else:
+                self._seen[key] = call_id
+                self.trace.tool_calls += 1
+                payload = self.tools[name].handler(args)
+                self.trace.tools[call_id] = ToolRecord(call_id, name, args, payload)
+            out.append(self._message(call_id, payload, error=payload.get("status") == "error"))
+        return out
+
+    def _message(self, call_id: str, payload: dict[str, Any], *, error: bool) -> ToolMessage:
+        shown, trimmed = fit(payload, self.limits.tool_output_chars)
+        self.trace.trimmed += trimmed
+        return ToolMessage(content=data_block("tool_result", shown), tool_call_id=call_id,
+                           status="error" if error else "success")

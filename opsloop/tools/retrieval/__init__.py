@@ -1,0 +1,1 @@
+"""Runbook retrieval: lexical ranking, embedding backends, fusion and the no-match call."""

@@ -1,0 +1,33 @@
+"""Helpers for tests of the model path: settings that point at the scripted server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from opsloop.llm.testing import ScriptedServer
+from opsloop.models import Incident
+from opsloop.settings import Settings
+
+
+def model_settings(work: Path, server: ScriptedServer, **extra: Any) -> Settings:
+    """The loop on the scripted model; retries back off in milliseconds, not seconds."""
+    values: dict[str, Any] = {
+        "work_dir": work, "llm_base_url": server.url, "llm_model": "scripted",
+        "llm_retry_initial_seconds": 0.01, "llm_retry_max_seconds": 0.05,
+        "llm_timeout_seconds": 5.0, **extra}
+    return Settings(**values)
+
+
+def policy_outcome(incident: Incident) -> dict[str, Any]:
+    """Everything policy decided and did for an incident, comparable across runs."""
+    cause = incident.root_cause
+    return {
+        "status": incident.status.value,
+        "severity": incident.severity.value if incident.severity else None,
+        "root_cause": (cause.category, cause.service) if cause and not incident.novel else None,
+        "actions": [p.action.describe() for p in incident.proposals],
+        "decisions": [(d.outcome.value, d.rule) for d in incident.decisions],
+        "results": [(r.action, r.status.value) for r in incident.results],
+        "verified": incident.verification.passed if incident.verification else None,
+    }
