@@ -22,6 +22,8 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/python bench/graph_overhead.py
+	$(VENV)/bin/python bench/retrieval.py
+	$(VENV)/bin/python bench/alert_storm.py
 
 clean:
 	rm -rf $(VENV) work/state work/environments work/index

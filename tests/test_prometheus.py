@@ -189,3 +189,26 @@ def test_prometheus_down_is_a_clear_error_and_a_tool_error_not_a_crash(
     result = Toolbox(telemetry).call("metric_stat", service="checkout", metric="error_ratio")
     assert result.status.value == "error"
     assert "after 2 attempts" in result.error
+
+
+def test_a_long_range_is_read_in_chunks_prometheus_accepts(scripted: Any) -> None:
+    from opsloop.tools.prometheus import PrometheusTelemetry
+    from opsloop.tools.promql import PromQLMap, PromQLPolicy
+
+    def matrix(first: int, count: int) -> dict[str, Any]:
+        values = [[60.0 * (first + i), "0.5"] for i in range(count)]
+        return {"status": "success", "data": {"resultType": "matrix", "result": [
+            {"metric": {"service": "web"}, "values": values}]}}
+
+    server = scripted([(200, matrix(0, 10_000)), (200, matrix(10_000, 10_000)),
+                       (200, matrix(20_000, 5000))])
+    policy = PromQLPolicy(version=1, metrics={"error_ratio": 'e{service=~"{service}"}'})
+    telemetry = PrometheusTelemetry(PrometheusClient(server.url), PromQLMap(policy),
+                                    wall_now=lambda: 60.0 * 24_999)
+    series = telemetry.metric("web", "error_ratio", 25_000)
+    assert len(server.calls) == 3
+    assert len(series.points) == 25_000
+    assert series.points[0].at.timestamp() == 0.0
+    bounds = [dict(p.split("=") for p in call.split("&")) for call in server.calls]
+    assert [(float(b["start"]), float(b["end"])) for b in bounds] == [
+        (0.0, 599_940.0), (600_000.0, 1_199_940.0), (1_200_000.0, 1_499_940.0)]

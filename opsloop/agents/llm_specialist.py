@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import BaseModel, ConfigDict, Field
 
-from opsloop.agents.reasoner import _affected_services, _candidate_runbooks, diagnose
+from opsloop.agents.reasoner import affected_services, candidate_runbooks, diagnose
 from opsloop.agents.specialists import SPECIALISTS
 from opsloop.llm.client import ModelClient
 from opsloop.llm.prompting import data_block, prompt, trim
@@ -207,8 +207,8 @@ def diagnose_with_model(specialist: str, incident: Incident, toolbox: Toolbox,
                         settings: Settings) -> SpecialistRun:
     """Diagnose with the model; the offline reasoner answers when the model cannot."""
     client.ledger.seed(incident.id, incident.usage.total.total_tokens)
-    runbooks = _candidate_runbooks(specialist, incident, index, settings.runbooks_per_specialist)
-    services = _affected_services(incident)
+    runbooks = candidate_runbooks(specialist, incident, index, settings.runbooks_per_specialist)
+    services = affected_services(incident)
     tools = toolbox_tools(toolbox)
     if any(rb.hypotheses for rb in runbooks):
         tools.insert(0, runbook_tool([rb for rb in runbooks if rb.hypotheses], toolbox))

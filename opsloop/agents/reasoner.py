@@ -61,7 +61,7 @@ def incident_query(incident: Incident) -> str:
     return "\n".join(p for p in parts if p)
 
 
-def _affected_services(incident: Incident) -> list[str]:
+def affected_services(incident: Incident) -> list[str]:
     services = list(incident.services)
     for anomaly in incident.anomalies:
         if anomaly.service and anomaly.service not in services:
@@ -69,7 +69,7 @@ def _affected_services(incident: Incident) -> list[str]:
     return services
 
 
-def _candidate_runbooks(specialist: str, incident: Incident, index: RunbookIndex,
+def candidate_runbooks(specialist: str, incident: Incident, index: RunbookIndex,
                         k: int) -> list[Runbook]:
     hits = index.search(incident_query(incident), k=k, specialist=specialist)
     ids = [h.runbook_id for h in hits]
@@ -162,8 +162,8 @@ def _actions(scored: _Scored, incident: Incident, specialist: str,
 def diagnose(specialist: str, incident: Incident, toolbox: Toolbox, index: RunbookIndex, *,
              k_runbooks: int = 3, min_confidence: float = 0.6) -> Diagnosis:
     """Rank the causes the specialist's runbooks propose, on the evidence the tools return."""
-    runbooks = _candidate_runbooks(specialist, incident, index, k_runbooks)
-    services = _affected_services(incident)
+    runbooks = candidate_runbooks(specialist, incident, index, k_runbooks)
+    services = affected_services(incident)
     scored: list[_Scored] = []
     for rb in runbooks:
         for spec in rb.hypotheses:

@@ -33,6 +33,7 @@ from opsloop.tools.protocols import Telemetry
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 NAMES_TTL_SECONDS = 30.0  # how long the service list is trusted before asking again
+MAX_POINTS_PER_QUERY = 10_000
 
 
 class PrometheusError(RuntimeError):
@@ -209,7 +210,13 @@ class PrometheusTelemetry:
         count = max(minutes, 1)
         start = end - (count - 1) * scale.minute_seconds
         self.queries.append(query)
-        found = self.client.range(query, start, end, scale.minute_seconds)
+        found: list[Series] = []
+        step = scale.minute_seconds
+        # Prometheus refuses more than 11,000 points per series in one range query.
+        for first in range(0, count, MAX_POINTS_PER_QUERY):
+            lo = start + first * step
+            hi = min(lo + (MAX_POINTS_PER_QUERY - 1) * step, end)
+            found += self.client.range(query, lo, hi, step)
         merged = _mean_by_time([s.points for s in found])
         points = [
             MetricPoint(at=scale.to_env(ts), value=value)
@@ -274,9 +281,7 @@ class PrometheusTelemetry:
 
 def _mean_by_time(series: Sequence[list[tuple[float, float]]]) -> list[tuple[float, float]]:
     """One value per timestamp: a query meant to return one series per service may return
-    several (one per pod); their mean stands for the service."""
-    if len(series) == 1:
-        return series[0]
+    several (one per pod, or one per chunk of a long range); their mean stands for it."""
     sums: dict[float, list[float]] = {}
     for points in series:
         for ts, value in points:
