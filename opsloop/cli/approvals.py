@@ -6,7 +6,6 @@ import argparse
 from typing import Any
 
 from opsloop.cli.render import Ui, UserError
-from opsloop.graph.runner import OperateLoop
 from opsloop.models import ParamValue, Verdict
 from opsloop.settings import Settings
 from opsloop.store import IncidentStore
@@ -88,6 +87,8 @@ def parse_changes(items: list[str]) -> dict[str, ParamValue]:
 
 def decide(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
     changes = parse_changes(args.changes) if args.verdict is Verdict.MODIFY else {}
+    from opsloop.graph.runner import OperateLoop  # langgraph + chromadb: only when run
+
     loop = OperateLoop(settings)
     try:
         incident = loop.decide(

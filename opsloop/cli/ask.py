@@ -6,14 +6,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from opsloop.agents.ask import answer
-from opsloop.agents.ask_answers import kind_of
-from opsloop.agents.ask_records import Records
 from opsloop.cli.render import Ui, UserError
-from opsloop.llm.config import model_client
 from opsloop.settings import Settings
 from opsloop.store import IncidentStore
-from opsloop.tools.runbooks import RunbookIndex
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -27,6 +22,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def ask(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
+    from opsloop.agents.ask import answer
+    from opsloop.agents.ask_answers import kind_of
+    from opsloop.agents.ask_records import Records
+    from opsloop.llm.config import model_client
+    from opsloop.tools.runbooks import RunbookIndex
+
     question = " ".join(args.question).strip()
     if not question:
         raise UserError("the question is empty; e.g. opsloop ask \"which incidents were SEV1?\"")

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opsloop.cli.render import Ui, UserError
-from opsloop.graph.runner import OperateLoop
 from opsloop.models import DecisionOutcome, Incident
 from opsloop.settings import Settings
 from opsloop.simulator import SCENARIOS
-from opsloop.watch import ScenarioRun, run_scenario
+
+if TYPE_CHECKING:
+    from opsloop.watch import ScenarioRun
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -110,6 +111,9 @@ def demo(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
             f"unknown scenario {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}"
         )
     seed = settings.seed if args.seed is None else args.seed
+    from opsloop.graph.runner import OperateLoop  # langgraph + chromadb: only when run
+    from opsloop.watch import run_scenario
+
     loop = OperateLoop(settings)
     rows = []
     try:

@@ -12,11 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from opsloop.cli.render import Ui, UserError
-from opsloop.evals.cases import CaseError, load_cases, load_suites, select
+from opsloop.evals.cases import OFFLINE, CaseError, load_cases, load_suites, select
 from opsloop.evals.compare import check_thresholds, load_baseline, load_thresholds, regressions
-from opsloop.evals.driver import check_case
-from opsloop.evals.report import CASE_COLUMNS, case_row, summary_rows, write_report
-from opsloop.evals.suite import OFFLINE, EvalError, new_run_id, run_eval
 from opsloop.settings import REPO_ROOT, Settings
 
 
@@ -75,6 +72,11 @@ def _settings(args: argparse.Namespace, settings: Settings) -> Settings:
 
 
 def evaluate(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
+    # The loop, chromadb and matplotlib load only when an eval really runs.
+    from opsloop.evals.driver import check_case
+    from opsloop.evals.report import CASE_COLUMNS, case_row, summary_rows, write_report
+    from opsloop.evals.suite import EvalError, new_run_id, run_eval
+
     if args.target == "retrieval":
         return _retrieval(args, settings, ui)
     if args.backend:

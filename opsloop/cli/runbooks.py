@@ -6,15 +6,17 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from opsloop.cli.render import Ui, UserError
 from opsloop.settings import Settings
-from opsloop.tools.retrieval.backends import BACKENDS
+
+if TYPE_CHECKING:
+    from opsloop.tools.runbooks import RunbookIndex
+from opsloop.tools.retrieval.names import BACKENDS
 from opsloop.tools.retrieval.query import query_from_line
-from opsloop.tools.runbooks import RunbookIndex
 
 
 def _positive(text: str) -> int:
@@ -69,6 +71,8 @@ def open_index(args: argparse.Namespace, settings: Settings, ui: Ui) -> RunbookI
 
         def progress(done: int, total: int, file: str) -> None:
             bar.update(task, completed=done, total=total, description=Path(file).name)
+
+        from opsloop.tools.runbooks import RunbookIndex  # chromadb: only when used
 
         return RunbookIndex.from_settings(settings, backend=args.backend, progress=progress)
 

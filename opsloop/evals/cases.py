@@ -20,6 +20,9 @@ from opsloop.models import ParamValue, RemediationAction, Severity
 from opsloop.simulator.variants import Variant
 from opsloop.tools.recorded_series import parse_time
 
+# The model name that means "no model": the deterministic offline reasoner.
+OFFLINE = "offline"
+
 CASE_FILE = "case.yaml"
 
 

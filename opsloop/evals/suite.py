@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from opsloop.evals.cases import Case
+from opsloop.evals.cases import OFFLINE, Case
 from opsloop.evals.driver import Harness, run_case
 from opsloop.evals.metrics import CaseScore, score_case
 from opsloop.evals.overlay import overlay_policies
@@ -20,7 +20,6 @@ from opsloop.policy import Policies, load_policies
 from opsloop.settings import Settings
 from opsloop.tools.runbooks import RunbookIndex
 
-OFFLINE = "offline"
 SCRIPTED = "scripted"  # the model path against the scripted OpenAI-compatible server, offline
 Progress = Callable[[str], None]
 

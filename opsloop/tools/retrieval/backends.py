@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from chromadb.api.types import Documents, EmbeddingFunction
 
@@ -22,13 +22,11 @@ from opsloop.tools.retrieval.embedders import (
     OpenAICompatibleEmbeddingFunction,
     SentenceTransformerEmbeddingFunction,
 )
+from opsloop.tools.retrieval.names import BACKENDS, BackendName
 
 if TYPE_CHECKING:
     from opsloop.settings import Settings
 
-BackendName = Literal["hashing", "sentence-transformers", "openai", "chroma-default"]
-BACKENDS: tuple[BackendName, ...] = ("hashing", "sentence-transformers", "openai",
-                                     "chroma-default")
 
 # Fused-score thresholds below which the best hit is "no good match". Hashing's was read
 # off `opsloop eval retrieval` (its suggested_threshold, rounded down: a covered alert
