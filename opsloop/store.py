@@ -37,6 +37,10 @@ CREATE TABLE IF NOT EXISTS audit (
     detail TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS audit_incident ON audit(incident_id);
+CREATE TABLE IF NOT EXISTS incident_ids (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    issued_at TEXT NOT NULL
+);
 """
 
 
@@ -56,7 +60,6 @@ class IncidentStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
-        self._last_issued = 0
 
     def close(self) -> None:
         self._db.close()
@@ -64,10 +67,10 @@ class IncidentStore:
     # incidents -----------------------------------------------------------------------------
 
     def next_incident_id(self) -> str:
-        """A fresh id; ids handed out but not yet saved are not handed out again."""
-        row = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM incidents").fetchone()
-        self._last_issued = max(int(row[0]), self._last_issued) + 1
-        return f"INC-{self._last_issued:04d}"
+        """A fresh id, unique across every process sharing this store (SQLite serialises
+        the insert), including ids handed out but not yet saved."""
+        cur = self._db.execute("INSERT INTO incident_ids(issued_at) VALUES(?)", (_now(),))
+        return f"INC-{int(cur.lastrowid or 0):04d}"
 
     def save_incident(self, incident: Incident) -> None:
         seq = int(incident.id.rsplit("-", 1)[-1]) if incident.id[-1:].isdigit() else 0
@@ -131,6 +134,11 @@ class IncidentStore:
         if cur.rowcount != 1:
             raise StoreError(f"approval {approval.request_id} was already decided ({status})")
         return request
+
+    def answer(self, approval_id: str) -> Approval | None:
+        """The recorded decision on an approval, if any."""
+        row = self._db.execute("SELECT answer FROM approvals WHERE id=?", (approval_id,)).fetchone()
+        return Approval.model_validate_json(row[0]) if row and row[0] else None
 
     def unclaim(self, approval_id: str) -> None:
         """Put a claimed approval back to pending when resuming the graph failed."""

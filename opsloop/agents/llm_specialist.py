@@ -134,7 +134,9 @@ def _evidence(record: ToolRecord) -> list[Evidence]:
         tool=record.name, args=record.args,
         status=ToolStatus(status) if status in ToolStatus._value2member_map_ else ToolStatus.ERROR,
         observed=str(record.payload.get("summary") or record.payload.get("error") or "")[:400],
-        expectation="cited as supporting evidence", holds=status == "ok")]
+        # A tool answering is not the tool agreeing: only a runbook check's expectation can
+        # hold, so citing any successful call cannot keep a confidence high.
+        expectation="cited as supporting evidence (not checked)", holds=None)]
 
 
 def _slug(text: str) -> str:

@@ -40,6 +40,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
             )
         v.add_argument("--json", action="store_true")
         v.set_defaults(handler=decide, verdict=Verdict(verb))
+    r = sub.add_parser("resume", parents=[common],
+                       help="continue an incident whose run stopped between checkpoints")
+    r.add_argument("id", metavar="ID", help="incident id")
+    r.add_argument("--by", default=None, help="who resumes (default: OPSLOOP_USER or login)")
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(handler=resume)
 
 
 def list_approvals(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
@@ -108,4 +114,19 @@ def decide(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
         f"{incident.id} {incident.status.value} · {result}{verified}",
         markup=False,
     )
+    return 0
+
+
+def resume(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
+    from opsloop.graph.runner import OperateLoop  # langgraph + chromadb: only when run
+
+    loop = OperateLoop(settings)
+    try:
+        incident = loop.resume(args.id, args.by or settings.user)
+    finally:
+        loop.close()
+    if args.json:
+        ui.json(incident)
+    else:
+        ui.out.print(f"{incident.id} resumed → {incident.status.value}", markup=False)
     return 0

@@ -6,14 +6,15 @@ import argparse
 from typing import Any
 
 from opsloop.cli.render import Ui
-from opsloop.models import Incident
+from opsloop.models import Incident, IncidentStatus
 from opsloop.settings import Settings
 from opsloop.store import IncidentStore
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("incidents", parents=[common], help="list incidents")
-    p.add_argument("--status", help="only incidents with this status")
+    p.add_argument("--status", choices=[s.value for s in IncidentStatus],
+                   help="only incidents with this status")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=list_incidents)
     s = sub.add_parser("show", parents=[common], help="show one incident in full")

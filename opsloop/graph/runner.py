@@ -76,7 +76,19 @@ class OperateLoop:
     def start(self, incident: Incident, env: Production) -> Incident:
         """Run a new incident round the loop until it finishes or waits for a human."""
         self.store.save_incident(incident)
-        return self._run({"incident": incident}, incident.id, env)
+        try:
+            return self._run({"incident": incident}, incident.id, env)
+        except Exception as exc:
+            # Never leave an incident looking "open" and healthy when its run died.
+            self.store.audit(incident.id, "opsloop", "run_failed", {"error": repr(exc)})
+            self.store.save_incident(
+                incident.model_copy(update={"status": IncidentStatus.ESCALATED}))
+            raise
+
+    def _waiting(self, incident_id: str) -> set[str]:
+        """Ids of the approval requests the incident's checkpoint is paused on."""
+        snapshot = self.graph.get_state(self._config(incident_id))
+        return {str(i.value.get("id")) for i in snapshot.interrupts if isinstance(i.value, dict)}
 
     def decide(
         self,
@@ -88,10 +100,26 @@ class OperateLoop:
     ) -> Incident:
         """Answer a waiting approval, from any process, and run the incident on."""
         request, status = self.store.get_request(approval_id)
-        if status != "pending":
-            raise StoreError(f"approval {approval_id} was already decided ({status})")
         incident = self.store.get_incident(request.incident_id)
         env = open_environment(incident.environment, self.settings)
+        waiting = approval_id in self._waiting(incident.id)
+        if status != "pending":
+            earlier = self.store.answer(approval_id)
+            if waiting and earlier is not None and earlier.verdict is verdict:
+                # The same decision was taken before, but its run died before the graph
+                # checkpointed past the approval: finish that run. The actuator's
+                # idempotency keys make a replayed action a no-op.
+                self.store.audit(incident.id, by, "approval_resumed",
+                                 earlier.model_dump(mode="json"))
+                return self._run(Command(resume=earlier.model_dump(mode="json")),
+                                 incident.id, env)
+            hint = ""
+            if self.graph.get_state(self._config(incident.id)).next:
+                hint = f"; its run stopped early: `opsloop resume {incident.id}` continues it"
+            raise StoreError(f"approval {approval_id} was already decided ({status}){hint}")
+        if not waiting:
+            raise StoreError(f"approval {approval_id} is not waiting in {incident.id}'s graph; "
+                             f"`opsloop show {incident.id}` shows where it stands")
         approval = Approval(
             request_id=approval_id, verdict=verdict, by=by, at=env.now(), reason=reason,
             changes=changes or {},
@@ -104,9 +132,30 @@ class OperateLoop:
             log_to_war_room(self.settings.warrooms_dir, incident.id,
                             TimelineEvent(at=approval.at, kind="approval", message=note))
             return self._run(Command(resume=approval.model_dump(mode="json")), incident.id, env)
-        except Exception:
-            self.store.unclaim(approval_id)
+        except Exception as exc:
+            if approval_id in self._waiting(incident.id):
+                self.store.unclaim(approval_id)  # the answer was never used: ask again
+            else:
+                # The graph consumed the answer (an action may have run): keep the decision;
+                # `resume` continues from the last checkpoint.
+                self.store.audit(incident.id, "opsloop", "run_failed", {"error": repr(exc)})
             raise
+
+    def resume(self, incident_id: str, by: str) -> Incident:
+        """Continue an incident whose run died between checkpoints (a crash, a full disk).
+
+        The graph restarts at the node that did not finish; actions replay under their
+        idempotency keys, so nothing runs twice.
+        """
+        incident = self.store.get_incident(incident_id)
+        snapshot = self.graph.get_state(self._config(incident_id))
+        if snapshot.interrupts:
+            raise StoreError(f"{incident_id} waits for a human: `opsloop approvals` lists it")
+        if not snapshot.next:
+            raise StoreError(f"{incident_id} has nothing left to run ({incident.status.value})")
+        env = open_environment(incident.environment, self.settings)
+        self.store.audit(incident_id, by, "resumed", {"next": list(snapshot.next)})
+        return self._run(None, incident_id, env)
 
     def _run(self, payload: Any, incident_id: str, env: Production) -> Incident:
         config = self._config(incident_id)

@@ -8,6 +8,7 @@ constraint can never loosen the result.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from opsloop.models import DecisionOutcome, PolicyDecision, RemediationAction, Severity
@@ -24,6 +25,7 @@ class GuardrailContext:
     current_replicas: int | None = None  # of the target service (scale bounds)
     flag_percent: float | None = None  # current rollout percent (set_flag_rollout)
     kill_switch_tripped: bool = False  # rollback.yaml kill_switch criteria hold now
+    target_in_incident: bool = True  # the action's service is one the incident is about
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,12 @@ def decide(
         found += _param_constraints(action, entry)
         found += _replica_constraints(action, entry, policies, ctx)
         found += _freeze_constraints(action, entry, policies, ctx)
+        if not ctx.target_in_incident:
+            found.append(_Constraint(
+                remediation.outside_incident, f"{_R}:outside_incident",
+                f"{action.service} is not among the incident's services; its impact was "
+                "never triaged",
+            ))
         # Rate limits only bite on what would otherwise run unattended, and never on the
         # kill switch: a flapping guard must not keep a broken feature switched on.
         if strictest(*(c.outcome for c in found)) is AUTO and not _kill_switch(
@@ -157,6 +165,8 @@ def _param_problem(value: object, spec: ParamSpec) -> tuple[str, str] | None:
     # bool is an int in Python; `replicas: true` is never meant as 1.
     if isinstance(value, bool) or not isinstance(value, int | float):
         return ".type", f"is not a {'whole ' if spec.type == 'int' else ''}number"
+    if not math.isfinite(value):  # NaN compares false with every bound; inf is no amount
+        return ".type", "is not a finite number"
     if spec.type == "int" and not float(value).is_integer():
         return ".type", "is not a whole number"
     if spec.min is not None and value < spec.min:

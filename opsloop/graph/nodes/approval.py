@@ -54,6 +54,10 @@ def approval(state: LoopState, runtime: Runtime[LoopContext]) -> Command[Literal
         answer = Approval.model_validate(
             interrupt(approval_request(incident, action, ctx).model_dump(mode="json"))
         )
+        if answer.request_id != action.id:
+            # A resume meant for another request must never approve this action.
+            raise ValueError(f"answer for {answer.request_id!r} reached the approval of "
+                             f"{action.id!r}")
         approvals.append(answer)
         who = f"{answer.verdict.past} by {answer.by}" + (
             f": {answer.reason}" if answer.reason else ""
@@ -65,7 +69,7 @@ def approval(state: LoopState, runtime: Runtime[LoopContext]) -> Command[Literal
             action = action.model_copy(update={"params": {**action.params, **answer.changes}})
             proposals[index] = proposals[index].model_copy(update={"action": action})
             # A human may narrow or adjust an action, never push it past a deny.
-            redecided = decide_action(ctx, incident, action, 0)
+            redecided = decide_action(ctx, incident, action, [])
             decisions = [redecided if d.action_id == action.id else d for d in decisions]
             if redecided.outcome is DecisionOutcome.DENY:
                 events.append(

@@ -24,12 +24,14 @@ from opsloop.policy.health import budget_exhausted
 from opsloop.policy.rollback import kill_switch_tripped
 
 
-def auto_actions_last_hour(ctx: LoopContext, service: str, exclude: str) -> int:
-    """Automatic actions that ran against `service` in the last hour of environment time."""
-    since = ctx.clock.now() - timedelta(hours=1)
+def auto_actions_last_hour(ctx: LoopContext, incident: Incident, service: str) -> int:
+    """Automatic actions that ran against `service` in this production in the last hour of
+    its clock, in other incidents (this incident's own are counted by the caller)."""
+    now = ctx.clock.now()
+    since = now - timedelta(hours=1)
     count = 0
     for past in ctx.store.incidents():
-        if past.id == exclude:
+        if past.id == incident.id or past.environment != incident.environment:
             continue
         auto = {d.action_id for d in past.decisions if d.outcome is DecisionOutcome.AUTO}
         targets = {p.action.id: p.action.service for p in past.proposals}
@@ -39,14 +41,15 @@ def auto_actions_last_hour(ctx: LoopContext, service: str, exclude: str) -> int:
             if r.action_id in auto
             and targets.get(r.action_id) == service
             and r.status is ActionStatus.SUCCEEDED
-            and r.at >= since
+            and since <= r.at <= now
             and not r.replayed
         )
     return count
 
 
 def guardrail_context(
-    ctx: LoopContext, incident: Incident, action: RemediationAction, auto_so_far: int
+    ctx: LoopContext, incident: Incident, action: RemediationAction,
+    earlier_auto: list[RemediationAction],
 ) -> GuardrailContext:
     """Facts about production the policy needs; measured, never taken from the proposal."""
     replicas = next(
@@ -56,22 +59,26 @@ def guardrail_context(
     percent = next(
         (f.rollout_percent for f in ctx.telemetry.flags(action.service) if f.key == flag), None
     )
+    same_service = sum(1 for a in earlier_auto if a.service == action.service)
     return GuardrailContext(
-        auto_actions_last_hour=auto_actions_last_hour(ctx, action.service, incident.id),
-        auto_actions_this_incident=auto_so_far,
+        auto_actions_last_hour=auto_actions_last_hour(ctx, incident, action.service)
+        + same_service,
+        auto_actions_this_incident=len(earlier_auto),
         budget_exhausted=budget_exhausted(action.service, ctx.policies, ctx.telemetry),
         current_replicas=replicas,
         flag_percent=percent,
         kill_switch_tripped=action.type == ctx.policies.rollback.kill_switch.action
         and kill_switch_tripped(action.service, ctx.telemetry, ctx.policies.rollback),
+        target_in_incident=action.service in incident.services,
     )
 
 
 def decide_action(
-    ctx: LoopContext, incident: Incident, action: RemediationAction, auto_so_far: int
+    ctx: LoopContext, incident: Incident, action: RemediationAction,
+    earlier_auto: list[RemediationAction],
 ) -> PolicyDecision:
     severity = incident.severity or Severity.SEV1  # untriaged means: treat as the worst
-    gctx = guardrail_context(ctx, incident, action, auto_so_far)
+    gctx = guardrail_context(ctx, incident, action, earlier_auto)
     decision = decide(action, severity, ctx.policies, gctx)
     ctx.store.audit(
         incident.id,
@@ -89,10 +96,11 @@ def guardrails(
     incident = state["incident"]
     decisions: list[PolicyDecision] = []
     events = []
-    auto = 0
+    auto: list[RemediationAction] = []
     for proposal in incident.proposals:
         decision = decide_action(ctx, incident, proposal.action, auto)
-        auto += decision.outcome is DecisionOutcome.AUTO
+        if decision.outcome is DecisionOutcome.AUTO:
+            auto.append(proposal.action)
         decisions.append(decision)
         events.append(
             event(

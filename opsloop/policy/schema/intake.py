@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import AwareDatetime, ConfigDict, Field, field_validator, model_validator
 
 from opsloop.policy.schema.base import PolicyFile, StrictModel
 
@@ -71,8 +71,10 @@ class Silence(StrictModel):
 
     id: str = ""
     matchers: list[Matcher] = Field(min_length=1)
-    starts_at: datetime = Field(alias="startsAt")
-    ends_at: datetime = Field(alias="endsAt")
+    # Alertmanager silences carry an offset; a naive time would be ambiguous (and
+    # uncomparable with alert times), so it is an error here, not a crash at intake.
+    starts_at: AwareDatetime = Field(alias="startsAt")
+    ends_at: AwareDatetime = Field(alias="endsAt")
     created_by: str = Field(alias="createdBy", min_length=1)
     comment: str = Field(min_length=1)  # Alertmanager requires a reason; so do we
 

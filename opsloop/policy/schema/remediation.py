@@ -96,6 +96,8 @@ class FreezeRules(StrictModel):
 
 class RemediationPolicy(PolicyFile):
     default_outcome: DecisionOutcome = DecisionOutcome.DENY  # for action types not listed
+    # For actions on a service outside the incident (severity was never measured there).
+    outside_incident: DecisionOutcome = DecisionOutcome.NEEDS_APPROVAL
     severities: dict[Severity, SeverityBoundary]
     rate_limits: RateLimits
     change_freeze: FreezeRules = FreezeRules()
