@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from opsloop.api.app import authorize
 from opsloop.api.auth import Principal, Role
 from opsloop.api.runtime import IntakeRuntime
+from opsloop.environments import UnknownEnvironment
 from opsloop.models import ApprovalRequest, Incident, IncidentStatus, ParamValue, Verdict
 from opsloop.policy.health import SloStatus, budget_exhausted, slo_status
 from opsloop.store import StoreError
@@ -100,7 +101,7 @@ def _decide(request: Request, approval_id: str, principal: Principal, verdict: V
     try:
         incident = runtime.decide(approval_id, pending.incident_id, verdict, principal.name,
                                   reason, changes)
-    except StoreError as exc:  # a concurrent decision won the claim
+    except (StoreError, UnknownEnvironment) as exc:  # lost the claim, or production is gone
         raise HTTPException(409, str(exc)) from None
     body = {"approval": approval_id, "verdict": verdict.value, "by": principal.name,
             "incident": pending.incident_id}

@@ -245,7 +245,20 @@ class IntakeRuntime:
         try:
             return future.result(timeout=DECISION_WAIT_SECONDS)
         except FutureTimeout:
+            # The caller already got 202; a failure from here on must still be on record.
+            future.add_done_callback(
+                lambda f: self._decision_failed(approval_id, incident_id, f.exception()))
             return None
+
+    def _decision_failed(self, approval_id: str, incident_id: str,
+                         exc: BaseException | None) -> None:
+        if exc is None:
+            return
+        self._error(f"{incident_id}: decision on {approval_id} failed: "
+                    f"{type(exc).__name__}: {exc}")
+        with self.store_lock:
+            self.store.audit(incident_id, "opsloop", "decision_failed",
+                             {"approval": approval_id, "error": f"{type(exc).__name__}: {exc}"})
 
     # -- reads -----------------------------------------------------------------------------
 
