@@ -11,7 +11,7 @@ import pytest
 
 from opsloop.agents.reasoner import diagnose
 from opsloop.agents.specialists import SPECIALISTS
-from opsloop.models import Anomaly, Diagnosis, ExperimentStatus, Incident
+from opsloop.models import Anomaly, DeployEvent, Diagnosis, ExperimentStatus, Incident
 from opsloop.observe import AlertRule, evaluate_rules
 from opsloop.policy.loader import load_policies
 from opsloop.simulator import SCENARIOS, SimEnvironment
@@ -201,6 +201,51 @@ def test_when_the_evidence_changes_the_answer_changes(
     assert (
         after.top is None or after.top.category != expected.category or after.top.confidence < 0.6
     )
+
+
+def _certificate_expired(service: str) -> Mutation:
+    # The provider answers, but every handshake fails: the errors become TLS failures.
+    def mutate(env: SimEnvironment) -> None:
+        tls = ("TLS handshake to provider.example.net:443 failed: x509: certificate has "
+               "expired or is not yet valid")
+        env.state.logs[service] = [
+            (tick, level, tls if level == "ERROR" else msg)
+            for tick, level, msg in env.state.logs[service]
+        ]
+
+    return mutate
+
+
+def test_tls_failures_at_the_failing_dependency_are_not_an_outage_to_fail_over(
+    rules: list[AlertRule], index: RunbookIndex
+) -> None:
+    env, incident = fired("dependency_outage", rules)
+    _certificate_expired("payments")(env)
+    diagnosis, _ = run("incident", env, incident, index)
+    top = diagnosis.top
+    assert top is not None, diagnosis.summary
+    assert (top.category, top.service) == ("certificate_expiry", "payments"), diagnosis.summary
+    assert "failover" not in {p.action.type for p in diagnosis.proposals}
+    caller_view = next(h for h in diagnosis.hypotheses
+                       if h.category == "dependency_outage" and h.service == "payments")
+    assert caller_view.confidence == 0.0  # refuted, not merely outranked
+
+
+def test_a_release_that_ran_clean_before_a_provider_failed_is_not_rolled_back(
+    rules: list[AlertRule], index: RunbookIndex
+) -> None:
+    env, incident = fired("dependency_outage", rules)
+    # A harmless release of the failing service, inside the "errors follow the deploy" window.
+    env.state.deploys.append(DeployEvent(
+        at=env.now() - timedelta(minutes=13), service="payments", version="1.22.1",
+        previous_version="1.22.0", author="payments-ci", kind="deploy"))
+    diagnosis, _ = run("incident", env, incident, index)
+    top = diagnosis.top
+    assert top is not None, diagnosis.summary
+    assert (top.category, top.service) == ("dependency_outage", "payments"), diagnosis.summary
+    assert [p.action.type for p in diagnosis.proposals] == ["failover"]
+    release = next(h for h in diagnosis.hypotheses if h.category == "bad_deploy")
+    assert release.confidence < 0.6  # still listed, with the evidence that argued against it
 
 
 def test_below_the_threshold_hypotheses_are_kept_but_nothing_is_proposed(
