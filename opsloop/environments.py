@@ -43,10 +43,6 @@ class UnknownEnvironment(Exception):
 class Production(Telemetry, Actuator, Clock, Protocol):
     """What the loop runs an incident against: telemetry, an actuator and a clock in one."""
 
-    autosave_path: Path | None
-
-    def save(self, path: Path) -> None: ...
-
 
 def new_simulation(scenario: str, seed: int, settings: Settings) -> tuple[str, SimEnvironment]:
     env_id = f"{scenario}-{seed}-{uuid.uuid4().hex[:6]}"
@@ -64,7 +60,6 @@ class RemoteEnvironment:
         self.sim = sim
         self.prometheus = prometheus
         self.metrics: Telemetry = prometheus if prometheus is not None else sim
-        self.autosave_path: Path | None = None  # the server owns its state
 
     def save(self, path: Path) -> None:
         """Nothing to save: the simulator server keeps its own state."""

@@ -19,6 +19,7 @@ from opsloop.observe import ENVIRONMENT, evaluate_rules
 from opsloop.policy import Policies
 from opsloop.policy.health import burn_rate_anomalies
 from opsloop.simulator import SimEnvironment, get_scenario
+from opsloop.tools.protocols import Telemetry
 
 Progress = Callable[[str], None]
 
@@ -38,12 +39,12 @@ class ScenarioRun:
 
 
 def observe(
-    policies: Policies, env: SimEnvironment, now: datetime, minute: int
+    policies: Policies, telemetry: Telemetry, now: datetime, minute: int
 ) -> list[Anomaly]:
     """Everything that fires this minute: alert rules, and SLO burn rates every few minutes."""
-    anomalies = evaluate_rules(policies.alerts.rules, env, now)
+    anomalies = evaluate_rules(policies.alerts.rules, telemetry, now)
     if minute % SLO_EVALUATION_EVERY_MINUTES == 0:
-        anomalies += burn_rate_anomalies(policies, env, now, labels={"env": ENVIRONMENT})
+        anomalies += burn_rate_anomalies(policies, telemetry, now, labels={"env": ENVIRONMENT})
     return anomalies
 
 
@@ -58,6 +59,9 @@ def detect(loop: OperateLoop, name: str, seed: int) -> tuple[ScenarioRun, SimEnv
         environment=ref,
         fault_at=env.now() + timedelta(minutes=scenario.fault_at_minute),
     )
+    # Detection replays deterministically from the seed: save once when it ends, not on
+    # every simulated minute (actions and the loop's waits still save as they happen).
+    path, env.autosave_path = env.autosave_path, None
     for minute in range(1, scenario.run_minutes + 1):
         env.wait(1)
         now = env.now()
@@ -68,6 +72,9 @@ def detect(loop: OperateLoop, name: str, seed: int) -> tuple[ScenarioRun, SimEnv
         run.incidents = grouper.due(now)
         if run.incidents:
             break  # the demo follows the first incidents round the loop
+    env.autosave_path = path
+    if path is not None:
+        env.save(path)
     return run, env
 
 

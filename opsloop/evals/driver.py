@@ -12,41 +12,28 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from langchain_core.runnables import RunnableConfig
-from langgraph.types import Command
-
 from opsloop.alertmanager import PayloadError, parse_webhook
+from opsloop.environments import Production
 from opsloop.evals.cases import AlertDelivery, Case, CaseError
-from opsloop.graph.build import build_graph
-from opsloop.graph.checkpoint import sqlite_checkpointer
-from opsloop.graph.context import LoopContext
+from opsloop.graph.runner import OperateLoop
 from opsloop.intake import AlertGrouper
-from opsloop.llm.config import model_client
-from opsloop.llm.ledger import incident_usage
 from opsloop.models import (
     ActionResult,
     Anomaly,
-    Approval,
     ApprovalRequest,
     Incident,
-    IncidentStatus,
-    ModelUsage,
     RemediationAction,
     Verdict,
 )
-from opsloop.observe import ENVIRONMENT, evaluate_rules
 from opsloop.policy import Policies
-from opsloop.policy.health import burn_rate_anomalies
 from opsloop.settings import Settings
 from opsloop.simulator import SimEnvironment
 from opsloop.simulator.fleet import default_services
 from opsloop.simulator.state import tick_time
 from opsloop.simulator.variants import MaskedTelemetry
-from opsloop.store import IncidentStore
-from opsloop.tools.notify import OutboxNotifier
-from opsloop.tools.protocols import Actuator, Clock, RunbookIndex, Telemetry
+from opsloop.tools.protocols import Actuator, RunbookIndex, Telemetry
 from opsloop.tools.recorded import RecordedProduction, RecordingError, load_recording
-from opsloop.watch import SLO_EVALUATION_EVERY_MINUTES
+from opsloop.watch import observe
 
 MAX_APPROVAL_ROUNDS = 10  # a graph that keeps asking is stopped, not followed forever
 HUMAN = "eval-human"
@@ -117,62 +104,30 @@ def _human(case: Case, request: ApprovalRequest) -> tuple[Verdict, str]:
 
 
 class _Loop:
-    """One case's graph, store and context."""
+    """One case's operate loop in its own work dir, with the case's human at the approvals."""
 
     def __init__(self, harness: Harness, policies: Policies, workdir: Path,
-                 telemetry: Telemetry, actuator: ActuatorLog, clock: Clock) -> None:
-        self.settings = harness.settings.model_copy(update={"work_dir": workdir})
-        self.store = IncidentStore(self.settings.state_dir / "opsloop.db")
-        self.checkpointer = sqlite_checkpointer(self.settings.state_dir / "checkpoints.sqlite")
-        self.graph = build_graph(self.checkpointer)
-        self.clock = clock
-        self.model = model_client(self.settings)  # None: the offline reasoner
-        self.ctx = LoopContext(
-            settings=self.settings, policies=policies, telemetry=telemetry, actuator=actuator,
-            clock=clock, runbooks=harness.runbooks,
-            notifier=OutboxNotifier(workdir / "notifications.jsonl"), store=self.store,
-            model=self.model,
-        )
+                 production: Production, telemetry: Telemetry, actuator: ActuatorLog) -> None:
+        settings = harness.settings.model_copy(update={"work_dir": workdir})
+        self.loop = OperateLoop(settings, policies, runbooks=harness.runbooks)
+        self.store = self.loop.store
+        self.production = production
+        self.ctx = self.loop.context(production, telemetry=telemetry, actuator=actuator)
 
     def close(self) -> None:
-        self.store.close()
-        self.checkpointer.conn.close()
+        self.loop.close()
 
     def handle(self, incident: Incident, case: Case) -> Incident:
         """Round the loop, answering each approval as the case's human would."""
-        self.store.save_incident(incident)
-        config: RunnableConfig = {"configurable": {"thread_id": incident.id},
-                                  "recursion_limit": self.settings.recursion_limit}
-        self.graph.invoke({"incident": incident}, config, context=self.ctx)
+        final = self.loop.start(incident, self.production, self.ctx)
         for _ in range(MAX_APPROVAL_ROUNDS):
-            snapshot = self.graph.get_state(config)
-            if not snapshot.interrupts:
+            waiting = [r for r in self.loop.pending() if r.incident_id == incident.id]
+            if not waiting:
                 break
-            request = ApprovalRequest.model_validate(snapshot.interrupts[0].value)
-            verdict, reason = _human(case, request)
-            answer = Approval(request_id=request.id, verdict=verdict, by=HUMAN,
-                              at=self.clock.now(), reason=reason)
-            self.graph.invoke(Command(resume=answer.model_dump(mode="json")), config,
-                              context=self.ctx)
-        snapshot = self.graph.get_state(config)
-        final: Incident = snapshot.values["incident"]
-        # Model calls made by specialists and, through the ledger, by drafting (the runner's rule).
-        ledger = self.model.ledger if self.model is not None else None
-        final = final.model_copy(update={"usage": incident_usage(final, ModelUsage(), ledger)})
-        if snapshot.interrupts:
-            final = final.model_copy(update={
-                "status": IncidentStatus.AWAITING_APPROVAL,
-                "timeline": list(snapshot.values.get("events", []))}, deep=True)
-        self.store.save_incident(final)
+            verdict, reason = _human(case, waiting[0])
+            final = self.loop.decide(waiting[0].id, verdict, HUMAN, reason,
+                                     env=self.production, ctx=self.ctx)
         return final
-
-
-def _observe(policies: Policies, telemetry: Telemetry, now: datetime, minute: int
-             ) -> list[Anomaly]:
-    anomalies = evaluate_rules(policies.alerts.rules, telemetry, now)
-    if minute % SLO_EVALUATION_EVERY_MINUTES == 0:
-        anomalies += burn_rate_anomalies(policies, telemetry, now, labels={"env": ENVIRONMENT})
-    return anomalies
 
 
 def _simulate(case: Case, harness: Harness, policies: Policies, workdir: Path,
@@ -186,7 +141,7 @@ def _simulate(case: Case, harness: Harness, policies: Policies, workdir: Path,
     telemetry: Telemetry = (MaskedTelemetry(env, variant.hidden_metrics)
                             if variant.hidden_metrics else env)
     actuator = ActuatorLog(env)
-    loop = _Loop(harness, policies, workdir, telemetry, actuator, env)
+    loop = _Loop(harness, policies, workdir, env, telemetry, actuator)
     try:
         out.fault_at = tick_time(variant.fault_at)
         start = env.now()
@@ -196,7 +151,7 @@ def _simulate(case: Case, harness: Harness, policies: Policies, workdir: Path,
             env.wait(1)
             now = env.now()
             minute = int((now - start).total_seconds() // 60)
-            anomalies = _observe(policies, telemetry, now, minute)
+            anomalies = observe(policies, telemetry, now, minute)
             if anomalies and out.first_signal_at is None:
                 out.first_signal_at = min(a.starts_at for a in anomalies)
             grouper.ingest(anomalies, now)
@@ -258,7 +213,7 @@ def _replay(case: Case, harness: Harness, policies: Policies, workdir: Path,
     production = RecordedProduction(load_recording(case.folder, spec.now))
     arrivals = deliveries(case)
     actuator = ActuatorLog(production)
-    loop = _Loop(harness, policies, workdir, production, actuator, production)
+    loop = _Loop(harness, policies, workdir, production, production, actuator)
     try:
         out.fault_at = spec.onset
         grouper = AlertGrouper(policies.intake, f"recorded:{case.id}",

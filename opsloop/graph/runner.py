@@ -28,38 +28,43 @@ from opsloop.policy import Policies, load_policies
 from opsloop.settings import Settings
 from opsloop.store import IncidentStore, StoreError
 from opsloop.tools.notify import OutboxNotifier
-from opsloop.tools.runbooks import RunbookIndex
+from opsloop.tools.protocols import Actuator, RunbookIndex, Telemetry
+from opsloop.tools.runbooks import RunbookIndex as ChromaRunbookIndex
 
 
 class OperateLoop:
     """One process's handle on the loop: store, checkpointer, graph, runbook index."""
 
-    def __init__(self, settings: Settings, policies: Policies | None = None) -> None:
+    def __init__(self, settings: Settings, policies: Policies | None = None,
+                 runbooks: RunbookIndex | None = None) -> None:
         self.settings = settings
         self.policies = policies or load_policies(settings.policies_dir)
         self.store = IncidentStore(settings.state_dir / "opsloop.db")
         self.checkpointer = sqlite_checkpointer(settings.state_dir / "checkpoints.sqlite")
         self.graph = build_graph(self.checkpointer)
-        self._runbooks: RunbookIndex | None = None
+        self._runbooks: RunbookIndex | None = runbooks  # shared when given, else built lazily
         self.notifier = OutboxNotifier(settings.work_dir / "notifications.jsonl")
         self.model = model_client(settings)  # None: offline reasoner
 
     @property
     def runbooks(self) -> RunbookIndex:
         if self._runbooks is None:
-            self._runbooks = RunbookIndex.from_settings(self.settings)
+            self._runbooks = ChromaRunbookIndex.from_settings(self.settings)
         return self._runbooks
 
     def close(self) -> None:
         self.store.close()
         self.checkpointer.conn.close()
 
-    def context(self, env: Production) -> LoopContext:
+    def context(self, env: Production, telemetry: Telemetry | None = None,
+                actuator: Actuator | None = None) -> LoopContext:
+        """The dependencies for a run against `env`; an eval may see production through a
+        mask (`telemetry`) or act through a recorder (`actuator`)."""
         return LoopContext(
             settings=self.settings,
             policies=self.policies,
-            telemetry=env,
-            actuator=env,
+            telemetry=telemetry or env,
+            actuator=actuator or env,
             clock=env,
             runbooks=self.runbooks,
             notifier=self.notifier,
@@ -73,11 +78,12 @@ class OperateLoop:
             "recursion_limit": self.settings.recursion_limit,
         }
 
-    def start(self, incident: Incident, env: Production) -> Incident:
+    def start(self, incident: Incident, env: Production,
+              ctx: LoopContext | None = None) -> Incident:
         """Run a new incident round the loop until it finishes or waits for a human."""
         self.store.save_incident(incident)
         try:
-            return self._run({"incident": incident}, incident.id, env)
+            return self._run({"incident": incident}, incident.id, env, ctx)
         except Exception as exc:
             # Never leave an incident looking "open" and healthy when its run died.
             self.store.audit(incident.id, "opsloop", "run_failed", {"error": repr(exc)})
@@ -97,11 +103,17 @@ class OperateLoop:
         by: str,
         reason: str = "",
         changes: dict[str, ParamValue] | None = None,
+        env: Production | None = None,
+        ctx: LoopContext | None = None,
     ) -> Incident:
-        """Answer a waiting approval, from any process, and run the incident on."""
+        """Answer a waiting approval, from any process, and run the incident on.
+
+        `env` (and `ctx`) are for a caller that holds production in memory (the eval
+        harness); otherwise the incident's environment is reopened from the work dir.
+        """
         request, status = self.store.get_request(approval_id)
         incident = self.store.get_incident(request.incident_id)
-        env = open_environment(incident.environment, self.settings)
+        env = env or open_environment(incident.environment, self.settings)
         waiting = approval_id in self._waiting(incident.id)
         if status != "pending":
             earlier = self.store.answer(approval_id)
@@ -112,7 +124,7 @@ class OperateLoop:
                 self.store.audit(incident.id, by, "approval_resumed",
                                  earlier.model_dump(mode="json"))
                 return self._run(Command(resume=earlier.model_dump(mode="json")),
-                                 incident.id, env)
+                                 incident.id, env, ctx)
             hint = ""
             if self.graph.get_state(self._config(incident.id)).next:
                 hint = f"; its run stopped early: `opsloop resume {incident.id}` continues it"
@@ -131,7 +143,8 @@ class OperateLoop:
                 f": {reason}" if reason else "")
             log_to_war_room(self.settings.warrooms_dir, incident.id,
                             TimelineEvent(at=approval.at, kind="approval", message=note))
-            return self._run(Command(resume=approval.model_dump(mode="json")), incident.id, env)
+            return self._run(Command(resume=approval.model_dump(mode="json")), incident.id, env,
+                             ctx)
         except Exception as exc:
             if approval_id in self._waiting(incident.id):
                 self.store.unclaim(approval_id)  # the answer was never used: ask again
@@ -157,11 +170,11 @@ class OperateLoop:
         self.store.audit(incident_id, by, "resumed", {"next": list(snapshot.next)})
         return self._run(None, incident_id, env)
 
-    def _run(self, payload: Any, incident_id: str, env: Production) -> Incident:
+    def _run(self, payload: Any, incident_id: str, env: Production,
+             ctx: LoopContext | None = None) -> Incident:
         config = self._config(incident_id)
-        self.graph.invoke(payload, config, context=self.context(env))
-        if env.autosave_path:
-            env.save(env.autosave_path)
+        # No save here: an environment that persists itself does so on every action and wait.
+        self.graph.invoke(payload, config, context=ctx or self.context(env))
         return self._record(incident_id, config)
 
     def _record(self, incident_id: str, config: RunnableConfig) -> Incident:
