@@ -14,7 +14,7 @@ demo: $(STAMP)
 	$(VENV)/bin/opsloop demo
 
 test: $(STAMP)
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -m "not slow"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
