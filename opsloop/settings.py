@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     runbook_dirs: list[Path] = Field(default_factory=lambda: [REPO_ROOT / "runbooks"])
     user: str = Field(default_factory=_default_user)
     seed: int = 7
+    # OPSLOOP_ALLOW_UNSAFE_POLICIES=1: run even with unsafe policies (e.g. SEV1 actions on
+    # auto), which otherwise refuse to load; they are then reported as allowed warnings.
+    allow_unsafe_policies: bool = False
 
     # Limits: every loop in the graph is bounded by one of these.
     recursion_limit: int = 40

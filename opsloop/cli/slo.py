@@ -59,7 +59,7 @@ def _burn(value: float | None) -> str:
 
 
 def status(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
-    policies = load_policies(settings.policies_dir)
+    policies = load_policies(settings.policies_dir, allow_unsafe=settings.allow_unsafe_policies)
     source, telemetry = _telemetry(args, settings)
     windows = policies.health.burn_rate_windows
     rows: list[tuple[SloStatus, bool]] = []

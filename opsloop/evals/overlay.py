@@ -45,4 +45,4 @@ def overlay_policies(source: Path, overlay: dict[str, Any], cache: Path) -> Poli
             path.write_text(yaml.safe_dump(deep_merge(base, change), sort_keys=False),
                             encoding="utf-8")
         staging.rename(target)
-    return load_policies(target)
+    return load_policies(target, allow_unsafe=True)  # simulation only, as in suite.py

@@ -1,4 +1,5 @@
-"""Checks beyond the schema: names, references between files, numbers that look like typos.
+"""Checks beyond the schema: names, references between files, numbers that look like typos,
+and (opsloop/policy/safety) settings that are valid but unsafe to run with.
 
 Each check runs when the files it reads parsed, so one broken file does not hide the
 problems of another.
@@ -13,6 +14,7 @@ from typing import Any
 
 from opsloop.models.catalog import ACTION_TYPES, METRICS
 from opsloop.policy.problems import PolicyProblem, ProblemLevel, display_path
+from opsloop.policy.safety import safety_problems
 from opsloop.policy.schema import (
     AlertsPolicy,
     CapacityPolicy,
@@ -48,7 +50,7 @@ def semantic_problems(directory: Path, parsed: dict[str, Any]) -> list[PolicyPro
             _rollback(parsed["rollback"], parsed["remediation"], add)
     if "capacity" in parsed and "severity" in parsed:
         _capacity(parsed["capacity"], parsed["severity"], add)
-    return out
+    return out + safety_problems(directory, parsed)
 
 
 def _alerts(alerts: AlertsPolicy, add: Add) -> None:

@@ -15,14 +15,21 @@ from pydantic_core import ErrorDetails
 
 from opsloop.policy.checks import semantic_problems
 from opsloop.policy.problems import PolicyError, PolicyProblem, ProblemLevel, display_path
+from opsloop.policy.safety import accept_unsafe
 from opsloop.policy.schema import POLICY_FILES, Policies, PolicyFile
 
 Loc = tuple[str | int, ...]
 
 
-def load_policies(directory: Path) -> Policies:
-    """Every policy file, validated; raises `PolicyError` listing every error found."""
+def load_policies(directory: Path, *, allow_unsafe: bool = False) -> Policies:
+    """Every policy file, validated; raises `PolicyError` listing every error found.
+
+    Unsafe settings (opsloop/policy/safety) are errors too, unless `allow_unsafe`, the
+    operator's explicit opt-in (settings.allow_unsafe_policies), turns them into warnings.
+    """
     problems, parsed = _read_all(Path(directory))
+    if allow_unsafe:
+        problems = accept_unsafe(problems)
     if any(p.level is ProblemLevel.ERROR for p in problems):
         raise PolicyError(problems)
     return Policies(
@@ -32,10 +39,13 @@ def load_policies(directory: Path) -> Policies:
     )
 
 
-def check_policies(directory: Path) -> list[PolicyProblem]:
-    """All problems (errors and warnings) in the policy directory, for `opsloop policy check`."""
+def check_policies(directory: Path, *, allow_unsafe: bool = False) -> list[PolicyProblem]:
+    """All problems (errors and warnings) in the policy directory, for `opsloop policy check`.
+
+    With `allow_unsafe`, unsafe settings are reported as warnings marked `allowed`.
+    """
     problems, _ = _read_all(Path(directory))
-    return problems
+    return accept_unsafe(problems) if allow_unsafe else problems
 
 
 def _read_all(directory: Path) -> tuple[list[PolicyProblem], dict[str, Any]]:

@@ -26,6 +26,10 @@ class PolicyProblem:
     value: Any = _MISSING
     level: ProblemLevel = ProblemLevel.ERROR
     line: int | None = None  # 1-based line in the file, when the YAML tells us
+    # From the safety checks (opsloop/policy/safety): valid, but dangerous to run with.
+    unsafe: bool = False
+    # An unsafe error the operator accepted (--allow-unsafe): still shown, as a warning.
+    allowed: bool = False
 
     @property
     def has_value(self) -> bool:
@@ -34,6 +38,8 @@ class PolicyProblem:
     def __str__(self) -> str:
         where = self.file if self.line is None else f"{self.file}:{self.line}"
         prefix = "" if self.level is ProblemLevel.ERROR else "warning: "
+        if self.unsafe:
+            prefix += "unsafe (allowed): " if self.allowed else "unsafe: "
         subject = self.field or "(file)"
         if self.has_value:
             subject += f" = {_short_repr(self.value)}"
@@ -53,6 +59,12 @@ class PolicyError(Exception):
         self.problems = problems
         errors = [p for p in problems if p.level is ProblemLevel.ERROR]
         lines = "\n".join(f"  {p}" for p in errors)
+        if any(p.unsafe for p in errors):
+            lines += (
+                "\n  Unsafe settings stop the loop: fix them, or accept them with "
+                "OPSLOOP_ALLOW_UNSAFE_POLICIES=1 (`opsloop policy check --allow-unsafe` "
+                "lists every one)"
+            )
         super().__init__(f"{len(errors)} policy error(s):\n{lines}")
 
 
