@@ -73,7 +73,8 @@ def serve(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
     where = f"http://{settings.serve_host}:{settings.serve_port}"
     if not tokens.enabled:
         ui.err.print(UNAUTHENTICATED_BANNER.format(where=where), style="bold red", markup=False)
-    runtime = IntakeRuntime(settings, load_policies(settings.policies_dir),
+    policies = load_policies(settings.policies_dir, allow_unsafe=settings.allow_unsafe_policies)
+    runtime = IntakeRuntime(settings, policies,
                             settings.serve_environment).start()
     ui.err.print(
         f"opsloop serve on {where} · auth: "
@@ -127,7 +128,7 @@ def prometheus_rules(args: argparse.Namespace, settings: Settings, ui: Ui) -> in
 
     if args.minute_seconds <= 0:
         raise UserError("--minute-seconds must be positive")
-    policies = load_policies(settings.policies_dir)
+    policies = load_policies(settings.policies_dir, allow_unsafe=settings.allow_unsafe_policies)
     rules = alerting_rules(policies.alerts.rules, load_promql(settings.promql_path),
                            args.minute_seconds, labels={"env": "prod"})
     text = yaml.safe_dump(rules, sort_keys=False, width=1000)

@@ -145,7 +145,9 @@ def _scripted_server() -> Iterator[str]:
 def _run(settings: Settings, per_model: dict[str, Settings], cases: list[Case], runs: int,
          run_dir: Path, progress: Progress, with_retrieval: bool) -> dict[str, Any]:
     models = list(per_model)
-    policies = load_policies(settings.policies_dir)
+    # Evals run in simulation and measure what a policy does, unsafe or not: the planted
+    # defect (SEV1 on auto) must reach the loop to be caught as a regression.
+    policies = load_policies(settings.policies_dir, allow_unsafe=True)
     # The run's own index (under run_dir), built with the settings' embedding backend.
     runbooks = RunbookIndex.from_settings(settings.model_copy(update={"work_dir": run_dir}))
     overlays: dict[str, Policies] = {}

@@ -38,7 +38,8 @@ class OperateLoop:
     def __init__(self, settings: Settings, policies: Policies | None = None,
                  runbooks: RunbookIndex | None = None) -> None:
         self.settings = settings
-        self.policies = policies or load_policies(settings.policies_dir)
+        self.policies = policies or load_policies(
+            settings.policies_dir, allow_unsafe=settings.allow_unsafe_policies)
         self.store = IncidentStore(settings.state_dir / "opsloop.db")
         self.checkpointer = sqlite_checkpointer(settings.state_dir / "checkpoints.sqlite")
         self.graph = build_graph(self.checkpointer)
