@@ -189,7 +189,7 @@ def test_without_tokens_serve_stays_on_loopback_and_says_so(settings: Settings) 
                             json=webhook(alert("web")))
         assert answer.status_code == 200
         assert answer.headers["X-Opsloop-Warning"].startswith("unauthenticated")
-        assert httpx.get(f"{server.url}/healthz").json()["auth"] == "disabled"
+        assert httpx.get(f"{server.url}/healthz").json()["auth"] == "open"
 
 
 def test_serve_refuses_a_public_bind_without_tokens_in_one_readable_line(

@@ -1,64 +1,34 @@
-"""The HTTP API of `opsloop serve`: assembled here, routes in webhook.py and routes.py.
+"""The HTTP API of `opsloop serve`: assembled here, routes in webhook.py and routes.py,
+who may call in access.py, request bodies in bodies.py (imports go one way: here).
 
 Every error is JSON `{"detail": ...}` with the field it is about; bad input is a 4xx.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from opsloop.api.auth import ANONYMOUS, Principal, Role, TokenTable
+from opsloop.alertmanager import PayloadError
+from opsloop.api import routes, webhook
+from opsloop.api.access import SameOriginOnly, answering_names
+from opsloop.api.auth import TokenTable
+from opsloop.api.bodies import MAX_ERRORS_SHOWN, loc_text, payload_error
 from opsloop.api.runtime import IntakeRuntime
 
 API_TITLE = "opsloop"
-_bearer = HTTPBearer(auto_error=False, description="name:role:token from OPSLOOP_API_TOKENS")
-
-
-def authorize(role: Role) -> Callable[..., Principal]:
-    """A dependency: the caller's identity, if its token grants `role` (401 / 403 if not)."""
-
-    def dependency(
-        request: Request,
-        credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),  # noqa: B008
-    ) -> Principal:
-        tokens: TokenTable = request.app.state.tokens
-        if not tokens.enabled:
-            return ANONYMOUS
-        if credentials is None or credentials.scheme.lower() != "bearer":
-            raise HTTPException(401, "missing bearer token: send Authorization: Bearer <token>",
-                                headers={"WWW-Authenticate": "Bearer"})
-        principal = tokens.lookup(credentials.credentials)
-        if principal is None:
-            raise HTTPException(401, "unknown or revoked token",
-                                headers={"WWW-Authenticate": "Bearer"})
-        if not principal.may(role):
-            raise HTTPException(403, f"{principal.name} has role {principal.role.value}; "
-                                     f"this needs {role.value}")
-        return principal
-
-    return dependency
-
-
-def _loc(parts: tuple[Any, ...] | list[Any]) -> str:
-    out = ""
-    for part in parts:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = [{"loc": _loc(e.get("loc", ())), "msg": str(e.get("msg", ""))}
-              for e in exc.errors()[:50]]
+    errors = [{"loc": loc_text(e.get("loc", ())), "msg": str(e.get("msg", ""))}
+              for e in exc.errors()[:MAX_ERRORS_SHOWN]]
     return JSONResponse(status_code=422, content=jsonable_encoder({"detail": errors}))
 
 
@@ -69,42 +39,51 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    # Not bad input: a fault of ours or of a backend. Say so without a traceback.
-    return JSONResponse(status_code=500,
-                        content={"detail": f"internal error: {type(exc).__name__}: {exc}"})
+    # A fault of ours or of a backend, not bad input. The server's log has the traceback;
+    # the caller gets no internals (an exception's text can carry a record's contents).
+    return JSONResponse(status_code=500, content={
+        "detail": f"internal error answering {request.method} {request.url.path}: "
+                  "the server's log has the details"})
 
 
-def create_app(runtime: IntakeRuntime, tokens: TokenTable) -> FastAPI:
-    from opsloop.api import routes, webhook  # routes import this module for `authorize`
-
+def create_app(runtime: IntakeRuntime, tokens: TokenTable,
+               names: frozenset[str] | None = None) -> FastAPI:
+    """The API over `runtime`. `names`: host names it answers to (default: the configured
+    bind host and loopback; see `answering_names`)."""
     app = FastAPI(
         title=API_TITLE,
         version="1",
         description=(
             "The operations loop's API: an Alertmanager webhook receiver (payload version 4), "
             "incidents, approvals, signals and postmortems. Bearer tokens carry one role: "
-            "ingest, read, approve or admin."
+            "ingest, read, approve or admin. With no token configured, posting alerts and "
+            "reading need none, but deciding needs the token `opsloop serve` prints at start."
         ),
     )
     app.state.runtime = runtime
     app.state.tokens = tokens
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(PayloadError, payload_error)
     app.add_exception_handler(Exception, _unexpected)
 
-    if not tokens.enabled:
+    if tokens.open:
         @app.middleware("http")
         async def warn_unauthenticated(request: Request, call_next: Any) -> Any:
             response = await call_next(request)
-            response.headers["X-Opsloop-Warning"] = "unauthenticated: no API tokens configured"
+            response.headers["X-Opsloop-Warning"] = (
+                "unauthenticated: no API tokens configured; deciding needs the local token")
             return response
+
+    app.add_middleware(SameOriginOnly, names=names if names is not None else
+                       answering_names(runtime.settings.serve_host))
 
     app.include_router(webhook.router)
     app.include_router(routes.router)
 
     @app.get("/healthz", tags=["health"], summary="the process is alive")
     def healthz() -> dict[str, Any]:
-        return {"status": "ok", "auth": "tokens" if tokens.enabled else "disabled"}
+        return {"status": "ok", "auth": "open" if tokens.open else "tokens"}
 
     @app.get("/readyz", tags=["health"], summary="ready to take alerts and run incidents",
              responses={503: {"description": "a dependency is not ready"}})
@@ -118,8 +97,9 @@ def create_app(runtime: IntakeRuntime, tokens: TokenTable) -> FastAPI:
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version,
                                  description=app.description, routes=app.routes)
-            schema.setdefault("components", {}).setdefault("schemas", {}).update(
-                webhook.schema_components())
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.update(webhook.schema_components())
+            components.update(routes.schema_components())
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -3,12 +3,16 @@ tokens file holding the same entries one per line.
 
 Roles: `ingest` may post alerts and nothing else; `read` sees incidents, approvals,
 signals and postmortems; `approve` reads and answers approvals; `admin` may do everything.
-With no token configured the API is open — `opsloop serve` then binds only to loopback.
+With no token configured, posting alerts and reading need no token and `opsloop serve` binds
+only to loopback; deciding still does: serve then issues a local approver token at start.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hmac
+import os
+import secrets
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -48,7 +52,11 @@ class Principal:
         return needed in GRANTS[self.role]
 
 
-ANONYMOUS = Principal(name="anonymous", role=Role.ADMIN, authenticated=False)
+# Who calls without a token where no token is configured. Never an approver: a decision
+# always carries the name of a token's holder.
+ANONYMOUS = Principal(name="anonymous", role=Role.READ, authenticated=False)
+UNAUTHENTICATED_ROLES = frozenset({Role.INGEST, Role.READ})
+LOCAL_TOKEN_FILE = "api-token"
 
 
 @dataclass(frozen=True)
@@ -58,14 +66,20 @@ class _Entry:
 
 
 class TokenTable:
-    """Who a bearer token belongs to. Comparison is constant-time per entry."""
+    """Who a bearer token belongs to, and what callers without one may do (`open_roles`).
+    Comparison is constant-time per entry."""
 
-    def __init__(self, entries: list[tuple[str, Role, str]]) -> None:
+    def __init__(self, entries: list[tuple[str, Role, str]],
+                 open_roles: frozenset[Role] = frozenset()) -> None:
+        if Role.APPROVE in open_roles or Role.ADMIN in open_roles:
+            raise ValueError("deciding always needs a token")
         self._entries = [_Entry(t.encode(), Principal(n, r)) for n, r, t in entries]
+        self.open_roles = open_roles
 
     @property
-    def enabled(self) -> bool:
-        return bool(self._entries)
+    def open(self) -> bool:
+        """Some requests need no token (no token configured: loopback only)."""
+        return bool(self.open_roles)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -109,7 +123,14 @@ def parse_entries(text: str, source: str, separator: str = ",") -> list[tuple[st
 
 
 def load_tokens(settings: Settings) -> TokenTable:
-    """Tokens from OPSLOOP_API_TOKENS and OPSLOOP_API_TOKENS_FILE (both may be used)."""
+    """Tokens from OPSLOOP_API_TOKENS and OPSLOOP_API_TOKENS_FILE (both may be used); with
+    none, a table open to ingest and read and closed to decisions."""
+    entries = token_entries(settings)
+    return TokenTable(entries, frozenset() if entries else UNAUTHENTICATED_ROLES)
+
+
+def token_entries(settings: Settings) -> list[tuple[str, Role, str]]:
+    """The configured `name:role:token` entries, checked."""
     entries: list[tuple[str, Role, str]] = []
     if settings.api_tokens is not None:
         entries += parse_entries(settings.api_tokens.get_secret_value(), "OPSLOOP_API_TOKENS")
@@ -123,4 +144,46 @@ def load_tokens(settings: Settings) -> TokenTable:
     tokens = [t for _, _, t in entries]
     if len(set(tokens)) != len(tokens):
         raise TokenConfigError("the same token appears in OPSLOOP_API_TOKENS and the tokens file")
-    return TokenTable(entries)
+    return entries
+
+
+@dataclass(frozen=True)
+class LocalToken:
+    """The approver token `opsloop serve` issues when none is configured."""
+
+    principal: Principal
+    token: str
+    path: Path
+
+    def discard(self) -> None:
+        """Remove the file, unless a later serve has replaced it with its own token."""
+        with contextlib.suppress(OSError):
+            if self.path.read_text(encoding="utf-8").strip() == self.token:
+                self.path.unlink()
+
+
+def local_token_path(settings: Settings) -> Path:
+    return settings.state_dir / LOCAL_TOKEN_FILE
+
+
+def issue_local_token(settings: Settings) -> LocalToken:
+    """A fresh random approver token in the name of the user who started serve, written
+    owner-only (0600) to the state dir so that user's local tools can read it."""
+    token = secrets.token_urlsafe(32)
+    path = local_token_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        os.fchmod(fd, 0o600)  # a file left by an older serve may have looser bits
+        out.write(token + "\n")
+    return LocalToken(Principal(settings.user, Role.APPROVE), token, path)
+
+
+def serving_tokens(settings: Settings) -> tuple[TokenTable, LocalToken | None]:
+    """The configured tokens; with none configured, the open table plus a local approver."""
+    entries = token_entries(settings)
+    if entries:
+        return TokenTable(entries), None
+    local = issue_local_token(settings)
+    return TokenTable([(local.principal.name, local.principal.role, local.token)],
+                      UNAUTHENTICATED_ROLES), local

@@ -9,10 +9,20 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+)
+from pydantic_core import PydanticCustomError
+from starlette.concurrency import run_in_threadpool
 
-from opsloop.api.app import authorize
+from opsloop.api.access import authorize
 from opsloop.api.auth import Principal, Role
+from opsloop.api.bodies import json_model, optional_json_model
 from opsloop.api.runtime import IntakeRuntime
 from opsloop.environments import UnknownEnvironment
 from opsloop.models import ApprovalRequest, Incident, IncidentStatus, ParamValue, Verdict
@@ -20,6 +30,9 @@ from opsloop.policy.health import SloStatus, budget_exhausted, slo_status
 from opsloop.store import StoreError
 
 router = APIRouter(prefix="/api/v1")
+# A decision is a reason and a few parameters; anything near this size is not one.
+DECISION_MAX_BODY_BYTES = 64 * 1024
+_SCHEMA_REF = "#/components/schemas/{model}"
 
 Id = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
 FileName = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.md$")]
@@ -84,14 +97,52 @@ class Rejection(Decision):
     reason: str = Field(min_length=1, max_length=4000)
 
 
+_JSON_KINDS = {list: "a list", dict: "an object", type(None): "null"}
+
+
+def _one_value(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    # One message for the value, not one per member of the union it failed.
+    try:
+        return handler(value)
+    except ValidationError:
+        kind = _JSON_KINDS.get(type(value), type(value).__name__)
+        raise PydanticCustomError("param_value", "must be text, a number or true/false, "
+                                                 "not {kind}", {"kind": kind}) from None
+
+
 class Modification(Decision):
-    set: dict[Annotated[str, Field(min_length=1, max_length=100)], ParamValue] = Field(
+    set: dict[Annotated[str, Field(min_length=1, max_length=100)],
+              Annotated[ParamValue, WrapValidator(_one_value)]] = Field(
         min_length=1, max_length=50, description="parameters to change, e.g. {\"replicas\": 12}")
 
 
-def _decide(request: Request, approval_id: str, principal: Principal, verdict: Verdict,
+def schema_components() -> dict[str, Any]:
+    """The decision bodies, for the OpenAPI document (the routes read them themselves)."""
+    components: dict[str, Any] = {}
+    for model in (Decision, Rejection, Modification):
+        schema = model.model_json_schema(ref_template=_SCHEMA_REF)
+        components.update(schema.pop("$defs", {}))
+        components[model.__name__] = schema
+    return components
+
+
+def _invalid_change() -> type[Exception]:
+    """The runner's refusal of a `modify` change outside its allowed range."""
+    try:
+        from opsloop.policy.changes import InvalidChange
+    except ImportError:  # an older runner that does not check changes
+        return _NeverRaised
+    return InvalidChange
+
+
+class _NeverRaised(Exception):
+    pass
+
+
+def _decide(runtime: IntakeRuntime, approval_id: str, principal: Principal, verdict: Verdict,
             reason: str, changes: dict[str, ParamValue]) -> JSONResponse:
-    runtime = _runtime(request)
+    if not principal.authenticated:  # `authorize` never admits one: a decision is someone's
+        raise HTTPException(401, "a decision needs a bearer token")
     try:
         pending, status = runtime.read(lambda s: s.get_request(approval_id))
     except StoreError as exc:
@@ -101,6 +152,8 @@ def _decide(request: Request, approval_id: str, principal: Principal, verdict: V
     try:
         incident = runtime.decide(approval_id, pending.incident_id, verdict, principal.name,
                                   reason, changes)
+    except _invalid_change() as exc:  # the approval stays pending: send a corrected change
+        raise HTTPException(422, str(exc)) from None
     except (StoreError, UnknownEnvironment) as exc:  # lost the claim, or production is gone
         raise HTTPException(409, str(exc)) from None
     body = {"approval": approval_id, "verdict": verdict.value, "by": principal.name,
@@ -112,34 +165,51 @@ def _decide(request: Request, approval_id: str, principal: Principal, verdict: V
                                                               for r in incident.results]})
 
 
-_DECISION_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"description": "decided; the incident ran to its next stop"},
-    202: {"description": "decided; the incident is still running (verification window)"},
-    404: {"description": "no such approval"},
-    409: {"description": "already decided"},
-}
+def _decision_route(summary: str, body: str, required: bool) -> dict[str, Any]:
+    return {
+        "tags": ["approvals"],
+        "summary": summary,
+        "responses": {
+            200: {"description": "decided; the incident ran to its next stop"},
+            202: {"description": "decided; the incident is still running (verification "
+                                 "window)"},
+            401: {"description": "no token: deciding always needs one"},
+            404: {"description": "no such approval"},
+            409: {"description": "already decided"},
+            413: {"description": f"the body is over {DECISION_MAX_BODY_BYTES} bytes"},
+            415: {"description": "the body is declared as something other than JSON"},
+            422: {"description": "a field is wrong, or a change is outside its allowed range "
+                                 "(the approval stays pending)"},
+        },
+        "openapi_extra": {"requestBody": {"required": required, "content": {
+            "application/json": {"schema": {"$ref": _SCHEMA_REF.format(model=body)}}}}},
+    }
 
 
-@router.post("/approvals/{approval_id}/approve", tags=["approvals"],
-             responses=_DECISION_RESPONSES, summary="approve and run the action")
-def approve(request: Request, approval_id: Id, principal: Approver,
-            body: Decision | None = None) -> JSONResponse:
-    return _decide(request, approval_id, principal, Verdict.APPROVE,
-                   body.reason if body else "", {})
+@router.post("/approvals/{approval_id}/approve",
+             **_decision_route("approve and run the action", "Decision", required=False))
+async def approve(request: Request, approval_id: Id, principal: Approver) -> JSONResponse:
+    body = await optional_json_model(request, Decision, DECISION_MAX_BODY_BYTES)
+    return await run_in_threadpool(_decide, _runtime(request), approval_id, principal,
+                                   Verdict.APPROVE, body.reason if body else "", {})
 
 
-@router.post("/approvals/{approval_id}/reject", tags=["approvals"],
-             responses=_DECISION_RESPONSES, summary="reject the action (a reason is required)")
-def reject(request: Request, approval_id: Id, principal: Approver,
-           body: Rejection) -> JSONResponse:
-    return _decide(request, approval_id, principal, Verdict.REJECT, body.reason, {})
+@router.post("/approvals/{approval_id}/reject",
+             **_decision_route("reject the action (a reason is required)", "Rejection",
+                               required=True))
+async def reject(request: Request, approval_id: Id, principal: Approver) -> JSONResponse:
+    body = await json_model(request, Rejection, DECISION_MAX_BODY_BYTES)
+    return await run_in_threadpool(_decide, _runtime(request), approval_id, principal,
+                                   Verdict.REJECT, body.reason, {})
 
 
-@router.post("/approvals/{approval_id}/modify", tags=["approvals"],
-             responses=_DECISION_RESPONSES, summary="change parameters, then run the action")
-def modify(request: Request, approval_id: Id, principal: Approver,
-           body: Modification) -> JSONResponse:
-    return _decide(request, approval_id, principal, Verdict.MODIFY, body.reason, body.set)
+@router.post("/approvals/{approval_id}/modify",
+             **_decision_route("change parameters, then run the action", "Modification",
+                               required=True))
+async def modify(request: Request, approval_id: Id, principal: Approver) -> JSONResponse:
+    body = await json_model(request, Modification, DECISION_MAX_BODY_BYTES)
+    return await run_in_threadpool(_decide, _runtime(request), approval_id, principal,
+                                   Verdict.MODIFY, body.reason, body.set)
 
 
 def _listing(directory: Path) -> list[dict[str, Any]]:

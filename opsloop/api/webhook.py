@@ -11,7 +11,8 @@ Point an Alertmanager receiver at it:
 Answers 200 when every alert was taken in; 422 naming each refused alert by index and
 field while the valid alerts of the same batch are still taken in (Alertmanager does not
 retry a 4xx, and a retry would be deduplicated anyway); 400 for a body that is not JSON;
-413 beyond the size limits.
+413 beyond the size limits; 415 for a body declared as anything but JSON. `rejected`
+counts alerts refused, `detail` every problem with them.
 """
 
 from __future__ import annotations
@@ -21,21 +22,22 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from opsloop.alertmanager import (
-    FieldError,
-    PayloadError,
     PayloadLimits,
     WebhookAlert,
+    WebhookBatch,
     WebhookMessage,
     parse_webhook,
 )
-from opsloop.api.app import authorize
+from opsloop.api.access import authorize
 from opsloop.api.auth import Principal, Role
+from opsloop.api.bodies import error_detail, read_body, require_json
 from opsloop.api.runtime import IntakeRuntime
+from opsloop.intake import IntakeStats
 
 router = APIRouter(tags=["intake"])
-MAX_ERRORS_SHOWN = 50
 
 _SCHEMA_REF = "#/components/schemas/{model}"
 
@@ -53,27 +55,11 @@ def schema_components() -> dict[str, Any]:
     return dict(components)
 
 
-def _errors(errors: list[FieldError]) -> list[dict[str, str]]:
-    shown = [e.as_dict() for e in errors[:MAX_ERRORS_SHOWN]]
-    if len(errors) > MAX_ERRORS_SHOWN:
-        shown.append({"loc": "alerts", "msg": f"and {len(errors) - MAX_ERRORS_SHOWN} more"})
-    return shown
-
-
-async def _body(request: Request, limit: int) -> bytes:
-    """The body, refused as soon as it passes `limit` bytes (a declared length is trusted
-    only to refuse early, never to accept)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise PayloadError(413, [FieldError("body", f"{declared} bytes; at most {limit}")])
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadError(413, [FieldError("body", f"more than {limit} bytes")])
-        chunks.append(chunk)
-    return b"".join(chunks)
+def take_in(runtime: IntakeRuntime, raw: bytes,
+            limits: PayloadLimits) -> tuple[WebhookBatch, IntakeStats]:
+    """Parse one notification and group its alerts (raises PayloadError for the envelope)."""
+    batch = parse_webhook(raw, datetime.now(UTC), limits)
+    return batch, runtime.ingest(batch.anomalies)
 
 
 @router.post(
@@ -85,6 +71,7 @@ async def _body(request: Request, limit: int) -> bytes:
         200: {"description": "every alert taken in"},
         400: {"description": "the body is not JSON"},
         413: {"description": "the body or the alert count is over the limit"},
+        415: {"description": "the body is declared as something other than JSON"},
         422: {"description": "fields are wrong; the valid alerts were still taken in"},
     },
 )
@@ -93,15 +80,14 @@ async def alertmanager_webhook(
 ) -> JSONResponse:
     runtime: IntakeRuntime = request.app.state.runtime
     limits = PayloadLimits(max_body_bytes=runtime.settings.api_max_body_bytes)
-    try:
-        raw = await _body(request, limits.max_body_bytes)
-        batch = parse_webhook(raw, datetime.now(UTC), limits)
-    except PayloadError as exc:
-        return JSONResponse(status_code=exc.status, content={"detail": _errors(exc.errors)})
-    done = runtime.ingest(batch.anomalies)
+    require_json(request)
+    raw = await read_body(request, limits.max_body_bytes)
+    # A storm's notification takes seconds to parse and group: off the event loop, so health
+    # checks and other requests are answered meanwhile.
+    batch, done = await run_in_threadpool(take_in, runtime, raw, limits)
     counts = {
         "accepted": len(batch.anomalies),
-        "rejected": len(batch.rejected),
+        "rejected": len(batch.message.alerts) - len(batch.anomalies),  # alerts, not errors
         "deduplicated": done.deduplicated,
         "silenced": done.silenced,
         "inhibited": done.inhibited,
@@ -109,5 +95,5 @@ async def alertmanager_webhook(
     }
     if batch.rejected:
         return JSONResponse(status_code=422,
-                            content={"detail": _errors(batch.rejected), **counts})
+                            content={"detail": error_detail(batch.rejected), **counts})
     return JSONResponse(status_code=200, content=counts)

@@ -27,6 +27,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                         ",prometheus=http://127.0.0.1:9090 (env OPSLOOP_SERVE_ENVIRONMENT; "
                         "none: incidents are recorded, not run)")
     p.add_argument("--workers", type=int, default=None, help="incidents run side by side")
+    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="another host name clients use to reach this server (the Host header); "
+                        "repeatable. Loopback names and the bind address are always allowed; "
+                        "a wildcard bind without any allows every name")
     p.set_defaults(handler=serve)
 
     s = sub.add_parser("sim-serve", parents=[common],
@@ -55,39 +59,64 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 def serve(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
     import uvicorn
 
+    from opsloop.api.access import answering_names
     from opsloop.api.app import create_app
-    from opsloop.api.auth import TokenConfigError, load_tokens
+    from opsloop.api.auth import TokenConfigError, serving_tokens, token_entries
     from opsloop.api.runtime import IntakeRuntime
-    from opsloop.api.server import UNAUTHENTICATED_BANNER, BindRefused, check_bind
+    from opsloop.api.server import (
+        UNAUTHENTICATED_BANNER,
+        BindFailed,
+        BindRefused,
+        check_bind,
+        host_port,
+        listen,
+    )
     from opsloop.policy import load_policies
 
     updates = {k: v for k, v in {"serve_host": args.host, "serve_port": args.port,
                                  "serve_environment": args.environment,
                                  "serve_workers": args.workers}.items() if v is not None}
     settings = settings.model_copy(update=updates)
+    host = settings.serve_host
     try:
-        tokens = load_tokens(settings)
-        check_bind(settings.serve_host, tokens.enabled)
-    except (TokenConfigError, BindRefused) as exc:
+        check_bind(host, authenticated=bool(token_entries(settings)))
+        # Bound before anything is announced: a busy port is one line, not a banner and a
+        # failure after it.
+        sock = listen(host, settings.serve_port)
+    except (TokenConfigError, BindRefused, BindFailed) as exc:
         raise UserError(str(exc)) from None
-    where = f"http://{settings.serve_host}:{settings.serve_port}"
-    if not tokens.enabled:
-        ui.err.print(UNAUTHENTICATED_BANNER.format(where=where), style="bold red", markup=False)
-    policies = load_policies(settings.policies_dir, allow_unsafe=settings.allow_unsafe_policies)
-    runtime = IntakeRuntime(settings, policies,
-                            settings.serve_environment).start()
-    ui.err.print(
-        f"opsloop serve on {where} · auth: "
-        f"{f'{len(tokens)} token(s)' if tokens.enabled else 'DISABLED'} · environment: "
-        f"{settings.serve_environment or 'none (incidents recorded, not run)'} · "
-        f"webhook: {where}/api/v1/alerts/alertmanager · OpenAPI: {where}/docs",
-        markup=False,
-    )
+    local = None
     try:
-        uvicorn.run(create_app(runtime, tokens), host=settings.serve_host,
-                    port=settings.serve_port, log_level="warning", access_log=False)
+        policies = load_policies(settings.policies_dir,
+                                 allow_unsafe=settings.allow_unsafe_policies)
+        runtime = IntakeRuntime(settings, policies,
+                                settings.serve_environment)
+        tokens, local = serving_tokens(settings)
+        where = f"http://{host_port(host, sock.getsockname()[1])}"
+        if local is not None:
+            ui.err.print(UNAUTHENTICATED_BANNER.format(where=where), style="bold red",
+                         markup=False)
+            ui.err.print(f"local approver token (decisions by {local.principal.name}): "
+                         f"{local.token}  — also in {local.path} (mode 0600)", markup=False)
+        ui.err.print(
+            f"opsloop serve on {where} · auth: "
+            f"{f'{len(tokens)} token(s)' if local is None else 'local approver token only'} · "
+            f"environment: "
+            f"{settings.serve_environment or 'none (incidents recorded, not run)'} · "
+            f"webhook: {where}/api/v1/alerts/alertmanager · OpenAPI: {where}/docs",
+            markup=False,
+        )
+        app = create_app(runtime, tokens, answering_names(host, args.allow_host))
+        runtime.start()
+        try:
+            uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False)).run(
+                sockets=[sock])
+        finally:
+            runtime.stop()
     finally:
-        runtime.stop()
+        sock.close()
+        if local is not None:
+            local.discard()
     return 0
 
 
@@ -123,8 +152,8 @@ def sim_serve(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
 
 def prometheus_rules(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
     from opsloop.policy import load_policies
+    from opsloop.prometheus_rules import alerting_rules
     from opsloop.tools.promql import load_promql
-    from opsloop.tools.promql_rules import alerting_rules
 
     if args.minute_seconds <= 0:
         raise UserError("--minute-seconds must be positive")
