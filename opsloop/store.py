@@ -1,4 +1,5 @@
-"""The incident store: incidents, pending approvals and the audit log in one SQLite file."""
+"""The incident store: incidents, pending approvals, the audit log, the ledger of automatic
+actions, sent notifications and the lease on each incident's run, in one SQLite file."""
 
 from __future__ import annotations
 
@@ -8,7 +9,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from opsloop.models import Approval, ApprovalRequest, AuditRecord, Incident
+from pydantic import ValidationError
+
+from opsloop.models import (
+    ActionStatus,
+    Approval,
+    ApprovalRequest,
+    AuditRecord,
+    DecisionOutcome,
+    Incident,
+)
+from opsloop.store_lease import LeaseHeld, LeaseKeeper
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS incidents (
@@ -41,27 +52,79 @@ CREATE TABLE IF NOT EXISTS incident_ids (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     issued_at TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS incidents_opened ON incidents(opened_at);
+-- Automatic actions that ran, one row per idempotency key: the rate limits read this, not
+-- every stored incident.
+CREATE TABLE IF NOT EXISTS auto_actions (
+    idempotency_key TEXT PRIMARY KEY,
+    incident_id TEXT NOT NULL,
+    environment TEXT NOT NULL,
+    service TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS auto_actions_service ON auto_actions(environment, service, at);
+-- Notifications by key: a replayed step never sends the same one twice.
+CREATE TABLE IF NOT EXISTS notifications (
+    key TEXT PRIMARY KEY,
+    channel TEXT NOT NULL,
+    delivered INTEGER NOT NULL DEFAULT 0,
+    at TEXT NOT NULL
+);
 """
 
 
 class StoreError(Exception):
-    """A request the store cannot satisfy (unknown id, already decided)."""
+    """A request the store cannot satisfy (unknown id, already decided, unreadable file)."""
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
+def _utc(at: datetime) -> str:
+    """One text form for every stored time, so SQL compares them in time order."""
+    return at.astimezone(UTC).isoformat()
+
+
+def open_sqlite(path: Path, what: str) -> sqlite3.Connection:
+    """A connection to an existing or new SQLite file; an empty or foreign file is an error
+    naming the file (SQLite would silently treat a 0-byte file as a new, empty database)."""
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise StoreError(f"{path}: the {what} must be a regular file")
+    if path.exists() and path.stat().st_size == 0:
+        raise StoreError(
+            f"{path} is empty (0 bytes), so it is not the {what}: restore it from a backup, "
+            f"or move it aside to start a new one")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout=5000")
+        conn.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path}: cannot open the {what}: {exc}") from exc
+    return conn
+
+
+def _unreadable(incident_id: str, path: Path, exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    field = ".".join(str(p) for p in first.get("loc", ())) or "(record)"
+    return (f"incident {incident_id} in {path} cannot be read: {field}: {first.get('msg')} "
+            f"(value {first.get('input')!r})")
+
+
 class IncidentStore:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(_SCHEMA)
+        self._db = open_sqlite(path, "incident store")
+        try:
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise StoreError(f"{path}: not an opsloop incident store: {exc}") from exc
+        self.leases = LeaseKeeper(path)
 
     def close(self) -> None:
+        self.leases.close()
         self._db.close()
 
     # incidents -----------------------------------------------------------------------------
@@ -83,36 +146,117 @@ class IncidentStore:
                 seq,
                 incident.status.value,
                 incident.severity.value if incident.severity else None,
-                incident.opened_at.isoformat(),
+                _utc(incident.opened_at),
                 incident.model_dump_json(),
             ),
+        )
+        auto = {d.action_id for d in incident.decisions if d.outcome is DecisionOutcome.AUTO}
+        targets = {p.action.id: p.action.service for p in incident.proposals}
+        self._db.executemany(
+            "INSERT OR IGNORE INTO auto_actions(idempotency_key, incident_id, environment, "
+            "service, at) VALUES(?,?,?,?,?)",
+            [
+                (r.idempotency_key, incident.id, incident.environment, targets[r.action_id],
+                 _utc(r.at))
+                for r in incident.results
+                if r.action_id in auto and r.action_id in targets
+                and r.status is ActionStatus.SUCCEEDED and not r.replayed
+            ],
         )
 
     def get_incident(self, incident_id: str) -> Incident:
         row = self._db.execute("SELECT body FROM incidents WHERE id=?", (incident_id,)).fetchone()
         if row is None:
             raise StoreError(f"no incident {incident_id!r}; `opsloop incidents` lists them")
-        return Incident.model_validate_json(row[0])
+        try:
+            return Incident.model_validate_json(row[0])
+        except ValidationError as exc:
+            raise StoreError(_unreadable(incident_id, self.path, exc)) from None
 
-    def incidents(self) -> list[Incident]:
-        rows = self._db.execute("SELECT body FROM incidents ORDER BY seq").fetchall()
-        return [Incident.model_validate_json(r[0]) for r in rows]
+    def incidents(self, problems: list[str] | None = None, *, since: datetime | None = None,
+                  status: str | None = None) -> list[Incident]:
+        """Stored incidents in id order (opened at or after `since`, in `status`); a row that
+        no longer validates is skipped and described in `problems`, never fatal to the rest."""
+        query, args = "SELECT id, body FROM incidents", list[str]()
+        where = []
+        if since is not None:
+            where.append("opened_at >= ?")
+            args.append(_utc(since))
+        if status is not None:
+            where.append("status = ?")
+            args.append(status)
+        if where:
+            query += " WHERE " + " AND ".join(where)
+        found = []
+        for incident_id, body in self._db.execute(query + " ORDER BY seq, id", args):
+            try:
+                found.append(Incident.model_validate_json(body))
+            except ValidationError as exc:
+                if problems is not None:
+                    problems.append(_unreadable(incident_id, self.path, exc))
+        return found
+
+    def unfinished(self) -> list[str]:
+        """Ids of incidents a run may still owe work: open, or waiting for a human."""
+        rows = self._db.execute(
+            "SELECT id FROM incidents WHERE status IN ('open', 'awaiting_approval') "
+            "ORDER BY seq, id").fetchall()
+        return [r[0] for r in rows]
+
+    def auto_actions_since(self, environment: str, service: str, since: datetime,
+                           until: datetime, excluding: str) -> int:
+        """Automatic actions that ran on `service` in `environment` in [since, until], in
+        incidents other than `excluding` (the rate limits' question)."""
+        row = self._db.execute(
+            "SELECT COUNT(*) FROM auto_actions WHERE environment=? AND service=? AND at>=? "
+            "AND at<=? AND incident_id<>?",
+            (environment, service, _utc(since), _utc(until), excluding),
+        ).fetchone()
+        return int(row[0])
+
+    # notifications -------------------------------------------------------------------------
+
+    def notice_state(self, key: str) -> str | None:
+        """None: never sent; 'pending': recorded but its delivery was not confirmed (the
+        process died in between); 'delivered'."""
+        row = self._db.execute("SELECT delivered FROM notifications WHERE key=?",
+                               (key,)).fetchone()
+        if row is None:
+            return None
+        return "delivered" if row[0] else "pending"
+
+    def notice_recorded(self, key: str, channel: str) -> None:
+        self._db.execute(
+            "INSERT OR IGNORE INTO notifications(key, channel, delivered, at) VALUES(?,?,0,?)",
+            (key, channel, _now()))
+
+    def notice_delivered(self, key: str) -> None:
+        self._db.execute("UPDATE notifications SET delivered=1 WHERE key=?", (key,))
 
     # approvals -----------------------------------------------------------------------------
 
-    def add_pending(self, request: ApprovalRequest) -> None:
-        """Record a waiting approval; re-recording the same request is a no-op."""
-        self._db.execute(
+    def add_pending(self, request: ApprovalRequest) -> bool:
+        """Record a waiting approval; re-recording the same request is a no-op (False)."""
+        cur = self._db.execute(
             "INSERT OR IGNORE INTO approvals(id, incident_id, status, request, created_at) "
             "VALUES(?,?,?,?,?)",
             (request.id, request.incident_id, "pending", request.model_dump_json(), _now()),
         )
+        return cur.rowcount == 1
 
-    def pending(self) -> list[ApprovalRequest]:
+    def pending(self, problems: list[str] | None = None) -> list[ApprovalRequest]:
         rows = self._db.execute(
-            "SELECT request FROM approvals WHERE status='pending' ORDER BY created_at, id"
+            "SELECT id, request FROM approvals WHERE status='pending' ORDER BY created_at, id"
         ).fetchall()
-        return [ApprovalRequest.model_validate_json(r[0]) for r in rows]
+        found = []
+        for approval_id, body in rows:
+            try:
+                found.append(ApprovalRequest.model_validate_json(body))
+            except ValidationError as exc:
+                if problems is not None:
+                    problems.append(f"approval {approval_id} in {self.path} cannot be read: "
+                                    f"{exc.errors()[0].get('msg')}")
+        return found
 
     def get_request(self, approval_id: str) -> tuple[ApprovalRequest, str]:
         row = self._db.execute(
@@ -172,3 +316,6 @@ class IncidentStore:
             )
             for r in rows
         ]
+
+
+__all__ = ["IncidentStore", "LeaseHeld", "StoreError", "open_sqlite"]

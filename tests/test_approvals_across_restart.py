@@ -91,14 +91,19 @@ def test_modify_changes_the_action_within_policy(tmp_path: Path) -> None:
 
 
 def test_modify_cannot_push_an_action_past_a_deny(tmp_path: Path) -> None:
+    # Refused before anything is recorded (issue 10.4): the approval stays pending, with the
+    # key and the allowed range named, and nothing runs.
     work = tmp_path / "work"
     [row] = as_json(opsloop(work, "demo", "--scenario", "cost_runaway", "--json"))
     [waiting] = as_json(opsloop(work, "approvals", "--json"))
     done = opsloop(work, "modify", waiting["id"], "--set", "replicas=-5", "--by", "eve")
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 2, done.stderr
+    assert "replicas=-5" in done.stderr and "from 1 to 500" in done.stderr
+    assert "Traceback" not in done.stderr
     incident = as_json(opsloop(work, "show", row["incident"], "--json"))["incident"]
-    assert incident["results"] == []
-    assert incident["decisions"][0]["outcome"] == "deny"
+    assert incident["results"] == [] and incident["approvals"] == []
+    assert incident["status"] == "awaiting_approval"
+    assert [w["id"] for w in as_json(opsloop(work, "approvals", "--json"))] == [waiting["id"]]
     assert executed_keys(work, row["environment"]) == []
 
 

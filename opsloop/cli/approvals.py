@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from opsloop.cli.render import Ui, UserError
-from opsloop.models import ParamValue, Verdict
+from opsloop.models import Verdict
 from opsloop.settings import Settings
 from opsloop.store import IncidentStore
 
@@ -42,7 +42,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         v.set_defaults(handler=decide, verdict=Verdict(verb))
     r = sub.add_parser("resume", parents=[common],
                        help="continue an incident whose run stopped between checkpoints")
-    r.add_argument("id", metavar="ID", help="incident id")
+    r.add_argument("id", metavar="ID", nargs="?", help="incident id (or --all)")
+    r.add_argument("--all", action="store_true",
+                   help="every incident a dead run left open or unrecorded")
     r.add_argument("--by", default=None, help="who resumes (default: OPSLOOP_USER or login)")
     r.add_argument("--json", action="store_true")
     r.set_defaults(handler=resume)
@@ -70,36 +72,30 @@ def list_approvals(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
     return 0
 
 
-def parse_changes(items: list[str]) -> dict[str, ParamValue]:
-    """`key=value` pairs; numbers and booleans keep their type."""
-    changes: dict[str, ParamValue] = {}
+def parse_changes(items: list[str]) -> dict[str, object]:
+    """`key=value` pairs as written; policy reads each value as its parameter's type."""
+    changes: dict[str, object] = {}
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise UserError(f"--set {item!r}: expected KEY=VALUE, e.g. --set replicas=12")
-        value: ParamValue = raw
-        if raw.lower() in ("true", "false"):
-            value = raw.lower() == "true"
-        else:
-            for cast in (int, float):
-                try:
-                    value = cast(raw)
-                    break
-                except ValueError:
-                    continue
-        changes[key.strip()] = value
+        changes[key.strip()] = raw
     return changes
 
 
 def decide(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
     changes = parse_changes(args.changes) if args.verdict is Verdict.MODIFY else {}
-    from opsloop.graph.runner import OperateLoop  # langgraph + chromadb: only when run
+    from opsloop.graph.runner import InvalidChange, OperateLoop  # langgraph: only when run
 
     loop = OperateLoop(settings)
     try:
         incident = loop.decide(
             args.id, args.verdict, args.by or settings.user, args.reason, changes
         )
+    except InvalidChange as exc:  # nothing recorded: the approval still waits
+        ui.err.print(f"opsloop modify: {exc}; approval {args.id} still waits", markup=False,
+                     style="red")
+        return 2
     finally:
         loop.close()
     if args.json:
@@ -118,15 +114,24 @@ def decide(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
 
 
 def resume(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
+    if bool(args.id) == bool(args.all):
+        raise UserError("resume takes an incident id or --all")
     from opsloop.graph.runner import OperateLoop  # langgraph + chromadb: only when run
 
     loop = OperateLoop(settings)
     try:
-        incident = loop.resume(args.id, args.by or settings.user)
+        if args.all:
+            outcomes = loop.recover(args.by or settings.user)
+        else:
+            incident = loop.resume(args.id, args.by or settings.user)
+            outcomes = [(incident.id, incident.status.value)]
     finally:
         loop.close()
     if args.json:
-        ui.json(incident)
-    else:
-        ui.out.print(f"{incident.id} resumed → {incident.status.value}", markup=False)
-    return 0
+        ui.json([{"incident": i, "outcome": o} for i, o in outcomes])
+        return 0
+    for incident_id, outcome in outcomes:
+        ui.out.print(f"{incident_id} resumed → {outcome}", markup=False)
+    if args.all and not outcomes:
+        ui.out.print("nothing to resume")
+    return 1 if any(o.startswith("failed") for _, o in outcomes) else 0

@@ -7,11 +7,15 @@ import inspect
 import sqlite3
 from pathlib import Path
 
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite import SqliteSaver
 from pydantic import BaseModel
 
 from opsloop import models
+from opsloop.crashpoints import crash_point
+from opsloop.store import StoreError, open_sqlite
 
 
 def _state_types() -> list[tuple[str, str]]:
@@ -23,9 +27,23 @@ def _state_types() -> list[tuple[str, str]]:
     ]
 
 
+class _Saver(SqliteSaver):
+    """SqliteSaver with the crash suite's point after each checkpoint is written."""
+
+    def put(self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata,
+            new_versions: ChannelVersions) -> RunnableConfig:
+        saved = super().put(config, checkpoint, metadata, new_versions)
+        crash_point("checkpoint.saved")
+        return saved
+
+
 def sqlite_checkpointer(path: Path) -> SqliteSaver:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
+    conn = open_sqlite(path, "checkpoint file")
+    conn.isolation_level = ""  # SqliteSaver manages its own transactions, as it expects
+    try:
+        conn.execute("SELECT name FROM sqlite_master LIMIT 1").fetchall()
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise StoreError(f"{path}: not a checkpoint file: {exc}") from exc
     serde = JsonPlusSerializer(allowed_msgpack_modules=_state_types())
-    return SqliteSaver(conn, serde=serde)
+    return _Saver(conn, serde=serde)

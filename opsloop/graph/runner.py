@@ -2,34 +2,42 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
-from langgraph.types import Command
+from langgraph.types import Command, Interrupt
 
 from opsloop.agents.warroom import log_to_war_room
+from opsloop.crashpoints import crash_point
 from opsloop.environments import Production, open_environment
 from opsloop.graph.build import build_graph
 from opsloop.graph.checkpoint import sqlite_checkpointer
 from opsloop.graph.context import LoopContext
+from opsloop.graph.nodes.guardrails import guardrail_context
 from opsloop.llm.config import model_client
 from opsloop.llm.ledger import incident_usage
 from opsloop.models import (
     Approval,
     ApprovalRequest,
+    DecisionOutcome,
     Incident,
     IncidentStatus,
     ModelUsage,
     ParamValue,
+    Severity,
     TimelineEvent,
     Verdict,
 )
 from opsloop.policy import Policies, load_policies
+from opsloop.policy.changes import InvalidChange, check_changes
+from opsloop.policy.guardrails import decide
 from opsloop.settings import Settings
-from opsloop.store import IncidentStore, StoreError
+from opsloop.store import IncidentStore, LeaseHeld, StoreError
 from opsloop.tools.notify import OutboxNotifier
 from opsloop.tools.protocols import Actuator, RunbookIndex, Telemetry
-from opsloop.tools.runbooks import RunbookIndex as ChromaRunbookIndex
+from opsloop.tools.runbook_index import RunbookIndex as ChromaRunbookIndex
 
 
 class OperateLoop:
@@ -44,7 +52,7 @@ class OperateLoop:
         self.checkpointer = sqlite_checkpointer(settings.state_dir / "checkpoints.sqlite")
         self.graph = build_graph(self.checkpointer)
         self._runbooks: RunbookIndex | None = runbooks  # shared when given, else built lazily
-        self.notifier = OutboxNotifier(settings.work_dir / "notifications.jsonl")
+        self.notifier = OutboxNotifier(settings.work_dir / "notifications.jsonl", self.store)
         self.model = model_client(settings)  # None: offline reasoner
 
     @property
@@ -79,23 +87,49 @@ class OperateLoop:
             "recursion_limit": self.settings.recursion_limit,
         }
 
+    def _hold(self, incident_id: str, purpose: str) -> AbstractContextManager[str]:
+        """The incident's lease for one run: refused at once while another run holds it."""
+        try:
+            return self.store.leases.hold(incident_id, purpose)
+        except LeaseHeld as exc:
+            raise StoreError(str(exc)) from None
+
     def start(self, incident: Incident, env: Production,
               ctx: LoopContext | None = None) -> Incident:
         """Run a new incident round the loop until it finishes or waits for a human."""
-        self.store.save_incident(incident)
-        try:
-            return self._run({"incident": incident}, incident.id, env, ctx)
-        except Exception as exc:
-            # Never leave an incident looking "open" and healthy when its run died.
-            self.store.audit(incident.id, "opsloop", "run_failed", {"error": repr(exc)})
-            self.store.save_incident(
-                incident.model_copy(update={"status": IncidentStatus.ESCALATED}))
-            raise
+        with self._hold(incident.id, "opening"):
+            self.store.save_incident(incident)
+            crash_point("start.saved")
+            try:
+                return self._run({"incident": incident}, incident.id, env, ctx)
+            except Exception as exc:
+                # Never leave an incident looking "open" and healthy when its run died.
+                self.store.audit(incident.id, "opsloop", "run_failed", {"error": repr(exc)})
+                self.store.save_incident(
+                    incident.model_copy(update={"status": IncidentStatus.ESCALATED}))
+                raise
 
     def _waiting(self, incident_id: str) -> set[str]:
         """Ids of the approval requests the incident's checkpoint is paused on."""
         snapshot = self.graph.get_state(self._config(incident_id))
         return {str(i.value.get("id")) for i in snapshot.interrupts if isinstance(i.value, dict)}
+
+    def check_modification(self, request: ApprovalRequest, changes: dict[str, object],
+                           env: Production, ctx: LoopContext | None = None
+                           ) -> dict[str, ParamValue]:
+        """The changes, typed, when policy would not deny the modified action; InvalidChange
+        (naming the key, the allowed range or the rule) otherwise. Nothing is recorded."""
+        typed = check_changes(request.action, changes, self.policies)
+        action = request.action.model_copy(update={"params": {**request.action.params,
+                                                              **typed}})
+        incident = self.store.get_incident(request.incident_id)
+        loop_ctx = ctx or self.context(env)
+        decision = decide(action, incident.severity or Severity.SEV1, self.policies,
+                          guardrail_context(loop_ctx, incident, action, []))
+        if decision.outcome is DecisionOutcome.DENY:
+            raise InvalidChange(f"the modified {action.describe()} would be denied by "
+                                f"{decision.rule}: {'; '.join(decision.reasons)}")
+        return typed
 
     def decide(
         self,
@@ -103,79 +137,138 @@ class OperateLoop:
         verdict: Verdict,
         by: str,
         reason: str = "",
-        changes: dict[str, ParamValue] | None = None,
+        changes: dict[str, object] | None = None,
         env: Production | None = None,
         ctx: LoopContext | None = None,
     ) -> Incident:
         """Answer a waiting approval, from any process, and run the incident on.
 
-        `env` (and `ctx`) are for a caller that holds production in memory (the eval
-        harness); otherwise the incident's environment is reopened from the work dir.
+        Exactly one decision wins: the incident's lease makes concurrent deciders wait their
+        turn or be refused, and the claim in the store refuses a second answer. A modification
+        is checked against policy before anything is recorded. `env` (and `ctx`) are for a
+        caller that holds production in memory (the eval harness); otherwise the incident's
+        environment is reopened from the work dir.
         """
-        request, status = self.store.get_request(approval_id)
+        request, _ = self.store.get_request(approval_id)
         incident = self.store.get_incident(request.incident_id)
-        env = env or open_environment(incident.environment, self.settings)
-        waiting = approval_id in self._waiting(incident.id)
-        if status != "pending":
-            earlier = self.store.answer(approval_id)
-            if waiting and earlier is not None and earlier.verdict is verdict:
-                # The same decision was taken before, but its run died before the graph
-                # checkpointed past the approval: finish that run. The actuator's
-                # idempotency keys make a replayed action a no-op.
-                self.store.audit(incident.id, by, "approval_resumed",
-                                 earlier.model_dump(mode="json"))
-                return self._run(Command(resume=earlier.model_dump(mode="json")),
-                                 incident.id, env, ctx)
-            hint = ""
-            if self.graph.get_state(self._config(incident.id)).next:
-                hint = f"; its run stopped early: `opsloop resume {incident.id}` continues it"
-            raise StoreError(f"approval {approval_id} was already decided ({status}){hint}")
-        if not waiting:
-            raise StoreError(f"approval {approval_id} is not waiting in {incident.id}'s graph; "
-                             f"`opsloop show {incident.id}` shows where it stands")
-        approval = Approval(
-            request_id=approval_id, verdict=verdict, by=by, at=env.now(), reason=reason,
-            changes=changes or {},
-        )
-        self.store.claim(approval)  # atomic: a concurrent second decision is refused here
-        try:
-            self.store.audit(incident.id, by, "approval", approval.model_dump(mode="json"))
-            note = f"{request.action.describe()} {verdict.past} by {by}" + (
-                f": {reason}" if reason else "")
-            log_to_war_room(self.settings.warrooms_dir, incident.id,
-                            TimelineEvent(at=approval.at, kind="approval", message=note))
-            return self._run(Command(resume=approval.model_dump(mode="json")), incident.id, env,
-                             ctx)
-        except Exception as exc:
-            if approval_id in self._waiting(incident.id):
-                self.store.unclaim(approval_id)  # the answer was never used: ask again
-            else:
-                # The graph consumed the answer (an action may have run): keep the decision;
-                # `resume` continues from the last checkpoint.
-                self.store.audit(incident.id, "opsloop", "run_failed", {"error": repr(exc)})
-            raise
+        with self._hold(incident.id, f"{verdict.past} by {by}"):
+            request, status = self.store.get_request(approval_id)  # as it is now we hold it
+            if status != "pending":
+                raise StoreError(self._already_decided(approval_id, status, incident.id))
+            if approval_id not in self._waiting(incident.id):
+                raise StoreError(f"approval {approval_id} is not waiting in {incident.id}'s "
+                                 f"graph; `opsloop show {incident.id}` shows where it stands")
+            env = env or open_environment(incident.environment, self.settings)
+            typed: dict[str, ParamValue] = {}
+            if verdict is Verdict.MODIFY:
+                typed = self.check_modification(request, dict(changes or {}), env, ctx)
+            approval = Approval(
+                request_id=approval_id, verdict=verdict, by=by, at=env.now(), reason=reason,
+                changes=typed,
+            )
+            self.store.claim(approval)  # atomic: a second decision is refused here
+            crash_point("decide.claimed")
+            try:
+                self.store.audit(incident.id, by, "approval", approval.model_dump(mode="json"))
+                note = f"{request.action.describe()} {verdict.past} by {by}" + (
+                    f": {reason}" if reason else "")
+                log_to_war_room(self.settings.warrooms_dir, incident.id,
+                                TimelineEvent(at=approval.at, kind="approval", message=note))
+                return self._run(Command(resume=approval.model_dump(mode="json")), incident.id,
+                                 env, ctx)
+            except Exception as exc:
+                if approval_id in self._waiting(incident.id):
+                    self.store.unclaim(approval_id)  # the answer was never used: ask again
+                else:
+                    # The graph consumed the answer (an action may have run): keep the
+                    # decision; `resume` continues from the last checkpoint.
+                    self.store.audit(incident.id, "opsloop", "run_failed",
+                                     {"error": repr(exc)})
+                raise
 
-    def resume(self, incident_id: str, by: str) -> Incident:
-        """Continue an incident whose run died between checkpoints (a crash, a full disk).
-
-        The graph restarts at the node that did not finish; actions replay under their
-        idempotency keys, so nothing runs twice.
-        """
-        incident = self.store.get_incident(incident_id)
+    def _already_decided(self, approval_id: str, status: str, incident_id: str) -> str:
+        earlier = self.store.answer(approval_id)
+        who = f" by {earlier.by}" if earlier is not None else ""
+        verdict = Verdict(status).past if status in Verdict._value2member_map_ else status
+        message = (f"approval {approval_id} was already decided ({verdict}{who}); "
+                   f"nothing was changed")
         snapshot = self.graph.get_state(self._config(incident_id))
-        if snapshot.interrupts:
-            raise StoreError(f"{incident_id} waits for a human: `opsloop approvals` lists it")
-        if not snapshot.next:
-            raise StoreError(f"{incident_id} has nothing left to run ({incident.status.value})")
-        env = open_environment(incident.environment, self.settings)
-        self.store.audit(incident_id, by, "resumed", {"next": list(snapshot.next)})
-        return self._run(None, incident_id, env)
+        if snapshot.next:
+            message += (f"; its run stopped before finishing: `opsloop resume {incident_id}` "
+                        f"continues it")
+        return message
+
+    def resume(self, incident_id: str, by: str, env: Production | None = None) -> Incident:
+        """Bring an incident whose run died (a kill, a crash, a full disk) to where it belongs:
+        finished, or waiting for a human.
+
+        Whatever the moment of death: before the first checkpoint the run starts again from
+        the stored incident; between checkpoints it restarts at the node that did not finish;
+        after a decision was recorded but not consumed it resumes with that decision; after
+        the last checkpoint it records what the graph finished. Actions replay under their
+        idempotency keys and notifications under theirs, so nothing happens twice.
+        """
+        with self._hold(incident_id, f"resume by {by}"):
+            incident = self.store.get_incident(incident_id)
+            config = self._config(incident_id)
+            snapshot = self.graph.get_state(config)
+            if not snapshot.values:  # died before the first checkpoint
+                if incident.status is not IncidentStatus.OPEN:
+                    raise StoreError(f"{incident_id} has nothing left to run "
+                                     f"({incident.status.value})")
+                self.store.audit(incident_id, by, "resumed", {"next": ["intake"]})
+                env = env or open_environment(incident.environment, self.settings)
+                return self._run({"incident": incident}, incident_id, env)
+            if snapshot.interrupts:
+                answered = self._answered(snapshot.interrupts)
+                if answered is None:  # a human still has to decide: make sure it is listed
+                    return self._record(incident_id, config)
+                self.store.audit(incident_id, by, "approval_resumed",
+                                 answered.model_dump(mode="json"))
+                env = env or open_environment(incident.environment, self.settings)
+                return self._run(Command(resume=answered.model_dump(mode="json")),
+                                 incident_id, env)
+            if not snapshot.next:  # the graph finished; the store may not know it yet
+                if incident.status in (IncidentStatus.OPEN, IncidentStatus.AWAITING_APPROVAL):
+                    self.store.audit(incident_id, by, "resumed", {"next": []})
+                    return self._record(incident_id, config)
+                raise StoreError(f"{incident_id} has nothing left to run "
+                                 f"({incident.status.value})")
+            env = env or open_environment(incident.environment, self.settings)
+            self.store.audit(incident_id, by, "resumed", {"next": list(snapshot.next)})
+            return self._run(None, incident_id, env)
+
+    def _answered(self, interrupts: Sequence[Interrupt]) -> Approval | None:
+        """A recorded decision on a request the graph still waits on (the deciding run died
+        after the claim, before the graph took the answer)."""
+        for waiting in interrupts:
+            if isinstance(waiting.value, dict):
+                answer = self.store.answer(str(waiting.value.get("id")))
+                if answer is not None:
+                    return answer
+        return None
+
+    def recover(self, by: str) -> list[tuple[str, str]]:
+        """Resume every incident a dead run left unfinished; (id, what happened) for each.
+        One that fails is reported and does not stop the others."""
+        outcomes = []
+        for incident_id in self.store.unfinished():
+            try:
+                incident = self.resume(incident_id, by)
+                outcomes.append((incident_id, incident.status.value))
+            except StoreError as exc:
+                outcomes.append((incident_id, f"skipped: {exc}"))
+            except Exception as exc:  # one broken incident never stops the others
+                outcomes.append((incident_id, f"failed: {exc!r}"))
+        return outcomes
 
     def _run(self, payload: Any, incident_id: str, env: Production,
              ctx: LoopContext | None = None) -> Incident:
         config = self._config(incident_id)
         # No save here: an environment that persists itself does so on every action and wait.
-        self.graph.invoke(payload, config, context=ctx or self.context(env))
+        # Each step's checkpoint is on disk before the next step's side effects begin.
+        self.graph.invoke(payload, config, context=ctx or self.context(env), durability="sync")
+        crash_point("run.invoked")
         return self._record(incident_id, config)
 
     def _record(self, incident_id: str, config: RunnableConfig) -> Incident:
@@ -193,10 +286,9 @@ class OperateLoop:
                 deep=True,
             )
             for request in waiting:
-                self.store.add_pending(request)
-                self.store.audit(
-                    incident_id, "opsloop", "approval_requested", request.model_dump(mode="json")
-                )
+                if self.store.add_pending(request):
+                    self.store.audit(incident_id, "opsloop", "approval_requested",
+                                     request.model_dump(mode="json"))
         try:
             earlier = self.store.get_incident(incident_id).usage
         except StoreError:
@@ -210,4 +302,4 @@ class OperateLoop:
         return self.store.pending()
 
 
-__all__ = ["OperateLoop", "StoreError"]
+__all__ = ["InvalidChange", "OperateLoop", "StoreError"]

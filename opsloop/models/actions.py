@@ -6,9 +6,13 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 ParamValue = str | int | float | bool
+
+# A stored record must read back as it was written: a NaN or infinite parameter (which the
+# guardrails deny, naming it) is written as NaN/Infinity, not as a null that fails on read.
+ROUND_TRIP = ConfigDict(ser_json_inf_nan="constants")
 
 
 class RemediationAction(BaseModel):
@@ -52,6 +56,8 @@ class PolicyDecision(BaseModel):
 class ApprovalRequest(BaseModel):
     """The typed payload of an approval interrupt."""
 
+    model_config = ROUND_TRIP
+
     id: str
     incident_id: str
     action: RemediationAction
@@ -73,6 +79,8 @@ class Verdict(StrEnum):
 
 class Approval(BaseModel):
     """A human's answer to an ApprovalRequest: who, when, why."""
+
+    model_config = ROUND_TRIP
 
     request_id: str
     verdict: Verdict

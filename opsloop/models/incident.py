@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from opsloop.models.actions import (
+    ROUND_TRIP,
     ActionResult,
     Approval,
     PolicyDecision,
@@ -147,6 +148,8 @@ class Impact(BaseModel):
 
 class Incident(BaseModel):
     """The one record of an incident: what fired, what was decided, what was done."""
+
+    model_config = ROUND_TRIP
 
     id: str
     title: str

@@ -141,7 +141,7 @@ def _param_constraints(action: RemediationAction, entry: ActionPolicy) -> list[_
                 )
             )
             continue
-        problem = _param_problem(value, spec)
+        problem = param_problem(value, spec)
         if problem is not None:
             out.append(
                 _Constraint(DENY, f"{where}.{name}{problem[0]}", f"{name}={value!r} {problem[1]}")
@@ -156,7 +156,7 @@ def _param_constraints(action: RemediationAction, entry: ActionPolicy) -> list[_
     return out
 
 
-def _param_problem(value: object, spec: ParamSpec) -> tuple[str, str] | None:
+def param_problem(value: object, spec: ParamSpec) -> tuple[str, str] | None:
     """(rule suffix, what is wrong) or None when the value is within its spec."""
     if spec.type == "string":
         return None if isinstance(value, str) else (".type", "is not text")

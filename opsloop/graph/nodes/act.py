@@ -10,6 +10,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command
 
 from opsloop.agents.warroom import log_to_war_room
+from opsloop.crashpoints import crash_point
 from opsloop.graph.context import LoopContext
 from opsloop.graph.nodes.common import context_of, event
 from opsloop.graph.state import LoopState
@@ -38,6 +39,7 @@ def act(state: LoopState, runtime: Runtime[LoopContext]) -> Command[Literal["ver
             continue
         decision = next(d for d in incident.decisions if d.action_id == action.id)
         result = ctx.actuator.execute(action, idempotency_key(incident.id, action))
+        crash_point("act.executed")
         results.append(result)
         ctx.store.audit(incident.id, "opsloop", "action", result.model_dump(mode="json"))
         events.append(
@@ -59,6 +61,7 @@ def act(state: LoopState, runtime: Runtime[LoopContext]) -> Command[Literal["ver
                     f"{incident.id} {severity.value}: ran {result.action} "
                     f"({result.status.value}) under {decision.rule}",
                     {"incident": incident.id, "rule": decision.rule},
+                    key=f"{result.idempotency_key}:notify:{channel}",
                 ))
         log_to_war_room(ctx.settings.warrooms_dir, incident.id, events[-1])
     incident = incident.model_copy(

@@ -12,7 +12,6 @@ from opsloop.graph.context import LoopContext
 from opsloop.graph.nodes.common import context_of, event
 from opsloop.graph.state import LoopState
 from opsloop.models import (
-    ActionStatus,
     DecisionOutcome,
     Incident,
     PolicyDecision,
@@ -28,23 +27,8 @@ def auto_actions_last_hour(ctx: LoopContext, incident: Incident, service: str) -
     """Automatic actions that ran against `service` in this production in the last hour of
     its clock, in other incidents (this incident's own are counted by the caller)."""
     now = ctx.clock.now()
-    since = now - timedelta(hours=1)
-    count = 0
-    for past in ctx.store.incidents():
-        if past.id == incident.id or past.environment != incident.environment:
-            continue
-        auto = {d.action_id for d in past.decisions if d.outcome is DecisionOutcome.AUTO}
-        targets = {p.action.id: p.action.service for p in past.proposals}
-        count += sum(
-            1
-            for r in past.results
-            if r.action_id in auto
-            and targets.get(r.action_id) == service
-            and r.status is ActionStatus.SUCCEEDED
-            and since <= r.at <= now
-            and not r.replayed
-        )
-    return count
+    return ctx.store.auto_actions_since(incident.environment, service,
+                                        now - timedelta(hours=1), now, excluding=incident.id)
 
 
 def guardrail_context(

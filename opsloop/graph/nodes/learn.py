@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -9,8 +10,10 @@ from langgraph.runtime import Runtime
 from opsloop.agents.narrative import narrator_for
 from opsloop.agents.postmortem import needs_postmortem, write_postmortem
 from opsloop.agents.runbook_proposal import draft_runbook_proposal
+from opsloop.agents.signals import DEFAULT_LOOKBACK_DAYS as SIGNAL_LOOKBACK_DAYS
 from opsloop.agents.signals import derive_signals, write_signals
 from opsloop.agents.warroom import log_to_war_room
+from opsloop.crashpoints import crash_point
 from opsloop.graph.context import LoopContext
 from opsloop.graph.nodes.common import context_of, event
 from opsloop.graph.state import LoopState
@@ -47,7 +50,8 @@ def learn(state: LoopState, runtime: Runtime[LoopContext]) -> dict[str, Any]:
         reason = "novel failure" if incident.novel else "no automated fix left"
         notifications.append(
             ctx.notifier.notify(
-                "page", f"{incident.id} escalated to on-call: {reason}", {"incident": incident.id}
+                "page", f"{incident.id} escalated to on-call: {reason}", {"incident": incident.id},
+                key=f"{incident.id}:learn:page",
             )
         )
     incident = incident.model_copy(
@@ -63,9 +67,14 @@ def learn(state: LoopState, runtime: Runtime[LoopContext]) -> dict[str, Any]:
         path = write_postmortem(incident, ctx.settings.postmortems_dir,
                                 narrator=narrator_for(ctx.model, ctx.settings))
         incident.postmortem_path = str(path)
+        crash_point("learn.drafted")
         events.append(event(ctx, "postmortem", f"postmortem draft at {path}"))
-    history = [i for i in ctx.store.incidents() if i.id != incident.id]
-    signals = derive_signals(incident, history, ctx.clock.now())
+    now = ctx.clock.now()
+    # Only the incidents inside the signals' lookback: the cost of learning stays flat as
+    # history grows.
+    since = now - timedelta(days=SIGNAL_LOOKBACK_DAYS)
+    history = [i for i in ctx.store.incidents(since=since) if i.id != incident.id]
+    signals = derive_signals(incident, history, now, lookback_days=SIGNAL_LOOKBACK_DAYS)
     paths = write_signals(signals, ctx.settings.signals_dir)
     incident.signal_paths = [str(p) for p in paths]
     events.extend(event(ctx, "signal", f"signal filed at {p}") for p in paths)

@@ -43,12 +43,14 @@ def triage(state: LoopState, runtime: Runtime[LoopContext]) -> dict[str, Any]:
     notified: list[str] = []
     message = f"{incident.id} {severity.value}: {incident.title}"
     if escalation.page:
-        notified.append(ctx.notifier.notify("page", message, {"incident": incident.id}))
+        notified.append(ctx.notifier.notify("page", message, {"incident": incident.id},
+                                            key=f"{incident.id}:triage:page"))
         events.append(event(ctx, "escalated", f"paged on-call ({notified[-1]})"))
     if escalation.war_room:
         path = open_war_room(incident, ctx.settings.warrooms_dir, ["on-call"])
         events.append(event(ctx, "war_room", f"war room opened at {path}"))
     for channel in escalation.channels:
-        notified.append(ctx.notifier.notify(channel, message, {"incident": incident.id}))
+        notified.append(ctx.notifier.notify(channel, message, {"incident": incident.id},
+                                            key=f"{incident.id}:triage:{channel}"))
     incident.notifications = [*incident.notifications, *notified]
     return {"incident": incident, "events": events}

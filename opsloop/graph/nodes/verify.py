@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
 from typing import Any
 
 from langgraph.runtime import Runtime
 
+from opsloop.crashpoints import crash_point
 from opsloop.graph.context import LoopContext
 from opsloop.graph.nodes.act import idempotency_key
 from opsloop.graph.nodes.common import context_of, event
@@ -103,6 +105,7 @@ def revert_all(ctx: LoopContext, incident: Incident) -> list[ActionResult]:
             continue
         key = "revert:" + idempotency_key(incident.id, action)
         reverted.append(ctx.actuator.revert(result, key))
+        crash_point("verify.reverted")
     return reverted
 
 
@@ -119,7 +122,13 @@ def verify(state: LoopState, runtime: Runtime[LoopContext]) -> dict[str, Any]:
     ]
     criteria = {a.id: criteria_for(ctx.policies, a.type) for a in ran}
     window = max(c.window_minutes for c in criteria.values())
-    ctx.clock.wait(window)  # in the simulator this lets production run on for the window
+    # Wait until the window after the last action has passed, not `window` more minutes: a
+    # verify step re-run after a crash must not wait (and let production drift) twice.
+    acted = max(r.at for r in incident.results if r.status is ActionStatus.SUCCEEDED)
+    remaining = (acted + timedelta(minutes=window) - ctx.clock.now()).total_seconds() / 60
+    if remaining > 0:
+        ctx.clock.wait(math.ceil(remaining))  # the simulator lets production run on
+    crash_point("verify.waited")
     checks = alert_checks(ctx, incident)
     for action in ran:
         checks += threshold_checks(ctx, incident, action.service, criteria[action.id])
