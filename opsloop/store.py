@@ -19,7 +19,7 @@ from opsloop.models import (
     DecisionOutcome,
     Incident,
 )
-from opsloop.store_lease import LeaseHeld, LeaseKeeper
+from opsloop.store_lease import LeaseHeld, LeaseKeeper, StoreError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS incidents (
@@ -71,10 +71,6 @@ CREATE TABLE IF NOT EXISTS notifications (
     at TEXT NOT NULL
 );
 """
-
-
-class StoreError(Exception):
-    """A request the store cannot satisfy (unknown id, already decided, unreadable file)."""
 
 
 def _now() -> str:

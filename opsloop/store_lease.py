@@ -36,7 +36,11 @@ CREATE TABLE IF NOT EXISTS leases (
 DEFAULT_TTL_SECONDS = 60.0
 
 
-class LeaseHeld(Exception):
+class StoreError(Exception):
+    """A request the store cannot satisfy (unknown id, already decided, unreadable file)."""
+
+
+class LeaseHeld(StoreError):
     """Another live run holds the incident."""
 
 

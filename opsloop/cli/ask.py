@@ -26,16 +26,19 @@ def ask(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
     from opsloop.agents.ask_answers import kind_of
     from opsloop.agents.ask_records import Records
     from opsloop.llm.config import model_client
-    from opsloop.tools.runbooks import RunbookIndex
+    from opsloop.tools.runbook_index import RunbookIndex
 
     question = " ".join(args.question).strip()
     if not question:
         raise UserError("the question is empty; e.g. opsloop ask \"which incidents were SEV1?\"")
     store = IncidentStore(settings.state_dir / "opsloop.db")
+    problems: list[str] = []
     try:
-        incidents = store.incidents()
+        incidents = store.incidents(problems)
     finally:
         store.close()
+    for problem in problems:
+        ui.err.print(f"warning: {problem}", markup=False, style="yellow")
     client = None if args.offline else model_client(settings)
     index = None
     if kind_of(question) == "runbook" or client is not None:

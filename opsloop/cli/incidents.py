@@ -29,10 +29,13 @@ def _store(settings: Settings) -> IncidentStore:
 
 def list_incidents(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
     store = _store(settings)
+    problems: list[str] = []
     try:
-        found = [i for i in store.incidents() if not args.status or i.status.value == args.status]
+        found = store.incidents(problems, status=args.status or None)
     finally:
         store.close()
+    for problem in problems:  # one bad record is named, never fatal to the listing
+        ui.err.print(f"warning: {problem}", markup=False, style="yellow")
     if args.json:
         ui.json([_brief(i) for i in found])
         return 0
@@ -74,15 +77,22 @@ def show(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
         audit = store.audit_log(incident.id)
     finally:
         store.close()
+    # The incident's environment reference is opaque (it reaches the model); where it came
+    # from is kept beside the saved environments, for people.
+    from opsloop.environments import origin_of
+
+    origin = origin_of(incident.environment, settings)
     if args.json:
-        ui.json({"incident": incident, "audit": audit})
+        ui.json({"incident": incident, "audit": audit,
+                 "origin": origin.model_dump(exclude_none=True) if origin else None})
         return 0
     out = ui.out
     out.print(f"{incident.id}  {incident.title}", markup=False, style="bold")
     out.print(
         f"status {incident.status.value} · severity "
         f"{incident.severity.value if incident.severity else '-'} ({incident.severity_rule})"
-        f" · environment {incident.environment}",
+        f" · environment {incident.environment}"
+        + (f" ({origin.describe()})" if origin else ""),
         markup=False,
     )
     if incident.root_cause:

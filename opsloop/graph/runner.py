@@ -34,7 +34,7 @@ from opsloop.policy import Policies, load_policies
 from opsloop.policy.changes import InvalidChange, check_changes
 from opsloop.policy.guardrails import decide
 from opsloop.settings import Settings
-from opsloop.store import IncidentStore, LeaseHeld, StoreError
+from opsloop.store import IncidentStore, StoreError
 from opsloop.tools.notify import OutboxNotifier
 from opsloop.tools.protocols import Actuator, RunbookIndex, Telemetry
 from opsloop.tools.runbook_index import RunbookIndex as ChromaRunbookIndex
@@ -88,11 +88,9 @@ class OperateLoop:
         }
 
     def _hold(self, incident_id: str, purpose: str) -> AbstractContextManager[str]:
-        """The incident's lease for one run: refused at once while another run holds it."""
-        try:
-            return self.store.leases.hold(incident_id, purpose)
-        except LeaseHeld as exc:
-            raise StoreError(str(exc)) from None
+        """The incident's lease for one run: LeaseHeld (a StoreError) at once while another
+        run holds it."""
+        return self.store.leases.hold(incident_id, purpose)
 
     def start(self, incident: Incident, env: Production,
               ctx: LoopContext | None = None) -> Incident:
