@@ -274,5 +274,5 @@ def test_a_foreign_state_file_is_an_error_naming_it(settings: Settings) -> None:
     settings.state_dir.mkdir(parents=True)
     path: Path = settings.state_dir / "opsloop.db"
     path.write_bytes(b"this is not a database, it is a shopping list\n" * 100)
-    with pytest.raises(StoreError, match="opsloop.db"):
+    with pytest.raises(StoreError, match=r"opsloop\.db"):
         IncidentStore(path)
