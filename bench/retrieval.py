@@ -19,10 +19,11 @@ import time
 from pathlib import Path
 
 from opsloop.evals.retrieval import load_set
+from opsloop.runbooks.load import load_runbook
 from opsloop.settings import Settings
 from opsloop.tools.retrieval.backends import EmbeddingBackend
-from opsloop.tools.runbook_markdown import chunk_runbook, load_runbook
-from opsloop.tools.runbooks import RunbookIndex
+from opsloop.tools.retrieval.chunks import chunk_runbook
+from opsloop.tools.runbook_index import RunbookIndex
 
 
 def build_corpus(dest: Path, sources: list[Path], chunks: int) -> int:

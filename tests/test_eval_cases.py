@@ -17,7 +17,7 @@ from opsloop.policy import load_policies
 from opsloop.settings import REPO_ROOT, Settings
 from opsloop.simulator import SimEnvironment
 from opsloop.simulator.variants import HiddenMetric, MaskedTelemetry, Variant
-from opsloop.tools.runbooks import RunbookIndex
+from opsloop.tools.runbook_index import RunbookIndex
 
 EVALS = REPO_ROOT / "evals"
 HARD = {"two-incidents", "red-herring", "flapping", "missing-metrics", "verification",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import types
@@ -11,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from opsloop.cli.main import main
-from opsloop.cli.render import Ui
 from opsloop.evals.suite import EvalError, model_settings
 from opsloop.settings import Settings
 
@@ -86,20 +84,24 @@ def test_models_run_side_by_side_through_the_scripted_server(
     assert offline["root_cause_top1"] == scripted["root_cause_top1"] == 1.0
 
 
-def test_eval_retrieval_is_dispatched_to_the_retrieval_module(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: list[tuple[list[str] | None, bool]] = []
+def test_eval_retrieval_prints_what_the_retrieval_eval_measured(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    seen: list[list[str]] = []
 
-    def run_cli(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
-        seen.append((args.backend, args.json))
-        return 7
+    def evaluate_backends(settings: Settings, names: list[str],
+                          progress: object = None) -> list[dict[str, object]]:
+        seen.append(names)
+        return [{"backend": "hashing", "queries": 3, "recall_at_1": 0.5}]
 
     module = types.ModuleType("opsloop.evals.retrieval")
-    module.run_cli = run_cli  # type: ignore[attr-defined]
+    module.evaluate_backends = evaluate_backends  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "opsloop.evals.retrieval", module)
     code = main(["--work-dir", str(tmp_path), "eval", "retrieval", "--backend", "hashing",
                  "--json"])
-    assert (code, seen) == (7, [(["hashing"], True)])
+    assert (code, seen) == (0, [["hashing"]])
+    assert json.loads(capsys.readouterr().out) == [
+        {"backend": "hashing", "queries": 3, "recall_at_1": 0.5}]
 
 
 def test_a_broken_recording_stops_the_run_before_anything_is_written(

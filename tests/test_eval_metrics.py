@@ -25,7 +25,7 @@ from opsloop.models import (
 )
 from opsloop.policy import load_policies
 from opsloop.settings import REPO_ROOT, Settings
-from opsloop.tools.runbooks import RunbookIndex
+from opsloop.tools.runbook_index import RunbookIndex
 
 AT = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
 CASES = REPO_ROOT / "evals" / "cases"

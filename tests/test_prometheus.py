@@ -21,10 +21,10 @@ import yaml
 
 from opsloop.policy import load_policies
 from opsloop.policy.schema.alerts import AlertRule
+from opsloop.prometheus_rules import alerting_rules, rule_expr
 from opsloop.settings import Settings
 from opsloop.tools.prometheus import PrometheusClient, PrometheusError
 from opsloop.tools.promql import PromQLError, duration, load_promql, regex_literal
-from opsloop.tools.promql_rules import alerting_rules, rule_expr
 from opsloop.tools.toolbox import Toolbox
 
 

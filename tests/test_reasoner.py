@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 
 from opsloop.agents.reasoner import diagnose
+from opsloop.agents.specialist_tools import runbook_tool
 from opsloop.agents.specialists import SPECIALISTS
 from opsloop.models import Anomaly, DeployEvent, Diagnosis, ExperimentStatus, Incident
 from opsloop.observe import AlertRule, evaluate_rules
 from opsloop.policy.loader import load_policies
 from opsloop.simulator import SCENARIOS, SimEnvironment
-from opsloop.tools.runbooks import RunbookIndex
+from opsloop.tools.runbook_index import RunbookIndex
 from opsloop.tools.toolbox import Toolbox
 
 REPO = Path(__file__).resolve().parent.parent
@@ -290,3 +291,25 @@ def test_an_unbound_remediation_variable_drops_the_action_with_a_note(
     assert (
         "dropped rollback_deploy" in diagnosis.summary and "previous_version" in diagnosis.summary
     )
+
+
+@pytest.mark.parametrize("name", ["bad_deploy", "disk_filling", "traffic_surge"])
+def test_the_models_runbook_tool_suggests_exactly_what_the_reasoner_proposes(
+    name: str, rules: list[AlertRule], index: RunbookIndex
+) -> None:
+    expected = SCENARIOS[name].expected
+    env, incident = fired(name, rules)
+    diagnosis, _ = run(expected.specialist, env, incident, index)
+    top = diagnosis.top
+    assert top is not None and diagnosis.proposals, diagnosis.summary
+    runbook = index.get(top.runbook)
+    hypothesis = top.id.removeprefix(f"{runbook.id}.").split("@")[0]
+    toolbox = Toolbox(env, allowed=set(SPECIALISTS[expected.specialist].tools))
+    tool = runbook_tool([runbook], toolbox)
+    answer = tool.handler({"runbook": runbook.id, "hypothesis": hypothesis, "service": top.service})
+    assert answer["status"] == "ok" and answer["confidence"] == top.confidence
+    suggested = [(a["type"], a["service"], a["params"]) for a in answer["suggested_actions"]]
+    proposed = [(p.action.type, p.action.service, p.action.params) for p in diagnosis.proposals
+                if p.hypothesis_id == top.id]
+    assert suggested == proposed
+

@@ -13,15 +13,16 @@ from typing import ClassVar
 
 import pytest
 
+from opsloop.cli.eval import retrieval
 from opsloop.cli.main import main
 from opsloop.cli.render import Ui
-from opsloop.evals.retrieval import evaluate, load_set, run_cli
+from opsloop.evals.retrieval import evaluate, load_set
 from opsloop.settings import Settings
 from opsloop.tools.embeddings import embed_text
 from opsloop.tools.retrieval.backends import EmbeddingBackend
 from opsloop.tools.retrieval.embedders import EmbeddingBackendError
 from opsloop.tools.retrieval.query import alert_query, query_from_line
-from opsloop.tools.runbooks import RunbookIndex
+from opsloop.tools.runbook_index import RunbookIndex
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -51,14 +52,14 @@ def test_offline_backend_meets_the_recall_bar(hashing_result: dict[str, float | 
 
 def test_eval_cli_prints_a_table_and_json(capsys: pytest.CaptureFixture[str]) -> None:
     ui = Ui()
-    assert run_cli(argparse.Namespace(backend=["hashing"], json=True), Settings(), ui) == 0
+    assert retrieval(argparse.Namespace(backend=["hashing"], json=True), Settings(), ui) == 0
     [row] = json.loads(capsys.readouterr().out)
     assert {"backend", "queries", "recall_at_1", "recall_at_3", "mrr",
             "no_match_precision"} <= set(row)
-    assert run_cli(argparse.Namespace(backend=["hashing"], json=False), Settings(), ui) == 0
+    assert retrieval(argparse.Namespace(backend=["hashing"], json=False), Settings(), ui) == 0
     table = capsys.readouterr().out
     assert "R@3" in table and "no-match P" in table and "hashing" in table
-    assert run_cli(argparse.Namespace(backend=["nope"], json=False), Settings(), ui) == 2
+    assert retrieval(argparse.Namespace(backend=["nope"], json=False), Settings(), ui) == 2
 
 
 def test_query_from_an_alert_keeps_words_and_drops_identifiers() -> None:

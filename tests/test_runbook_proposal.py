@@ -10,9 +10,9 @@ import pytest
 from opsloop.agents.runbook_proposal import draft_runbook_proposal
 from opsloop.graph.runner import OperateLoop
 from opsloop.models import Incident, IncidentStatus
+from opsloop.runbooks.load import load_runbook
 from opsloop.settings import Settings
-from opsloop.tools.runbook_markdown import load_runbook
-from opsloop.tools.runbooks import RunbookIndex
+from opsloop.tools.runbook_index import RunbookIndex
 from opsloop.watch import run_scenario
 
 REPO = Path(__file__).resolve().parent.parent

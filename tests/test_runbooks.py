@@ -10,9 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from opsloop.agents.checks import ExpectError, fill_expect, parse_expect, render, resolve
+from opsloop.runbooks.checks import ExpectError, fill_expect, parse_expect, render, resolve
+from opsloop.runbooks.format import RunbookError
+from opsloop.runbooks.load import parse_runbook
+from opsloop.runbooks.markdown import FrontMatterError, split_front_matter
 from opsloop.tools.embeddings import HashingEmbeddingFunction, embed_text
-from opsloop.tools.runbooks import RunbookError, RunbookIndex, parse_runbook
+from opsloop.tools.runbook_index import RunbookIndex
 
 REPO = Path(__file__).resolve().parent.parent
 RUNBOOKS = REPO / "runbooks"
@@ -267,6 +270,19 @@ service = "pricing"
 ## Meaning
 Stop-the-world pauses over a second.
 """
+
+
+def test_one_front_matter_reader_for_runbooks_and_learn_documents() -> None:
+    meta, body = split_front_matter(TOML)
+    assert meta["alerts"] == ["JvmGcPauseLong"] and body.startswith("## Meaning")
+    meta, body = split_front_matter("---\nkind: toil\nincidents: [INC-1]\n---\n# Toil\n")
+    assert meta == {"kind": "toil", "incidents": ["INC-1"]} and body == "# Toil\n"
+    assert split_front_matter("# No front matter\n") == ({}, "# No front matter\n")
+    with pytest.raises(FrontMatterError, match="mapping"):
+        split_front_matter("---\n- a list\n---\nbody\n")
+    with pytest.raises(FrontMatterError) as err:
+        split_front_matter("---\ntitle: x\nid: [unclosed\n---\n")
+    assert err.value.where == "line 3"  # the line in the file, counting the opening `---`
 
 
 def _foreign(tmp_path: Path) -> Path:

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import yaml
 
-from opsloop.agents.markdown import split_front_matter
 from opsloop.agents.signals import derive_signals, write_signals
 from opsloop.models import (
     ActionResult,
@@ -29,6 +28,7 @@ from opsloop.models import (
     Verification,
     VerificationCheck,
 )
+from opsloop.runbooks.markdown import split_front_matter
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from opsloop.agents.specialists import SPECIALISTS
 from opsloop.models import (
     ChaosExperiment,
     DeployEvent,
@@ -17,8 +18,9 @@ from opsloop.models import (
     MetricSeries,
     ServiceInfo,
     ToolStatus,
+    catalog,
 )
-from opsloop.tools.toolbox import TOOLS, Toolbox
+from opsloop.tools.toolbox import TOOLS, Outcome, Toolbox, ToolContext, _tool
 
 NOW = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
 
@@ -255,16 +257,36 @@ def test_call_budget_stops_runaway_loops(telemetry: FakeTelemetry) -> None:
 
 
 def test_every_tool_documents_itself() -> None:
-    assert {
-        "metric_stat",
-        "metric_change",
-        "metric_trend",
-        "log_search",
-        "recent_deploys",
-        "recent_flag_changes",
-        "flag_states",
-        "dependency_health",
-        "running_experiments",
-        "service_info",
-    } <= set(TOOLS)
+    assert set(TOOLS) == set(catalog.TOOLS)  # every catalog tool is implemented, and no other
     assert all(spec.doc for spec in TOOLS.values())
+
+
+def test_a_tool_that_disagrees_with_the_catalog_is_refused() -> None:
+    def metric_trend(ctx: ToolContext, service: str, metric: str, minutes: int = 30) -> Outcome:
+        """A drifted copy: its default is not the catalog's."""
+        raise AssertionError("never called")
+
+    def unlisted(ctx: ToolContext, service: str) -> Outcome:
+        """Not in the catalog at all."""
+        raise AssertionError("never called")
+
+    with pytest.raises(TypeError, match="differs from the catalog"):
+        _tool(metric_trend)
+    with pytest.raises(TypeError, match="not in the catalog"):
+        _tool(unlisted)
+    assert TOOLS["metric_trend"].params["minutes"].default == 60  # the registry is unchanged
+
+
+def test_the_model_is_told_the_catalog_parameters(telemetry: FakeTelemetry) -> None:
+    described = {d["name"]: d["parameters"] for d in Toolbox(telemetry).describe()}
+    assert described["log_search"] == {
+        "service": {"type": "str", "required": True},
+        "pattern": {"type": "str", "required": True},
+        "minutes": {"type": "int", "required": False, "default": 15},
+        "level": {"type": "str", "required": False, "default": None},
+    }
+
+
+def test_specialists_only_hold_catalog_tools() -> None:
+    for spec in SPECIALISTS.values():
+        assert spec.tools <= set(catalog.TOOLS), spec.name

@@ -10,6 +10,7 @@ from opsloop.agents.ask_records import Citation, Query, Records, cite_incident
 from opsloop.agents.markdown import fmt_duration
 from opsloop.agents.record import action_records, event_times
 from opsloop.models import DecisionOutcome, Incident, IncidentStatus, Verdict
+from opsloop.runbooks.markdown import split_front_matter, split_sections
 
 Found = tuple[list[str], list[Citation]]
 Answerer = Callable[[Query, list[Incident], Records], Found]
@@ -213,8 +214,11 @@ def _postmortem(q: Query, found: list[Incident], r: Records, section: str = "Act
         text = r.postmortems.get(i.id)
         if text is None:
             continue
-        m = re.search(rf"^## {section}\n(.*?)(?=^## |\Z)", text, re.S | re.M)
-        body = m.group(1).strip() if m else ""
+        try:
+            _, document = split_front_matter(text)
+        except ValueError:  # hand-edited front matter: the sections are still readable
+            document = text
+        body = dict(split_sections(document).sections).get(section, "")
         lines.append(f"{i.id} ({i.postmortem_path}):\n{body}")
         cites.append(Citation(ref=f"postmortem:{i.id}", kind="postmortem", excerpt=section))
     return lines, cites

@@ -10,9 +10,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from opsloop.agents.markdown import split_front_matter
 from opsloop.models import Incident, Severity
 from opsloop.models.catalog import ACTION_TYPES
+from opsloop.runbooks.markdown import split_front_matter
 from opsloop.tools.protocols import RunbookIndex
 
 
@@ -53,7 +53,7 @@ class Records:
         for path in sorted(signals_dir.glob("*.md")) if signals_dir.is_dir() else []:
             try:
                 meta, _ = split_front_matter(path.read_text(encoding="utf-8"))
-            except ValueError:
+            except ValueError:  # FrontMatterError, or not UTF-8
                 continue  # a hand-edited signal that no longer parses is skipped, not fatal
             signals.append({**meta, "path": str(path)})
         return cls(incidents, posts, signals, runbooks)

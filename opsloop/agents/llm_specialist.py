@@ -18,10 +18,10 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import BaseModel, ConfigDict, Field
 
 from opsloop.agents.reasoner import affected_services, candidate_runbooks, diagnose
+from opsloop.agents.specialist_tools import RUNBOOK_TOOL, runbook_tool, toolbox_tools
 from opsloop.agents.specialists import SPECIALISTS
 from opsloop.llm.client import ModelClient
 from opsloop.llm.prompting import data_block, prompt, trim
-from opsloop.llm.specialist_tools import RUNBOOK_TOOL, runbook_tool, toolbox_tools
 from opsloop.llm.structured import schema_text
 from opsloop.llm.toolloop import Limits, LoopFailed, LoopTrace, ToolLoop, ToolRecord
 from opsloop.models import (
@@ -35,9 +35,9 @@ from opsloop.models import (
     ToolStatus,
 )
 from opsloop.models.catalog import ACTION_TYPES
+from opsloop.runbooks.format import Runbook
 from opsloop.settings import Settings
 from opsloop.tools.protocols import RunbookIndex
-from opsloop.tools.runbooks import Runbook
 from opsloop.tools.toolbox import Toolbox
 
 _SECTION_CHARS = 600

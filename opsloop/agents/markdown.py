@@ -3,7 +3,8 @@
 Both quote the outside world (alert annotations, log samples, tool output). That text must
 never change the shape of a document: a newline followed by "## Approved by" inside an
 annotation has to stay inside its sentence or table cell. Drafting (what a document says)
-lives in postmortem.py and signals.py; this module decides only how it is written.
+lives in postmortem.py and signals.py; this module decides only how it is written. They are
+read back with the one front-matter reader, `opsloop.runbooks.markdown.split_front_matter`.
 """
 
 from __future__ import annotations
@@ -86,20 +87,6 @@ def front_matter(meta: Mapping[str, Any]) -> str:
     """YAML front matter; yaml quotes whatever it must, so values cannot end the block."""
     dumped = yaml.safe_dump(dict(meta), sort_keys=False, allow_unicode=True, width=1000)
     return f"---\n{dumped}---\n"
-
-
-def split_front_matter(text: str) -> tuple[dict[str, Any], str]:
-    """(front matter, body) of a document; ({}, text) when it has none or it is not a mapping."""
-    if not text.startswith("---\n"):
-        return {}, text
-    end = text.find("\n---\n", 3)
-    if end == -1:
-        return {}, text
-    try:
-        meta = yaml.safe_load(text[4:end])
-    except yaml.YAMLError:
-        return {}, text
-    return (meta, text[end + 5 :]) if isinstance(meta, dict) else ({}, text)
 
 
 def atomic_write(path: Path, text: str) -> Path:

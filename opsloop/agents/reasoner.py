@@ -13,10 +13,22 @@ the tool could not answer counts as not holding: missing evidence never raises c
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from opsloop.agents.checks import (
+from opsloop.models import (
+    Diagnosis,
+    Evidence,
+    Hypothesis,
+    Incident,
+    ParamValue,
+    RemediationAction,
+    RemediationProposal,
+    ToolStatus,
+)
+from opsloop.runbooks.checks import (
     Unbound,
     fill_expect,
     parse_expect,
@@ -24,17 +36,8 @@ from opsloop.agents.checks import (
     render_lenient,
     resolve,
 )
-from opsloop.models import (
-    Diagnosis,
-    Evidence,
-    Hypothesis,
-    Incident,
-    RemediationAction,
-    RemediationProposal,
-    ToolStatus,
-)
+from opsloop.runbooks.format import HypothesisSpec, Runbook
 from opsloop.tools.protocols import RunbookIndex
-from opsloop.tools.runbooks import HypothesisSpec, Runbook
 from opsloop.tools.toolbox import Toolbox
 
 _MAX_HYPOTHESES = 12  # enough to explain what was ruled out without flooding the record
@@ -123,10 +126,7 @@ def evaluate(spec: HypothesisSpec, runbook: Runbook, service: str, toolbox: Tool
             rejected = True
             break  # the hypothesis is out; spend no more of the tool budget on it
     confidence = 0.0 if rejected or total <= 0 else max(0.0, satisfied - refuting) / total
-    try:
-        target = str(render(spec.service, variables))
-    except Unbound:
-        target = service
+    target = blamed_service(spec, variables)
     hypothesis = Hypothesis(
         id=f"{runbook.id}.{spec.id}@{target}", cause=render_lenient(spec.cause, variables),
         category=spec.category, service=target, runbook=runbook.id,
@@ -135,27 +135,61 @@ def evaluate(spec: HypothesisSpec, runbook: Runbook, service: str, toolbox: Tool
     return _Scored(hypothesis, spec, runbook, variables, satisfied if not rejected else 0.0)
 
 
-def _actions(scored: _Scored, incident: Incident, specialist: str,
-             start: int) -> tuple[list[RemediationAction], list[str]]:
-    actions: list[RemediationAction] = []
+def blamed_service(spec: HypothesisSpec, variables: Mapping[str, Any]) -> str:
+    """Whom the hypothesis blames (e.g. `{dependency}`); the checked service if unbound."""
+    try:
+        return str(render(spec.service, variables))
+    except Unbound:
+        return str(variables["service"])
+
+
+@dataclass(frozen=True)
+class FilledAction:
+    """A remediation template with its placeholders filled from bound values."""
+
+    type: str
+    service: str
+    params: dict[str, ParamValue]
+    reason: str  # "" when the template gives none
+
+
+def fill_remediation(spec: HypothesisSpec, variables: Mapping[str, Any]
+                     ) -> tuple[list[FilledAction], list[str]]:
+    """The hypothesis's remediation, filled; a template that cannot be filled is left out and
+    named in the notes (an unbound variable, or a value that is not a plain scalar)."""
+    filled: list[FilledAction] = []
     notes: list[str] = []
-    for template in scored.spec.remediation:
+    for template in spec.remediation:
         try:
-            service = render(template.service, scored.variables)
-            params = {k: render(v, scored.variables) for k, v in template.params.items()}
+            service = render(template.service, variables)
+            params = {k: render(v, variables) for k, v in template.params.items()}
         except Unbound as exc:
-            notes.append(f"dropped {template.action} for {scored.hypothesis.service}: {exc}")
+            notes.append(f"dropped {template.action} for {blamed_service(spec, variables)}: "
+                         f"{exc}")
             continue
-        bad = [k for k, v in params.items() if not isinstance(v, str | int | float | bool)]
+        bad = [k for k, v in params.items() if not _plain(v)]
         if not isinstance(service, str) or bad:
             notes.append(f"dropped {template.action}: {bad or ['service']} is not a plain value")
             continue
-        n = start + len(actions) + 1
-        actions.append(RemediationAction(
-            id=f"{incident.id}-{specialist}-a{n}", type=template.action, service=service,
-            params=params,
-            reason=render_lenient(template.reason, scored.variables) or scored.hypothesis.cause,
-        ))
+        filled.append(FilledAction(template.action, service, params,
+                                   render_lenient(template.reason, variables)))
+    return filled, notes
+
+
+def _plain(value: Any) -> bool:
+    """A value an action parameter can hold: text, a whole number, a finite number, a flag."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, str | int | bool)
+
+
+def _actions(scored: _Scored, incident: Incident, specialist: str,
+             start: int) -> tuple[list[RemediationAction], list[str]]:
+    filled, notes = fill_remediation(scored.spec, scored.variables)
+    actions = [RemediationAction(
+        id=f"{incident.id}-{specialist}-a{start + n}", type=f.type, service=f.service,
+        params=f.params, reason=f.reason or scored.hypothesis.cause)
+        for n, f in enumerate(filled, start=1)]
     return actions, notes
 
 

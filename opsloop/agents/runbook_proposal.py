@@ -10,16 +10,13 @@ into a runbook folder, where it indexes like any other runbook.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
-import yaml
-
+from opsloop.agents.markdown import atomic_write, front_matter
 from opsloop.agents.reasoner import incident_query
 from opsloop.models import Incident
-from opsloop.tools.protocols import RunbookIndex
-from opsloop.tools.runbooks import RunbookHit
+from opsloop.tools.protocols import RunbookHit, RunbookIndex
 
 
 def retrieval_verdict(incident: Incident, index: RunbookIndex) -> tuple[bool, list[RunbookHit]]:
@@ -33,12 +30,7 @@ def draft_runbook_proposal(incident: Incident, index: RunbookIndex, out_dir: Pat
     no_match, hits = retrieval_verdict(incident, index)
     if not (incident.novel or no_match):
         return None
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{incident.id}.md"
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text(render_proposal(incident, hits, no_match), encoding="utf-8")
-    os.replace(tmp, path)  # a reader never sees half a draft
-    return path
+    return atomic_write(out_dir / f"{incident.id}.md", render_proposal(incident, hits, no_match))
 
 
 def _proposed_id(incident: Incident) -> str:
@@ -57,8 +49,7 @@ def render_proposal(incident: Incident, hits: list[RunbookHit], no_match: bool) 
             "symptoms": list(dict.fromkeys(symptoms)),
             "id": _proposed_id(incident), "proposed_from": incident.id,
             "status": "draft — review before merging into a runbook folder"}
-    out = ["---", yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).strip(), "---",
-           f"# {meta['title']}", "", "## Meaning"]
+    out = [front_matter(meta).rstrip("\n"), f"# {meta['title']}", "", "## Meaning"]
     for a in incident.anomalies:
         labels = ", ".join(f"{k}={v}" for k, v in sorted(a.labels.items()) if k != "alertname")
         out.append(f"- `{a.name}` ({labels}): {a.annotations.get('summary', '')}")

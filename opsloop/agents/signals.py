@@ -23,10 +23,10 @@ from opsloop.agents.markdown import (
     iso,
     one_line,
     render_signal,
-    split_front_matter,
 )
 from opsloop.agents.record import ActionRecord, action_records, verification_failed
 from opsloop.models import ActionStatus, DecisionOutcome, Incident, Signal, Verdict
+from opsloop.runbooks.markdown import FrontMatterError, split_front_matter
 
 DEFAULT_LOOKBACK_DAYS = 30
 DEFAULT_THRESHOLD = 3
@@ -251,7 +251,10 @@ def _merge(old: Signal, new: Signal) -> Signal:
 
 def _existing(directory: Path, signal: Signal) -> tuple[Path, Signal] | None:
     for path in sorted(directory.glob(f"*-{signal.kind}-{_short(signal)}.md")):
-        meta, _ = split_front_matter(path.read_text(encoding="utf-8"))
+        try:
+            meta, _ = split_front_matter(path.read_text(encoding="utf-8"))
+        except FrontMatterError:
+            continue  # unreadable front matter names no signal; this one gets its own file
         if meta.get("id") != signal.id:
             continue  # a different signal whose short id collides
         try:

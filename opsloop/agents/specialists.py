@@ -1,19 +1,22 @@
 """The specialists: what each one is for and which tools it may use.
 
 A table rather than eight modules: offline they share one runbook-following reasoner, and
-what differs between them (purpose, tool set) is data.
+what differs between them (purpose, tool set) is data. Their names are the catalog's
+(`opsloop.models.catalog.SpecialistName`), which runbooks and the graph's routing use too.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from opsloop.models.catalog import SpecialistName
+
 _COMMON = frozenset({"metric_stat", "metric_change", "log_search", "service_info"})
 
 
 @dataclass(frozen=True)
 class Specialist:
-    name: str
+    name: SpecialistName
     purpose: str
     tools: frozenset[str]
 

@@ -1,12 +1,12 @@
 """`opsloop eval`: run eval suites, print the table, write the report, gate on regressions.
 
-`opsloop eval retrieval ...` is the runbook-retrieval eval, owned by opsloop.evals.retrieval.
+`opsloop eval retrieval ...` runs the runbook-retrieval eval (opsloop.evals.retrieval) and
+prints its table: the eval measures, the CLI renders.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ from opsloop.cli.render import Ui, UserError
 from opsloop.evals.cases import OFFLINE, CaseError, load_cases, load_suites, select
 from opsloop.evals.compare import check_thresholds, load_baseline, load_thresholds, regressions
 from opsloop.settings import REPO_ROOT, Settings
+from opsloop.tools.retrieval.names import BACKENDS
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -45,16 +46,37 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=evaluate)
 
 
-def _retrieval(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
-    try:
-        module = importlib.import_module("opsloop.evals.retrieval")
-    except ImportError:
-        raise UserError("the retrieval eval is not part of this build "
-                        "(opsloop.evals.retrieval is missing)") from None
-    run_cli = getattr(module, "run_cli", None)
-    if run_cli is None:
-        raise UserError("opsloop.evals.retrieval has no run_cli(args, settings, ui)")
-    return int(run_cli(args, settings, ui))
+_RETRIEVAL_COLUMNS = ["backend", "queries", "recall_at_1", "recall_at_3", "mrr",
+                      "no_match_precision", "no_match_recall", "threshold",
+                      "suggested_threshold", "build_seconds", "query_p50_ms"]
+_RETRIEVAL_HEADERS = {"recall_at_1": "R@1", "recall_at_3": "R@3", "mrr": "MRR",
+                      "no_match_precision": "no-match P", "no_match_recall": "no-match R",
+                      "suggested_threshold": "suggested", "build_seconds": "build s",
+                      "query_p50_ms": "p50 ms"}
+
+
+def retrieval(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
+    """`opsloop eval retrieval [--backend NAME ...] [--json]`: one row per backend."""
+    from opsloop.evals.retrieval import evaluate_backends  # chromadb loads only here
+
+    names: list[str] = list(getattr(args, "backend", None) or [settings.embedding_backend])
+    unknown = [n for n in names if n not in BACKENDS]
+    if unknown:
+        ui.err.print(f"opsloop eval retrieval: unknown backend(s) {', '.join(unknown)}; "
+                     f"choose from {', '.join(BACKENDS)}", markup=False, style="red")
+        return 2
+    rows = evaluate_backends(settings, names, progress=lambda name: ui.err.print(
+        f"retrieval eval: {name} ...", markup=False))
+    if getattr(args, "json", False):
+        ui.json(rows)
+    else:
+        ui.table("Runbook retrieval", [_RETRIEVAL_HEADERS.get(c, c) for c in _RETRIEVAL_COLUMNS],
+                 [[str(r.get(c, "unavailable" if c != "backend" else ""))
+                   for c in _RETRIEVAL_COLUMNS] for r in rows])
+        for r in rows:
+            if "error" in r:
+                ui.err.print(f"{r['backend']}: {r['error']}", markup=False, style="yellow")
+    return 0 if all("error" not in r for r in rows) else 1
 
 
 def _settings(args: argparse.Namespace, settings: Settings) -> Settings:
@@ -78,7 +100,7 @@ def evaluate(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
     from opsloop.evals.suite import EvalError, new_run_id, run_eval
 
     if args.target == "retrieval":
-        return _retrieval(args, settings, ui)
+        return retrieval(args, settings, ui)
     if args.backend:
         raise UserError("--backend belongs to `opsloop eval retrieval`")
     settings = _settings(args, settings)

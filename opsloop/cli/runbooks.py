@@ -14,7 +14,7 @@ from opsloop.cli.render import Ui, UserError
 from opsloop.settings import Settings
 
 if TYPE_CHECKING:
-    from opsloop.tools.runbooks import RunbookIndex
+    from opsloop.tools.runbook_index import RunbookIndex
 from opsloop.tools.retrieval.names import BACKENDS
 from opsloop.tools.retrieval.query import query_from_line
 
@@ -72,7 +72,7 @@ def open_index(args: argparse.Namespace, settings: Settings, ui: Ui) -> RunbookI
         def progress(done: int, total: int, file: str) -> None:
             bar.update(task, completed=done, total=total, description=Path(file).name)
 
-        from opsloop.tools.runbooks import RunbookIndex  # chromadb: only when used
+        from opsloop.tools.runbook_index import RunbookIndex  # chromadb: only when used
 
         return RunbookIndex.from_settings(settings, backend=args.backend, progress=progress)
 

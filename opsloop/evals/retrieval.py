@@ -12,24 +12,21 @@ a temporary directory, every alert is searched with the query the loop would bui
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError
 
 from opsloop.settings import REPO_ROOT, Settings
-from opsloop.tools.retrieval.backends import BACKENDS, EmbeddingBackend
+from opsloop.tools.retrieval.backends import EmbeddingBackend
 from opsloop.tools.retrieval.embedders import EmbeddingBackendError
 from opsloop.tools.retrieval.query import alert_query
-from opsloop.tools.runbooks import RunbookIndex
-
-if TYPE_CHECKING:
-    from opsloop.cli.render import Ui
+from opsloop.tools.runbook_index import RunbookIndex
 
 CASES_FILE = REPO_ROOT / "evals" / "retrieval" / "alerts.yaml"
 _DEPTH = 10
@@ -157,38 +154,16 @@ def misses(settings: Settings, backend: str | None = None) -> list[dict[str, obj
         return out
 
 
-_COLUMNS = ["backend", "queries", "recall_at_1", "recall_at_3", "mrr", "no_match_precision",
-            "no_match_recall", "threshold", "suggested_threshold", "build_seconds", "query_p50_ms"]
-
-
-_HEADERS = {"recall_at_1": "R@1", "recall_at_3": "R@3", "mrr": "MRR",
-            "no_match_precision": "no-match P", "no_match_recall": "no-match R",
-            "suggested_threshold": "suggested", "build_seconds": "build s",
-            "query_p50_ms": "p50 ms"}
-
-
-def run_cli(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
-    """`opsloop eval retrieval [--backend NAME ...] [--json]`: one row per backend."""
-    names: list[str] = list(getattr(args, "backend", None) or [settings.embedding_backend])
-    unknown = [n for n in names if n not in BACKENDS]
-    if unknown:
-        ui.err.print(f"opsloop eval retrieval: unknown backend(s) {', '.join(unknown)}; "
-                     f"choose from {', '.join(BACKENDS)}", markup=False, style="red")
-        return 2
+def evaluate_backends(settings: Settings, names: list[str],
+                      progress: Callable[[str], None] | None = None
+                      ) -> list[dict[str, float | int | str]]:
+    """One row per backend; a backend that cannot run gives a row with its `error`."""
     rows: list[dict[str, float | int | str]] = []
     for name in names:
-        ui.err.print(f"retrieval eval: {name} ...", markup=False)
+        if progress is not None:
+            progress(name)
         try:
             rows.append(evaluate(settings, name))
         except EmbeddingBackendError as exc:
             rows.append({"backend": name, "error": str(exc)})
-    if getattr(args, "json", False):
-        ui.json(rows)
-    else:
-        ui.table("Runbook retrieval", [_HEADERS.get(c, c) for c in _COLUMNS],
-                 [[str(r.get(c, "unavailable" if c != "backend" else "")) for c in _COLUMNS]
-                  for r in rows])
-        for r in rows:
-            if "error" in r:
-                ui.err.print(f"{r['backend']}: {r['error']}", markup=False, style="yellow")
-    return 0 if all("error" not in r for r in rows) else 1
+    return rows

@@ -18,7 +18,7 @@ from opsloop.evals.metrics import CaseScore, score_case
 from opsloop.evals.overlay import overlay_policies
 from opsloop.policy import Policies, load_policies
 from opsloop.settings import Settings
-from opsloop.tools.runbooks import RunbookIndex
+from opsloop.tools.runbook_index import RunbookIndex
 
 SCRIPTED = "scripted"  # the model path against the scripted OpenAI-compatible server, offline
 Progress = Callable[[str], None]

@@ -7,12 +7,9 @@ the disk is full, a callee is failing, or the running version throws.
 from __future__ import annotations
 
 import random
-from typing import TYPE_CHECKING
 
+from opsloop.simulator.reading import Reading
 from opsloop.simulator.state import ServiceState, SimState
-
-if TYPE_CHECKING:
-    from opsloop.simulator.physics import Reading
 
 INFO_RATE = 0.4  # chance of one routine INFO line per service per minute
 ERRORS_PER_UNIT_RATIO = 40  # expected ERROR lines per minute at 100% errors, before the cap

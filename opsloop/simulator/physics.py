@@ -4,38 +4,17 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass, field
 
 from opsloop.models import ExperimentStatus
 from opsloop.models.catalog import METRICS
 from opsloop.simulator import events, logs
+from opsloop.simulator.reading import Reading
 from opsloop.simulator.state import ServiceState, SimState
 
 OOM_AT = 0.97  # memory fraction at which the kernel OOM-kills a replica
 OOM_DOWN_TICKS = 2  # minutes a killed replica takes to come back
 GC_PRESSURE_AT = 0.85
 DISK_FULL_AT = 0.97
-
-
-@dataclass
-class Reading:
-    """One service's telemetry for one minute, with the causes behind its errors (for logs)."""
-
-    rps: float
-    error: float
-    p50: float
-    p95: float
-    p99: float
-    cpu: float
-    memory: float
-    disk: float
-    saturation: float
-    cost: float
-    replicas: int
-    latency_ratio: float  # own p99 against the healthy own p99
-    causes: dict[str, float] = field(default_factory=dict)  # own error contributions
-    upstream: dict[str, float] = field(default_factory=dict)  # callee -> surfaced error share
-    oom_instance: str | None = None
 
 
 def daily_shape(tick: int) -> float:

@@ -12,7 +12,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator
 
 from opsloop.models.catalog import METRICS
-from opsloop.policy.schema.base import PolicyFile
+from opsloop.models.policy_file import PolicyFile
 
 _RE2_SPECIAL = set("\\.+*?()|[]{}^$")
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
+
+from pydantic import BaseModel, Field
 
 from opsloop.models import (
     ActionResult,
@@ -16,9 +18,7 @@ from opsloop.models import (
     RemediationAction,
     ServiceInfo,
 )
-
-if TYPE_CHECKING:  # the runbook types live with the index; only annotations need them here
-    from opsloop.tools.runbooks import Runbook, RunbookHit
+from opsloop.runbooks.format import Runbook
 
 
 class Clock(Protocol):
@@ -67,6 +67,21 @@ class Notifier(Protocol):
     def notify(self, channel: str, message: str, data: dict[str, Any]) -> str:
         """Send a notification; return where it went (for the record)."""
         ...
+
+
+class RunbookHit(BaseModel):
+    """One runbook a search found, and how well it matched."""
+
+    runbook_id: str
+    title: str
+    specialist: str  # "" for runbooks no specialist follows (written elsewhere)
+    score: float = Field(ge=0.0, le=1.0)
+    section: str
+    file: str
+    matched_alerts: list[str] = Field(default_factory=list)
+    confident: bool = True  # score reaches the no-match threshold
+    vector: float = 0.0  # the fused parts, for people tuning retrieval
+    lexical: float = 0.0
 
 
 class RunbookIndex(Protocol):

@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from opsloop.models import ToolResult, ToolStatus
+from opsloop.models.catalog import TOOLS as CATALOG_TOOLS
+from opsloop.models.catalog import ToolParam
 from opsloop.tools.protocols import Clock, Telemetry
 
 Outcome = tuple[ToolStatus, dict[str, Any], str]
@@ -62,21 +64,35 @@ class ToolSpec:
     name: str
     fn: ToolFn
     doc: str
-    params: dict[str, tuple[type, Any]]  # name -> (type, default or inspect.Parameter.empty)
+    params: Mapping[str, ToolParam]  # the catalog's declaration, which the signature matches
 
 
 TOOLS: dict[str, ToolSpec] = {}
 
 
-def _tool(fn: ToolFn) -> ToolFn:
+def _signature(fn: ToolFn) -> dict[str, ToolParam]:
+    """What a tool function's signature declares, in the catalog's terms."""
     hints = typing.get_type_hints(fn)
-    params: dict[str, tuple[type, Any]] = {}
+    params: dict[str, ToolParam] = {}
     for name, p in list(inspect.signature(fn).parameters.items())[1:]:  # skip the context
         kind = hints[name]
         base = next((t for t in typing.get_args(kind) if t is not type(None)), kind)
-        params[name] = (base, p.default)
+        required = p.default is inspect.Parameter.empty
+        params[name] = ToolParam(base, required=required, default=None if required else p.default)
+    return params
+
+
+def _tool(fn: ToolFn) -> ToolFn:
+    """Register a tool; its signature must say exactly what the catalog says about it."""
+    declared = CATALOG_TOOLS.get(fn.__name__)
+    if declared is None:
+        raise TypeError(f"tool {fn.__name__} is not in the catalog (opsloop/models/catalog.py)")
+    actual = _signature(fn)
+    if list(actual.items()) != list(declared.items()):
+        raise TypeError(f"tool {fn.__name__}: its signature {actual} differs from the "
+                        f"catalog's {declared}")
     doc = (fn.__doc__ or "").strip().splitlines()[0]
-    TOOLS[fn.__name__] = ToolSpec(fn.__name__, fn, doc, params)
+    TOOLS[fn.__name__] = ToolSpec(fn.__name__, fn, doc, declared)
     return fn
 
 
@@ -86,13 +102,14 @@ def _coerce(spec: ToolSpec, args: Mapping[str, Any]) -> dict[str, Any]:
         raise ToolInputError(f"unknown argument(s) {', '.join(unknown)} for {spec.name}; "
                              f"it takes {', '.join(spec.params)}")
     out: dict[str, Any] = {}
-    for name, (kind, default) in spec.params.items():
+    for name, param in spec.params.items():
         if name not in args or args[name] is None:
-            if default is inspect.Parameter.empty:
+            if param.required:
                 raise ToolInputError(f"{spec.name} needs argument {name!r}")
-            out[name] = default
+            out[name] = param.default
             continue
         value = args[name]
+        kind = param.type
         try:
             if kind is int and not isinstance(value, bool):
                 value = int(float(value))
@@ -344,10 +361,9 @@ class Toolbox:
     def describe(self) -> list[dict[str, Any]]:
         """Name, purpose and parameters of each allowed tool (for a tool-calling model)."""
         return [{"name": n, "description": TOOLS[n].doc,
-                 "parameters": {p: {"type": t.__name__,
-                                    "required": d is inspect.Parameter.empty,
-                                    **({} if d is inspect.Parameter.empty else {"default": d})}
-                                for p, (t, d) in TOOLS[n].params.items()}}
+                 "parameters": {p: {"type": param.type.__name__, "required": param.required,
+                                    **({} if param.required else {"default": param.default})}
+                                for p, param in TOOLS[n].params.items()}}
                 for n in self.names()]
 
     def call(self, tool: str, args: Mapping[str, Any] | None = None, **kwargs: Any) -> ToolResult:

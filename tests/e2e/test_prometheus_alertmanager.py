@@ -31,11 +31,11 @@ from e2e_stack import (
 from opsloop.environments import remote_ref
 from opsloop.fingerprint import label_fingerprint
 from opsloop.policy import load_policies
+from opsloop.prometheus_rules import alerting_rules
 from opsloop.settings import Settings
 from opsloop.simulator import SimEnvironment
 from opsloop.simulator.server import SimServer
 from opsloop.tools.promql import load_promql
-from opsloop.tools.promql_rules import alerting_rules
 
 pytestmark = pytest.mark.skipif(
     PROMETHEUS is None or ALERTMANAGER is None,

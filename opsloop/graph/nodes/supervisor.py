@@ -13,17 +13,7 @@ from opsloop.graph.context import LoopContext
 from opsloop.graph.nodes.common import context_of, event
 from opsloop.graph.state import LoopState
 from opsloop.models import Diagnosis, Hypothesis, Incident
-
-SpecialistName = Literal[
-    "health",
-    "incident",
-    "remediation",
-    "rollout",
-    "capacity",
-    "performance",
-    "resilience",
-    "cost",
-]
+from opsloop.models.catalog import SpecialistName
 
 
 def route(incident: Incident, ctx: LoopContext) -> list[str]:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BeforeValidator, Field
 
 from opsloop.models import DecisionOutcome, Severity
+from opsloop.models.policy_file import PolicyFile, StrictModel
 
 __all__ = [
     "ALL_SEVERITIES",
@@ -21,18 +22,6 @@ __all__ = [
 ]
 
 ALL_SEVERITIES: tuple[Severity, ...] = tuple(Severity)
-
-
-class StrictModel(BaseModel):
-    """Every policy object: unknown keys are errors, so a typo never silently does nothing."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class PolicyFile(StrictModel):
-    """Every policy file starts with `version: 1`, so a future format can be told apart."""
-
-    version: Literal[1]
 
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([mhd])\s*$")

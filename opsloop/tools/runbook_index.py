@@ -22,33 +22,17 @@ from typing import TYPE_CHECKING, Any
 import chromadb
 import numpy as np
 from chromadb.config import Settings as ChromaSettings
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
+from opsloop.runbooks.format import Runbook, RunbookError, RunbookProblem
+from opsloop.runbooks.load import alert_key, load_runbook, match_keys
+from opsloop.tools.protocols import RunbookHit
 from opsloop.tools.retrieval.backends import EmbeddingBackend
+from opsloop.tools.retrieval.chunks import CHUNKER_VERSION, chunk_runbook
 from opsloop.tools.retrieval.lexical import LexicalIndex
-from opsloop.tools.runbook_format import (
-    ActionTemplate,
-    CheckSpec,
-    HypothesisSpec,
-    Runbook,
-    RunbookError,
-    RunbookProblem,
-    SpecialistName,
-)
-from opsloop.tools.runbook_markdown import (
-    CHUNKER_VERSION,
-    alert_key,
-    chunk_runbook,
-    load_runbook,
-    match_keys,
-)
 
 if TYPE_CHECKING:
     from opsloop.settings import Settings
-
-__all__ = ["ActionTemplate", "CheckSpec", "HypothesisSpec", "Runbook", "RunbookError",
-           "RunbookHit", "RunbookIndex", "RunbookProblem", "SearchAnswer", "SpecialistName",
-           "parse_runbook"]
 
 W_VECTOR = 0.4
 W_LEXICAL = 0.6
@@ -60,19 +44,6 @@ _QUERY_WORD = re.compile(r"[A-Za-z][A-Za-z0-9_:.-]*")
 Progress = Callable[[int, int, str], None]  # (files done, files total, current file)
 
 
-class RunbookHit(BaseModel):
-    runbook_id: str
-    title: str
-    specialist: str  # "" for runbooks no specialist follows (written elsewhere)
-    score: float = Field(ge=0.0, le=1.0)
-    section: str
-    file: str
-    matched_alerts: list[str] = Field(default_factory=list)
-    confident: bool = True  # score reaches the no-match threshold
-    vector: float = 0.0  # the fused parts, for people tuning retrieval
-    lexical: float = 0.0
-
-
 class SearchAnswer(BaseModel):
     """Hits plus the verdict: does any runbook fit this query at all?"""
 
@@ -81,11 +52,6 @@ class SearchAnswer(BaseModel):
     no_match: bool
     threshold: float
     backend: str
-
-
-def parse_runbook(path: Path, text: str | None = None) -> Runbook:
-    """Parse one runbook file (any markdown); raises RunbookError naming the file and field."""
-    return load_runbook(path, path.read_text(encoding="utf-8") if text is None else text)
 
 
 class RunbookIndex:

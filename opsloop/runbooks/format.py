@@ -1,24 +1,23 @@
 """The opsloop runbook format: front matter a machine can follow, validated on load.
 
 A runbook written for opsloop carries hypotheses, checks and remediation in YAML front matter
-(runbooks/README.md). Runbooks written elsewhere are plain markdown; `runbook_markdown` reads
-those and turns both kinds into one `Runbook` record.
+(runbooks/README.md). Runbooks written elsewhere are plain markdown; `opsloop.runbooks.load`
+reads both kinds into this one `Runbook` record. Tool names, their arguments and specialist
+names are checked against the catalog (`opsloop.models.catalog`), not against the code that
+implements them.
 """
 
 from __future__ import annotations
 
 import fnmatch
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
-from opsloop.agents.checks import ExpectError, check_expect, template_vars
 from opsloop.models import ParamValue
-from opsloop.tools.toolbox import TOOLS
-
-SpecialistName = Literal[
-    "health", "incident", "remediation", "rollout", "capacity", "performance", "resilience", "cost"
-]
+from opsloop.models.catalog import TOOLS, SpecialistName
+from opsloop.runbooks.checks import ExpectError, check_expect, template_vars
+from opsloop.runbooks.markdown import split_sections
 
 
 class CheckSpec(BaseModel, extra="forbid"):
@@ -46,13 +45,13 @@ class CheckSpec(BaseModel, extra="forbid"):
 
     @model_validator(mode="after")
     def _tool_exists(self) -> CheckSpec:
-        spec = TOOLS.get(self.tool)
-        if spec is None:
+        params = TOOLS.get(self.tool)
+        if params is None:
             raise ValueError(f"unknown tool {self.tool!r}; tools are {', '.join(sorted(TOOLS))}")
-        unknown = sorted(set(self.args) - set(spec.params))
+        unknown = sorted(set(self.args) - set(params))
         if unknown:
             raise ValueError(f"{self.tool} has no argument(s) {', '.join(unknown)}; "
-                             f"it takes {', '.join(spec.params)}")
+                             f"it takes {', '.join(params)}")
         if self.required and self.refutes:
             raise ValueError("a check cannot be both required and refutes")
         return self
@@ -122,8 +121,6 @@ class Runbook(BaseModel, extra="forbid"):
 
     def sections(self) -> dict[str, str]:
         """Heading -> text, in order, at the heading level the runbook uses for sections."""
-        from opsloop.tools.runbook_markdown import split_sections  # the one section splitter
-
         return dict(split_sections(self.body).sections)
 
 

@@ -8,13 +8,13 @@ actions. The model decides which hypotheses to test and what to make of the resu
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
-from opsloop.agents.checks import Unbound, render, render_lenient
-from opsloop.agents.reasoner import evaluate
+from opsloop.agents.reasoner import evaluate, fill_remediation
 from opsloop.llm.toolloop import Tool, ToolHandler
 from opsloop.models import Evidence, ToolResult
-from opsloop.tools.runbooks import Runbook
+from opsloop.runbooks.format import Runbook
 from opsloop.tools.toolbox import Toolbox
 
 _JSON_TYPES = {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}
@@ -52,24 +52,6 @@ def _caller(toolbox: Toolbox, name: str) -> ToolHandler:
     return call
 
 
-def suggested_actions(runbook: Runbook, hypothesis: str,
-                      variables: dict[str, Any]) -> list[dict[str, Any]]:
-    """The hypothesis's remediation templates filled from bound values; unfillable ones left out."""
-    spec = next(h for h in runbook.hypotheses if h.id == hypothesis)
-    out = []
-    for template in spec.remediation:
-        try:
-            service = render(template.service, variables)
-            params = {k: render(v, variables) for k, v in template.params.items()}
-        except Unbound:
-            continue
-        if isinstance(service, str) and all(isinstance(v, str | int | float | bool)
-                                            for v in params.values()):
-            out.append({"type": template.action, "service": service, "params": params,
-                        "reason": render_lenient(template.reason, variables)})
-    return out
-
-
 def evidence_payload(e: Evidence) -> dict[str, Any]:
     return {"check": e.check, "description": e.description, "tool": e.tool, "args": e.args,
             "status": e.status.value, "observed": e.observed, "expectation": e.expectation,
@@ -101,7 +83,9 @@ def runbook_tool(runbooks: list[Runbook], toolbox: Toolbox) -> Tool:
                 "category": h.category, "cause": h.cause, "service": h.service,
                 "confidence": h.confidence, "supporting_weight_held": scored.satisfied,
                 "checks": [evidence_payload(e) for e in h.evidence],
-                "suggested_actions": suggested_actions(rb, spec.id, scored.variables)}
+                # filled exactly as the offline reasoner fills them; unfillable ones left out
+                "suggested_actions": [asdict(f) for f in
+                                      fill_remediation(spec, scored.variables)[0]]}
 
     return Tool(
         name=RUNBOOK_TOOL,
