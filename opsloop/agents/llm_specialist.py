@@ -6,7 +6,8 @@ evidence recorded (the tool results the model cited, never its own words about t
 that a hypothesis no cited evidence supports stays below the confidence needed to act,
 the action ids, and — downstream, unchanged — every policy decision. When the model
 fails (no answer after retries, an answer that does not validate after one repair, the
-token budget spent before it started) the offline reasoner answers instead.
+token budget spent before it started, an answer reached without running any tool) the
+offline reasoner answers instead.
 """
 
 from __future__ import annotations
@@ -221,16 +222,28 @@ def diagnose_with_model(specialist: str, incident: Incident, toolbox: Toolbox,
     try:
         result = loop.run(list(messages_for(specialist, incident, runbooks, services, settings)))
     except LoopFailed as failed:
-        notes = [(note_kind(n), f"{specialist}: {n}") for n in failed.trace.notes]
-        notes.append(("model_fallback", f"{specialist}: model gave no usable answer "
-                      f"({trim(failed.reason, 200)}); the offline reasoner took over"))
-        offline = diagnose(specialist, incident, toolbox, index,
-                           k_runbooks=settings.runbooks_per_specialist,
-                           min_confidence=settings.min_confidence)
-        diagnosis = offline.model_copy(update={"reasoner": "fallback",
-                                               "model_calls": failed.trace.calls})
-        return SpecialistRun(diagnosis, notes, failed.trace.tool_calls)
+        return _offline(specialist, incident, toolbox, index, settings, failed.trace,
+                        failed.reason)
+    if tools and result.trace.tool_calls == 0:
+        # Confidence only comes from checks that ran; an answer that ran none rests on the
+        # model's say-so, and the offline reasoner can run them instead.
+        reason = "it concluded without running a single tool"
+        result.trace.calls[-1].outcome, result.trace.calls[-1].error = "invalid", reason
+        return _offline(specialist, incident, toolbox, index, settings, result.trace, reason)
     diagnosis, caps = to_diagnosis(specialist, incident, result.output, result.trace, runbooks,
                                    settings.min_confidence)
     notes = [(note_kind(n), f"{specialist}: {n}") for n in [*result.trace.notes, *caps]]
     return SpecialistRun(diagnosis, notes, result.trace.tool_calls)
+
+
+def _offline(specialist: str, incident: Incident, toolbox: Toolbox, index: RunbookIndex,
+             settings: Settings, trace: LoopTrace, reason: str) -> SpecialistRun:
+    """The offline reasoner's diagnosis, carrying the model calls spent and why they failed."""
+    notes = [(note_kind(n), f"{specialist}: {n}") for n in trace.notes]
+    notes.append(("model_fallback", f"{specialist}: model gave no usable answer "
+                  f"({trim(reason, 200)}); the offline reasoner took over"))
+    offline = diagnose(specialist, incident, toolbox, index,
+                       k_runbooks=settings.runbooks_per_specialist,
+                       min_confidence=settings.min_confidence)
+    diagnosis = offline.model_copy(update={"reasoner": "fallback", "model_calls": trace.calls})
+    return SpecialistRun(diagnosis, notes, trace.tool_calls)

@@ -2,10 +2,15 @@
 
 Safeguards, each a setting: model calls per loop (`llm_max_steps`; the last one is offered
 no tools, so it must conclude), tool calls per loop (`llm_max_tool_calls`), the incident's
-token budget (once spent, the next call must conclude), repeated identical calls (refused,
-and twice means conclude), tool output trimmed to `llm_tool_output_chars`. An unknown tool
-or bad arguments come back to the model as an error result. An answer that does not
-validate gets one repair request; a second failure ends the loop (`LoopFailed`).
+token budget (once spent, the next call must conclude), tool output trimmed to
+`llm_tool_output_chars`. A repeated identical call or a call to a tool that does not exist
+comes back to the model as an error result, and the second of either means conclude. An
+answer that does not validate gets one repair request; a second failure ends the loop
+(`LoopFailed`). So does asking for tools when none were offered — a loop without tools
+treats a tool call as an answer that did not validate.
+
+Whatever the model returns, a loop makes at most `llm_max_steps + 1` model calls (the one
+repair on top): the loop itself is a `for` over that many, not a `while` on good behaviour.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from opsloop.models import ModelCall
 
 T = TypeVar("T", bound=BaseModel)
 ToolHandler = Callable[[dict[str, Any]], dict[str, Any]]
-MAX_REPEATS = 2
+MAX_STRIKES = 2  # repeated calls, or calls to tools that do not exist, before concluding
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,11 @@ class Limits:
     max_steps: int
     max_tool_calls: int
     tool_output_chars: int
+
+    @property
+    def max_calls(self) -> int:
+        """Model calls a loop may make at most: its steps and one repair."""
+        return max(1, self.max_steps) + 1
 
 
 @dataclass
@@ -97,36 +107,37 @@ class ToolLoop(Generic[T]):
         self.trace = LoopTrace()
         self._seen: dict[str, str] = {}
         self._repeats = 0
+        self._unknown = 0
 
     def run(self, messages: list[BaseMessage]) -> LoopResult[T]:
         messages = list(messages)
         repaired = False
         concluding = ""
-        while True:
+        for _ in range(self.limits.max_calls):
             left = self.client.ledger.left(self.incident_id)
             if left <= 0 and self.trace.steps == 0:
-                raise LoopFailed("the incident's token budget is spent", self.trace)
+                raise self._failed("the incident's token budget is spent")
             why = self._must_conclude(left)
             if why and not concluding:
                 concluding = why
                 self.trace.notes.append(f"concluding: {why}")
                 messages.append(HumanMessage(prompt("conclude", reason=why)))
+            offered = bool(self.tools) and not (concluding or repaired)
             try:
                 reply = self.client.call(
                     messages, incident_id=self.incident_id, purpose=self.purpose,
                     specialist=self.specialist, output=self.output,
-                    tools=None if concluding or repaired else
-                    [t.schema() for t in self.tools.values()])
+                    tools=[t.schema() for t in self.tools.values()] if offered else None)
             except ModelUnavailable as exc:
                 self.trace.calls.append(exc.call)
                 self.trace.notes += exc.notes
-                raise LoopFailed(str(exc), self.trace) from exc
+                raise self._failed(str(exc)) from exc
             self.trace.calls.append(reply.call)
             self.trace.notes += reply.notes
             self.trace.steps += 1
             ai = reply.message
             asked = ai.tool_calls or ai.invalid_tool_calls
-            if asked and not (concluding or repaired):
+            if asked and offered:
                 messages.append(ai)
                 messages += self._answer_tools(ai)
                 continue
@@ -137,14 +148,22 @@ class ToolLoop(Generic[T]):
                 return LoopResult(parse_output(reply.text, self.output), self.trace)
             except InvalidOutput as exc:
                 reply.call.outcome = "invalid"
+                reply.call.error = str(exc)[:300]
                 if repaired:
-                    raise LoopFailed(f"the answer did not validate after a repair: {exc}",
-                                     self.trace) from exc
+                    raise self._failed(f"the answer did not validate after a repair: {exc}"
+                                       ) from exc
                 repaired = True
                 self.trace.notes.append(f"answer did not validate ({str(exc)[:200]}); "
                                         "asked once for a repair")
                 messages += [AIMessage(content=reply.text[:2000]),
                              HumanMessage(prompt("repair", errors=str(exc)[:1000]))]
+        raise self._failed(f"no usable answer within {self.limits.max_calls} model calls")
+
+    def _failed(self, reason: str) -> LoopFailed:
+        """The loop's end without an answer; the reason goes on its last call's record."""
+        if self.trace.calls and not self.trace.calls[-1].error:
+            self.trace.calls[-1].error = reason[:300]
+        return LoopFailed(reason, self.trace)
 
     def _must_conclude(self, tokens_left: int) -> str:
         if not self.tools:
@@ -155,8 +174,10 @@ class ToolLoop(Generic[T]):
             return f"the {self.limits.max_tool_calls} tool calls allowed are used"
         if tokens_left <= 0:
             return "the incident's token budget is spent"
-        if self._repeats >= MAX_REPEATS:
+        if self._repeats >= MAX_STRIKES:
             return "the same tool calls were repeated"
+        if self._unknown >= MAX_STRIKES:
+            return "tools that do not exist were called"
         return ""
 
     def _answer_tools(self, ai: AIMessage) -> list[ToolMessage]:
@@ -176,6 +197,7 @@ class ToolLoop(Generic[T]):
             elif self.trace.tool_calls >= self.limits.max_tool_calls:
                 payload = {"status": "error", "error": "tool call cap reached; conclude now"}
             elif name not in self.tools:
+                self._unknown += 1
                 payload = {"status": "error", "error": f"unknown tool {name!r}; the tools are "
                            f"{', '.join(sorted(self.tools))}"}
             else:

@@ -6,7 +6,8 @@ Faults are scripted in order, optionally only for requests whose body contains a
 text: an HTTP status (429, 500, 503, …), a slow reply, a dropped connection, garbage
 content, a body that is not JSON, or a verbatim assistant message (tool calls included).
 `json_schema=False` / `json_object=False` make it refuse those `response_format`s with
-HTTP 400, as servers without structured-output support do.
+HTTP 400, as servers without structured-output support do. `hostile=` makes it misbehave
+on every request that no scripted fault claims (`opsloop.llm.testing.hostile`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from opsloop.llm.testing.fake_model import FakeModel
+from opsloop.llm.testing.hostile import Hostile, HostileModel, Misbehaviour
+
+# A hung request waits at most this long for the server to close; a trickle sends a byte
+# this often, well inside any client timeout, so only a deadline on the whole reply ends it.
+HANG_SECONDS = 120.0
+TRICKLE_EVERY_SECONDS = 0.05
 
 
 @dataclass
@@ -55,9 +62,11 @@ class _State:
     model: FakeModel
     json_schema: bool
     json_object: bool
+    hostile: HostileModel | None = None
     faults: list[Fault] = field(default_factory=list)
     exchanges: list[Exchange] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    closing: threading.Event = field(default_factory=threading.Event)
     counter: int = 0
 
 
@@ -96,9 +105,14 @@ class _Handler(BaseHTTPRequestHandler):
                 state.faults.remove(fault)
             state.counter += 1
             number = state.counter
-        exchange = Exchange(request=body, status=200, fault=fault.kind if fault else "")
+        hostile = state.hostile if fault is None else None
+        exchange = Exchange(request=body, status=200, fault=fault.kind if fault else
+                            hostile.mode.value if hostile else "")
         with state.lock:
             state.exchanges.append(exchange)
+        if hostile is not None:
+            self._misbehave(hostile.misbehave(body, number), body, number, exchange)
+            return
         if fault is not None and fault.kind == "status":
             exchange.status = fault.status
             self._send(fault.status, {"error": {"message": f"scripted HTTP {fault.status}",
@@ -127,19 +141,58 @@ class _Handler(BaseHTTPRequestHandler):
             message = {"role": "assistant", "content": None, **fault.message}
         else:
             message = state.model.respond(body)
+        self._answer(body, number, exchange, message)
+
+    def _answer(self, body: dict[str, Any], number: int, exchange: Exchange,
+                message: dict[str, Any] | None) -> None:
+        """A chat completion carrying `message` (None: with no choices at all)."""
         prompt_tokens = count_tokens(_prompt_text(body))
-        completion_tokens = count_tokens(json.dumps(message.get("content") or "")
-                                         + json.dumps(message.get("tool_calls") or ""))
+        completion_tokens = 0 if message is None else count_tokens(
+            json.dumps(message.get("content") or "") + json.dumps(message.get("tool_calls") or ""))
+        choices = [] if message is None else [{
+            "index": 0, "message": message,
+            "finish_reason": "tool_calls" if message.get("tool_calls") else "stop"}]
         response = {
             "id": f"chatcmpl-{number}", "object": "chat.completion", "created": int(time.time()),
-            "model": body.get("model", "scripted"),
-            "choices": [{"index": 0, "message": message,
-                         "finish_reason": "tool_calls" if message.get("tool_calls") else "stop"}],
+            "model": body.get("model", "scripted"), "choices": choices,
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                       "total_tokens": prompt_tokens + completion_tokens},
         }
         exchange.response = response
         self._send(200, response)
+
+    def _misbehave(self, act: Misbehaviour, body: dict[str, Any], number: int,
+                   exchange: Exchange) -> None:
+        exchange.status = act.status
+        if act.hang == "stall":
+            exchange.status = 0
+            self.server.state.closing.wait(HANG_SECONDS)
+        elif act.hang == "trickle":
+            exchange.status = 0
+            self._trickle()
+        elif act.status != 200:
+            self._send(act.status, {"error": {"message": f"hostile HTTP {act.status}",
+                                              "type": "server_error", "code": act.status}},
+                       act.headers)
+        else:
+            self._answer(body, number, exchange, act.message if act.choices else None)
+
+    def _trickle(self) -> None:
+        """Headers promising a body, then one space at a time until the server closes."""
+        closing = self.server.state.closing
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "1000000")
+            self.end_headers()
+            for _ in range(int(HANG_SECONDS / TRICKLE_EVERY_SECONDS)):
+                if closing.wait(TRICKLE_EVERY_SECONDS):
+                    break
+                self.wfile.write(b" ")
+                self.wfile.flush()
+        except OSError:  # the client gave up, as it should
+            pass
+        self.close_connection = True
 
     def _refused_format(self, body: dict[str, Any]) -> str:
         kind = (body.get("response_format") or {}).get("type")
@@ -149,12 +202,16 @@ class _Handler(BaseHTTPRequestHandler):
             return f"'response_format' of type '{kind}' is not supported with this model"
         return ""
 
-    def _send(self, status: int, payload: dict[str, Any]) -> None:
-        self._send_raw(status, json.dumps(payload).encode("utf-8"), "application/json")
+    def _send(self, status: int, payload: dict[str, Any],
+              headers: dict[str, str] | None = None) -> None:
+        self._send_raw(status, json.dumps(payload).encode("utf-8"), "application/json", headers)
 
-    def _send_raw(self, status: int, data: bytes, content_type: str) -> None:
+    def _send_raw(self, status: int, data: bytes, content_type: str,
+                  headers: dict[str, str] | None = None) -> None:
         try:
             self.send_response(status)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
@@ -172,9 +229,12 @@ class ScriptedServer:
     """`with ScriptedServer() as server: Settings(llm_base_url=server.url, ...)`."""
 
     def __init__(self, model: FakeModel | None = None, *, json_schema: bool = True,
-                 json_object: bool = True, port: int = 0) -> None:
+                 json_object: bool = True, hostile: Hostile | HostileModel | None = None,
+                 port: int = 0) -> None:
         self._httpd = _Server(("127.0.0.1", port), _Handler)
-        self._httpd.state = _State(model or FakeModel(), json_schema, json_object)
+        if isinstance(hostile, Hostile):
+            hostile = HostileModel(hostile)
+        self._httpd.state = _State(model or FakeModel(), json_schema, json_object, hostile)
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True,
                                         name="scripted-model")
 
@@ -187,6 +247,7 @@ class ScriptedServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._httpd.state.closing.set()  # hung requests end with the server
         self._httpd.shutdown()
         self._httpd.server_close()
 
