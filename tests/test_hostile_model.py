@@ -13,13 +13,15 @@ import pytest
 from langchain_core.messages import AIMessage
 from llm_server import model_settings
 
+from opsloop.agents.ask import answer, answer_offline
+from opsloop.agents.ask_records import Records
 from opsloop.agents.narrative import narrate
 from opsloop.agents.postmortem import draft_postmortem
 from opsloop.graph.runner import OperateLoop
 from opsloop.llm.client import ModelClient, reply_chars, reply_chars_accepted
 from opsloop.llm.config import build_chat_model
 from opsloop.llm.testing import Hostile, ScriptedServer
-from opsloop.llm.toolloop import Limits
+from opsloop.llm.toolloop import ANSWER_ONLY, Limits
 from opsloop.models import Incident, IncidentStatus
 from opsloop.settings import Settings
 from opsloop.watch import run_scenario
@@ -152,8 +154,8 @@ def test_every_hostile_model_ends_a_sev2_offline_with_the_same_decisions(
 
 # What each misbehaviour costs and how it ends, pinned where the numbers are exact.
 
-def narrative_client(tmp_path: Path, server: ScriptedServer) -> ModelClient:
-    settings = settings_for(tmp_path, server, Hostile.ALWAYS_TOOLS)
+def client_for(tmp_path: Path, server: ScriptedServer, mode: Hostile) -> ModelClient:
+    settings = settings_for(tmp_path, server, mode)
     chat = build_chat_model(settings)
     assert chat is not None
     return ModelClient(chat, settings)
@@ -166,13 +168,26 @@ def test_a_narrative_model_that_only_calls_tools_gets_one_repair_then_the_draft_
     finished = offline_run("bad_deploy")
     draft = draft_postmortem(finished)
     with ScriptedServer(hostile=mode) as server:
-        client = narrative_client(tmp_path, server)
+        client = client_for(tmp_path, server, mode)
         assert narrate(draft, finished, client) == draft
         assert len(server.exchanges) == 2  # the answer, the repair: then the draft
         assert all("tools" not in e.request for e in server.exchanges)
     calls = client.ledger.calls(finished.id)
     assert [c.outcome for c in calls] == ["invalid", "invalid"]
     assert "tools were not offered" in calls[-1].error
+
+
+@pytest.mark.parametrize("mode", [m for m in Hostile if m is not Hostile.NO_TOOLS])
+def test_ask_falls_back_to_the_records_answer_within_its_cap(
+        tmp_path: Path, offline_run: Callable[[str], Incident], mode: Hostile) -> None:
+    records = Records.load([offline_run("bad_deploy")], tmp_path / "pm", tmp_path / "sig")
+    question = "why did checkout fail?"
+    with ScriptedServer(hostile=mode) as server:
+        client = client_for(tmp_path, server, mode)
+        got = answer(question, records, client)
+        requests = len(server.exchanges)
+    assert got == answer_offline(question, records)
+    assert 0 < requests <= ANSWER_ONLY.max_calls * (client.settings.llm_max_retries + 1)
 
 
 def fallback_notes(incident: Incident) -> list[str]:

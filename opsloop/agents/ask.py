@@ -26,7 +26,7 @@ from opsloop.agents.record import action_records
 from opsloop.llm.client import ModelClient
 from opsloop.llm.prompting import data_block, prompt
 from opsloop.llm.structured import schema_text
-from opsloop.llm.toolloop import Limits, LoopFailed, ToolLoop
+from opsloop.llm.toolloop import ANSWER_ONLY, LoopFailed, ToolLoop
 from opsloop.models import Incident
 
 _NEEDS_NO_INCIDENT = {"runbook", "signals", "count", "list", "top_services"}
@@ -110,7 +110,7 @@ def answer(question: str, records: Records, client: ModelClient | None = None) -
     messages = [SystemMessage(prompt("ask", schema=schema_text(ModelAnswer))),
                 HumanMessage("\n\n".join([data_block("question", {"question": offline.question}),
                                           data_block("records", given)]))]
-    loop = ToolLoop(client, [], ModelAnswer, Limits(1, 0, 0), incident_id="ask",
+    loop = ToolLoop(client, [], ModelAnswer, ANSWER_ONLY, incident_id="ask",
                     specialist="", purpose="ask")
     try:
         written = loop.run(messages).output

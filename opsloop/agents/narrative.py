@@ -19,7 +19,7 @@ from opsloop.agents.record import action_records
 from opsloop.llm.client import ModelClient
 from opsloop.llm.prompting import data_block, prompt
 from opsloop.llm.structured import schema_text
-from opsloop.llm.toolloop import Limits, LoopFailed, ToolLoop
+from opsloop.llm.toolloop import ANSWER_ONLY, LoopFailed, ToolLoop
 from opsloop.models import Incident, Postmortem
 from opsloop.settings import Settings
 
@@ -69,12 +69,12 @@ def narrate(draft: Postmortem, incident: Incident, client: ModelClient) -> Postm
     """The draft with the model's summary and lessons; the draft itself if the model fails."""
     messages = [SystemMessage(prompt("narrative", schema=schema_text(Narrative))),
                 HumanMessage(data_block("record", record_facts(incident)))]
-    loop = ToolLoop(client, [], Narrative, Limits(1, 0, 0), incident_id=incident.id,
+    loop = ToolLoop(client, [], Narrative, ANSWER_ONLY, incident_id=incident.id,
                     specialist="", purpose="narrative")
     try:
         story = loop.run(messages).output
     except LoopFailed:
-        return draft  # the failed call is in the usage record; the deterministic draft stands
+        return draft  # the failed calls, and why, are in the usage record; the draft stands
     credit = (f"\n\n_Summary and lessons written by {inline(client.model_name) or 'a model'} "
               "from the incident record; impact, timeline and actions are the record's own._")
     return draft.model_copy(update={

@@ -59,6 +59,10 @@ class Limits:
         return max(1, self.max_steps) + 1
 
 
+# A loop that wants one answer and offers no tools: the answer, and one repair at most.
+ANSWER_ONLY = Limits(max_steps=1, max_tool_calls=0, tool_output_chars=0)
+
+
 @dataclass
 class ToolRecord:
     call_id: str
