@@ -278,8 +278,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--no-json-schema", action="store_true",
                         help="refuse response_format json_schema, like many local servers")
+    parser.add_argument("--hostile", choices=[m.value for m in Hostile],
+                        help="misbehave this way on every request (the hostile-model suite)")
     args = parser.parse_args(argv)
-    with ScriptedServer(json_schema=not args.no_json_schema, port=args.port) as server:
+    with ScriptedServer(json_schema=not args.no_json_schema, port=args.port,
+                        hostile=Hostile(args.hostile) if args.hostile else None) as server:
         print(f"OPSLOOP_LLM_BASE_URL={server.url} OPSLOOP_LLM_MODEL=scripted", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()
