@@ -6,35 +6,31 @@ An open group is flushed again, at most every `group_interval`, when it changed 
 resolutions), and after `repeat_interval` when it did not; a group whose alerts have all
 resolved closes, so the next firing alert with its labels starts a new incident. A
 `threading.Lock` makes one grouper safe to share between a web server's request threads.
+
+Given an `IntakeState`, each step (a batch taken in, incidents opened, groups flushed) is
+written through before it returns, and undone in memory if the write fails; a new grouper on
+the same state carries on where the last one stopped. The incident's status never ends a
+group, only its alerts resolving do (as in Alertmanager): a mitigated, escalated or rejected
+incident whose alerts still fire takes their re-sends, where a new incident would run the
+loop, and remediate, again.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from opsloop.intake_state import AlertGroup, IntakeState, IntakeWrite
 from opsloop.models import Anomaly, AnomalyStatus, Incident
 from opsloop.policy.schema.intake import InhibitRule, IntakePolicy, all_match
 
+__all__ = ["AlertGroup", "AlertGrouper", "GroupUpdate", "IntakeStats", "representatives"]
+
 RECENT_DROPPED = 1000  # silenced / inhibited alerts kept for inspection; counters keep the rest
-
-
-@dataclass
-class AlertGroup:
-    key: str
-    labels: dict[str, str]
-    first_seen: datetime
-    alerts: dict[str, Anomaly] = field(default_factory=dict)  # by fingerprint
-    incident_id: str | None = None
-    last_flush: datetime | None = None
-    notified: set[str] = field(default_factory=set)  # firing fingerprints at the last flush
-    changed: bool = False
-
-    def firing(self) -> list[Anomaly]:
-        return [a for a in self.alerts.values() if a.status is AnomalyStatus.FIRING]
 
 
 @dataclass(frozen=True)
@@ -147,16 +143,23 @@ class AlertGrouper:
         environment: str,
         new_id: Callable[[], str],
         max_anomalies: int | None = None,
+        state: IntakeState | None = None,
     ) -> None:
         self.policy = policy
         self.environment = environment
         self.new_id = new_id
         self.max_anomalies = max_anomalies
-        self.groups: dict[str, AlertGroup] = {}
+        self.state = state
+        self.groups: dict[str, AlertGroup] = state.load() if state is not None else {}
         self.silenced: deque[Anomaly] = deque(maxlen=RECENT_DROPPED)
         self.inhibited: deque[Anomaly] = deque(maxlen=RECENT_DROPPED)
         self.stats = IntakeStats()
         self.inhibitor = Inhibitor(policy.inhibit_rules)
+        # Firing alerts held before a restart still mute their targets. Sources that were
+        # themselves silenced or inhibited are not held; their next re-send restores them.
+        for group in self.groups.values():
+            for anomaly in group.firing():
+                self.inhibitor.observe(anomaly)
         self._lock = threading.Lock()
 
     def group_labels(self, anomaly: Anomaly) -> dict[str, str]:
@@ -164,22 +167,49 @@ class AlertGrouper:
             return dict(anomaly.labels)
         return {k: anomaly.labels.get(k, "") for k in self.policy.group_by}
 
+    @staticmethod
+    def group_key(labels: dict[str, str]) -> str:
+        return "{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
+
     def _silenced(self, anomaly: Anomaly, now: datetime) -> bool:
         return any(s.silences(anomaly.labels, now) for s in self.policy.silences)
 
+    @contextmanager
+    def _step(self) -> Iterator[tuple[IntakeWrite, dict[str, AlertGroup | None]]]:
+        """One change to the groups, under the lock: the body records what it changed and each
+        group as it was before; the change is then written through. If the body or the write
+        fails, memory is put back too and the error raised, so memory never holds what the
+        disk does not (the webhook's 500 makes Alertmanager retry)."""
+        write = IntakeWrite()
+        before: dict[str, AlertGroup | None] = {}
+        try:
+            yield write, before
+            if self.state is not None:
+                self.state.commit(write)
+        except BaseException:
+            for key, group in before.items():
+                if group is None:
+                    self.groups.pop(key, None)
+                else:
+                    self.groups[key] = group
+            raise
+
     def ingest(self, anomalies: Iterable[Anomaly], now: datetime) -> IntakeStats:
-        """Take a batch in; returns what became of it (the totals are in `stats`)."""
+        """Take a batch in; returns what became of it (the totals are in `stats`). With a
+        state, the batch is on disk when this returns."""
         batch = list(anomalies)
         counts = IntakeStats()
         with self._lock:
             for anomaly in batch:  # sources first: an alert in this batch mutes its peers
                 self.inhibitor.observe(anomaly)
-            for anomaly in batch:
-                self._ingest_one(anomaly, now, counts)
+            with self._step() as (write, before):
+                for anomaly in batch:
+                    self._ingest_one(anomaly, now, counts, write, before)
             self.stats.add(counts)
         return counts
 
-    def _ingest_one(self, anomaly: Anomaly, now: datetime, counts: IntakeStats) -> None:
+    def _ingest_one(self, anomaly: Anomaly, now: datetime, counts: IntakeStats,
+                    write: IntakeWrite, before: dict[str, AlertGroup | None]) -> None:
         counts.received += 1
         if self._silenced(anomaly, now):
             counts.silenced += 1
@@ -190,45 +220,56 @@ class AlertGrouper:
             self.inhibited.append(anomaly)
             return
         labels = self.group_labels(anomaly)
-        key = "{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
+        key = self.group_key(labels)
         group = self.groups.get(key)
         resolved = anomaly.status is AnomalyStatus.RESOLVED
         if group is None:
             if resolved:
                 counts.unknown_resolutions += 1
                 return  # a resolution for an alert we never saw opens nothing
+            before.setdefault(key, None)
             group = self.groups[key] = AlertGroup(key=key, labels=labels, first_seen=now)
+            write.groups[key] = group
         previous = group.alerts.get(anomaly.fingerprint)
         if previous is None and resolved:
             counts.unknown_resolutions += 1
             return
         if previous is not None and previous.status is anomaly.status:
             counts.deduplicated += 1  # re-sent: same fingerprint, one alert
-        else:
+            if previous == anomaly:
+                return  # nothing to write
+        if self.state is not None and key not in before:
+            before[key] = group.copy()
+        if previous is None or previous.status is not anomaly.status:
             group.changed = True
+            write.groups[key] = group
             if resolved:
                 counts.resolved += 1
         # Re-sent alerts replace the stored copy (annotations and endsAt may have moved on).
         group.alerts[anomaly.fingerprint] = anomaly
+        write.alerts.append((key, anomaly))
 
     def due(self, now: datetime) -> list[Incident]:
         """Incidents for groups that have waited `group_wait` and are not yet open."""
         wait = timedelta(minutes=self.policy.group_wait_minutes)
         opened: list[Incident] = []
         with self._lock:
-            for group in self.groups.values():
-                if group.incident_id is not None or now - group.first_seen < wait:
-                    continue
-                firing = group.firing()
-                if not firing:
-                    continue
-                group.incident_id = self.new_id()
-                group.last_flush = now
-                group.notified = {a.fingerprint for a in firing}
-                group.changed = False
-                self.stats.incidents_opened += 1
-                opened.append(self._incident(group, firing, now))
-            self._drop_quiet_groups(now)
+            with self._step() as (write, before):
+                for key, group in self.groups.items():
+                    if group.incident_id is not None or now - group.first_seen < wait:
+                        continue
+                    firing = group.firing()
+                    if firing:
+                        before[key] = replace(group)  # the fields set below are rebound
+                        group.incident_id = self.new_id()
+                        group.last_flush = now
+                        group.notified = {a.fingerprint for a in firing}
+                        group.changed = False
+                        write.groups[key] = group
+                        write.flushed.append(key)
+                        opened.append(self._incident(group, firing, now))
+                self._drop_quiet_groups(now, write, before)
+            self.stats.incidents_opened += len(opened)
         return opened
 
     def _incident(self, group: AlertGroup, firing: list[Anomaly], now: datetime) -> Incident:
@@ -246,7 +287,8 @@ class AlertGrouper:
             opened_at=now,
         )
 
-    def _drop_quiet_groups(self, now: datetime) -> None:
+    def _drop_quiet_groups(self, now: datetime, write: IntakeWrite,
+                           before: dict[str, AlertGroup | None]) -> None:
         """Groups that resolved before they ever opened an incident go away."""
         wait = timedelta(minutes=self.policy.group_wait_minutes)
         quiet = [
@@ -254,7 +296,8 @@ class AlertGrouper:
             if g.incident_id is None and now - g.first_seen >= wait and not g.firing()
         ]
         for key in quiet:
-            del self.groups[key]
+            before[key] = self.groups.pop(key)
+            write.removed.append(key)
 
     def updates(self, now: datetime) -> list[GroupUpdate]:
         """Flushes of open groups: changed ones every `group_interval`, unchanged ones every
@@ -263,37 +306,77 @@ class AlertGrouper:
         repeat = timedelta(minutes=self.policy.repeat_interval_minutes)
         out: list[GroupUpdate] = []
         with self._lock:
-            for key, group in list(self.groups.items()):
-                if group.incident_id is None or group.last_flush is None:
-                    continue
-                since = now - group.last_flush
-                if not (group.changed and since >= interval) and since < repeat:
-                    continue
-                firing = group.firing()
-                fps = {a.fingerprint for a in firing}
-                update = GroupUpdate(
-                    incident_id=group.incident_id,
-                    group_key=key,
-                    new_firing=[a for a in firing if a.fingerprint not in group.notified],
-                    resolved=[
-                        a for a in group.alerts.values()
-                        if a.status is AnomalyStatus.RESOLVED and a.fingerprint in group.notified
-                    ],
-                    firing_count=len(firing),
-                    closed=not firing,
-                    repeat=not group.changed,
-                )
-                out.append(update)
-                if update.closed:
-                    del self.groups[key]
-                    self.stats.groups_closed += 1
-                    continue
-                # Resolved alerts have been told; forget them so memory follows what fires.
-                group.alerts = {a.fingerprint: a for a in firing}
-                group.notified = fps
-                group.last_flush = now
-                group.changed = False
+            with self._step() as (write, before):
+                for group in list(self.groups.values()):
+                    if group.incident_id is None or group.last_flush is None:
+                        continue
+                    since = now - group.last_flush
+                    if (group.changed and since >= interval) or since >= repeat:
+                        out.append(self._flush(group, now, write, before))
+            self.stats.groups_closed += sum(u.closed for u in out)
         return out
+
+    def _flush(self, group: AlertGroup, now: datetime, write: IntakeWrite,
+               before: dict[str, AlertGroup | None]) -> GroupUpdate:
+        assert group.incident_id is not None
+        key = group.key
+        firing = group.firing()
+        update = GroupUpdate(
+            incident_id=group.incident_id,
+            group_key=key,
+            new_firing=[a for a in firing if a.fingerprint not in group.notified],
+            resolved=[
+                a for a in group.alerts.values()
+                if a.status is AnomalyStatus.RESOLVED and a.fingerprint in group.notified
+            ],
+            firing_count=len(firing),
+            closed=not firing,
+            repeat=not group.changed,
+        )
+        if update.closed:
+            before[key] = self.groups.pop(key)
+            write.removed.append(key)
+            return update
+        before[key] = replace(group)  # the fields set below are rebound, not mutated
+        # Resolved alerts have been told; forget them so memory follows what fires.
+        group.alerts = {a.fingerprint: a for a in firing}
+        group.notified = {a.fingerprint for a in firing}
+        group.last_flush = now
+        group.changed = False
+        write.groups[key] = group
+        write.forgotten.append(key)
+        write.flushed.append(key)
+        return update
+
+    def adopt(self, incident: Incident, now: datetime) -> bool:
+        """Take back the group of an incident opened before intake state was kept (an
+        upgraded state dir): its recorded alerts count as notified, so their re-sends join
+        it. False when its group is already held."""
+        with self._lock:
+            if incident.group_key in self.groups:
+                return False
+            group = AlertGroup(
+                key=incident.group_key, labels=dict(incident.group_labels),
+                first_seen=incident.opened_at, incident_id=incident.id, last_flush=now,
+                alerts={a.fingerprint: a for a in incident.anomalies},
+            )
+            group.notified = {a.fingerprint for a in group.firing()}
+            with self._step() as (write, before):
+                before[group.key] = None
+                self.groups[group.key] = group
+                write.groups[group.key] = group
+                write.alerts += [(group.key, a) for a in group.alerts.values()]
+                write.flushed.append(group.key)
+            for anomaly in group.firing():
+                self.inhibitor.observe(anomaly)
+        return True
+
+    def opened(self, now: datetime) -> list[Incident]:
+        """The incident of every group that opened one, rebuilt from what the group holds:
+        for a restart to re-record one whose opening did not reach the incident store."""
+        with self._lock:
+            return [self._incident(g, g.firing(), g.last_flush or now)
+                    for g in self.groups.values() if g.incident_id is not None]
 
     def snapshot(self) -> dict[str, int]:
         """Counters and sizes for health endpoints and benchmarks."""

@@ -4,6 +4,10 @@ a pool of workers that take incidents round the loop and resume them on approval
 
 Request threads only ingest alerts and read the store; graph runs happen on the workers,
 each with its own `OperateLoop` (own SQLite connections), one run per incident at a time.
+
+Intake's groups live in `state/intake.db` as well as in memory (see `opsloop.intake_state`):
+a restarted `serve` keeps re-sent alerts in the incidents they opened, and `start` first
+finishes what a killed process left half done.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 from opsloop.environments import Production, UnknownEnvironment, open_environment
 from opsloop.graph.runner import OperateLoop
 from opsloop.intake import AlertGrouper, GroupUpdate, IntakeStats
+from opsloop.intake_state import IntakeState
 from opsloop.models import Anomaly, AnomalyStatus, Incident, ParamValue, Verdict
 from opsloop.observe import ENVIRONMENT
 from opsloop.policy import Policies
@@ -50,8 +55,11 @@ class IntakeRuntime:
         )
         self.store = IncidentStore(settings.state_dir / "opsloop.db")
         self.store_lock = threading.Lock()  # one connection, shared by request threads
+        self.intake_state = IntakeState(settings.state_dir / "intake.db")
         self.grouper = AlertGrouper(policies.intake, environment or "none", self._new_id,
-                                    max_anomalies=settings.max_anomalies_per_incident)
+                                    max_anomalies=settings.max_anomalies_per_incident,
+                                    state=self.intake_state)
+        self._unrecorded: list[Incident] = []  # opened by intake, not yet in the store
         self.pool = ThreadPoolExecutor(settings.serve_workers, thread_name_prefix="incident")
         self._local = threading.local()
         self._loops: list[OperateLoop] = []
@@ -66,6 +74,7 @@ class IntakeRuntime:
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> IntakeRuntime:
+        self.recover()
         self._spawn("intake-dispatch", self._every(DISPATCH_SECONDS, self.flush))
         if self.env is not None:
             self._spawn("slo-evaluate",
@@ -82,6 +91,7 @@ class IntakeRuntime:
                 loop.close()
         with self.store_lock:
             self.store.close()
+        self.intake_state.close()
         close = getattr(self.env, "close", None)
         if callable(close):
             close()
@@ -147,11 +157,44 @@ class IntakeRuntime:
         """Open incidents whose groups have waited, and record flushes of open groups."""
         now = self.now()
         opened = self.grouper.due(now)
-        for incident in opened:
-            self._open(incident)
+        self._unrecorded += opened
+        while self._unrecorded:  # one the store refused is tried again next round
+            self._open(self._unrecorded[0])
+            self._unrecorded.pop(0)
         for update in self.grouper.updates(now):
             self._record_update(update)
         return opened
+
+    def recover(self) -> list[Incident]:
+        """Finish what a killed `serve` left undone; returns the incidents recorded now.
+
+        A group that opened an incident the store has no 'opened' record of died between
+        the two writes: the incident is recorded (and run) now, under the id it was given,
+        never a new one. In a state dir from before intake state was kept, the groups of
+        incidents intake opened and never closed are taken back first, so their alerts'
+        re-sends join them."""
+        now = self.now()
+        if self.intake_state.fresh:
+            self._adopt_open_incidents(now)
+            self.intake_state.fresh = False
+        recorded = []
+        for incident in self.grouper.opened(now):
+            with self.store_lock:
+                kinds = {(a.actor, a.kind) for a in self.store.audit_log(incident.id)}
+            if ("intake", "opened") not in kinds:
+                self._open(incident)
+                recorded.append(incident)
+        return recorded
+
+    def _adopt_open_incidents(self, now: datetime) -> None:
+        with self.store_lock:
+            incidents = self.store.incidents()  # oldest first: a duplicate joins the first
+            audits = {i.id: {(a.actor, a.kind) for a in self.store.audit_log(i.id)}
+                      for i in incidents}
+        for incident in incidents:
+            kinds = audits[incident.id]
+            if ("intake", "opened") in kinds and ("intake", "alerts_resolved") not in kinds:
+                self.grouper.adopt(incident, now)
 
     def _open(self, incident: Incident) -> None:
         with self.store_lock:
@@ -238,7 +281,8 @@ class IntakeRuntime:
 
         def run() -> Incident | None:
             with self._lock_for(incident_id):
-                return self._loop().decide(approval_id, verdict, by, reason, changes)
+                return self._loop().decide(approval_id, verdict, by, reason,
+                                           dict[str, object](changes))
 
         future = self.pool.submit(run)
         self.runs[incident_id] = future
