@@ -1,6 +1,7 @@
 """Where an incident's production lives, named by a reference a later process can reopen.
 
 - `sim:<id>`: a simulated fleet saved in the work dir (the embedded offline default).
+- `recorded:<id>`: a recorded incident replayed by the eval harness (not reopened later).
 - `remote:sim=<url>[,prometheus=<url>]`: a simulator served over HTTP (`opsloop sim-serve`)
   whose API answers for the catalog, logs, deploys, flags and actions; with `prometheus=`,
   metrics are PromQL against that Prometheus (policies/prometheus/promql.yaml), not the
@@ -8,14 +9,21 @@
 
 An incident names its environment so that a later process (an approval after a restart)
 reopens the same production the incident was opened against.
+
+The incident's reference reaches the model (it is in the incident record), so a simulated or
+recorded one is opaque: random, naming no scenario, case, fault or seed. Where it came from
+is kept beside the saved environments (`environments/origins/`), for people and reports only.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from opsloop.models import (
     ActionResult,
@@ -44,13 +52,62 @@ class Production(Telemetry, Actuator, Clock, Protocol):
     """What the loop runs an incident against: telemetry, an actuator and a clock in one."""
 
 
+class Origin(BaseModel):
+    """What an opaque environment reference stands for: never on the incident, never in a prompt."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    ref: str
+    scenario: str | None = None  # a built-in scenario, or an eval case's base scenario
+    case: str | None = None  # an eval case id
+    seed: int | None = None
+
+    def describe(self) -> str:
+        """`case simulated/x (bad_deploy, seed 7)`, `scenario bad_deploy, seed 7`, ..."""
+        detail = ", ".join(p for p in (self.scenario or "",
+                                       f"seed {self.seed}" if self.seed is not None else "") if p)
+        if self.case:
+            return f"case {self.case}" + (f" ({detail})" if detail else "")
+        return f"scenario {detail}" if detail else "unknown origin"
+
+
+def opaque_ref(kind: str) -> str:
+    """A fresh `<kind>:<12 hex>` reference: random, so it can tell a model nothing."""
+    return f"{kind}:{uuid.uuid4().hex[:12]}"
+
+
+def _origin_path(ref: str, settings: Settings) -> Path:
+    kind, _, env_id = ref.partition(":")
+    return settings.environments_dir / "origins" / f"{kind}-{env_id}.json"
+
+
+def record_origin(origin: Origin, settings: Settings) -> None:
+    """Write down where `origin.ref` came from, beside the saved environments."""
+    path = _origin_path(origin.ref, settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(origin.model_dump_json(exclude_none=True), encoding="utf-8")
+
+
+def origin_of(ref: str, settings: Settings) -> Origin | None:
+    """Where an environment came from, if this work dir recorded it (None for remote ones)."""
+    env_id = ref.partition(":")[2]
+    if not env_id.isalnum():  # remote refs, and anything that could leave the folder
+        return None
+    try:
+        return Origin.model_validate(json.loads(_origin_path(ref, settings).read_text("utf-8")))
+    except (OSError, ValueError, ValidationError):
+        return None
+
+
 def new_simulation(scenario: str, seed: int, settings: Settings) -> tuple[str, SimEnvironment]:
-    env_id = f"{scenario}-{seed}-{uuid.uuid4().hex[:6]}"
-    path = settings.environments_dir / f"{env_id}.json"
+    """A fresh simulated production saved under an opaque `sim:<id>`, its origin kept aside."""
+    ref = opaque_ref("sim")
+    path = settings.environments_dir / f"{ref.partition(':')[2]}.json"
     env = SimEnvironment.create(scenario, seed)
     env.autosave_path = path
     env.save(path)
-    return f"sim:{env_id}", env
+    record_origin(Origin(ref=ref, scenario=scenario, seed=seed), settings)
+    return ref, env
 
 
 class RemoteEnvironment:

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from opsloop.alertmanager import PayloadError, parse_webhook
-from opsloop.environments import Production
+from opsloop.environments import Origin, Production, opaque_ref, record_origin
 from opsloop.evals.cases import AlertDelivery, Case, CaseError
 from opsloop.graph.runner import OperateLoop
 from opsloop.intake import AlertGrouper
@@ -114,6 +114,14 @@ class _Loop:
         self.production = production
         self.ctx = self.loop.context(production, telemetry=telemetry, actuator=actuator)
 
+    def environment(self, kind: str, case: Case, scenario: str | None = None,
+                    seed: int | None = None) -> str:
+        """An opaque reference for the case's production; the case is kept beside, not in it."""
+        ref = opaque_ref(kind)
+        record_origin(Origin(ref=ref, case=case.id, scenario=scenario, seed=seed),
+                      self.loop.settings)
+        return ref
+
     def close(self) -> None:
         self.loop.close()
 
@@ -146,7 +154,8 @@ def _simulate(case: Case, harness: Harness, policies: Policies, workdir: Path,
         out.fault_at = tick_time(variant.fault_at)
         start = env.now()
         end = start + timedelta(minutes=variant.minutes)
-        grouper = AlertGrouper(policies.intake, f"sim:eval-{case.id}", loop.store.next_incident_id)
+        ref = loop.environment("sim", case, variant.base, variant.seed)
+        grouper = AlertGrouper(policies.intake, ref, loop.store.next_incident_id)
         while env.now() < end and len(out.incidents) < len(case.expected):
             env.wait(1)
             now = env.now()
@@ -216,7 +225,7 @@ def _replay(case: Case, harness: Harness, policies: Policies, workdir: Path,
     loop = _Loop(harness, policies, workdir, production, production, actuator)
     try:
         out.fault_at = spec.onset
-        grouper = AlertGrouper(policies.intake, f"recorded:{case.id}",
+        grouper = AlertGrouper(policies.intake, loop.environment("recorded", case),
                                loop.store.next_incident_id)
         for received, alerts in arrivals:
             grouper.ingest(alerts, received)

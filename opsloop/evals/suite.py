@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
 import statistics
 import uuid
 from collections.abc import Callable, Iterator
@@ -30,6 +32,22 @@ class EvalError(Exception):
 
 def new_run_id() -> str:
     return f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:4]}"
+
+
+def case_workdir(run_dir: Path, model: str, case_id: str, run: int) -> Path:
+    """One case run's own work dir, under a random name.
+
+    Paths under it end up in the incident's timeline, which the postmortem's model reads,
+    so the folder must not spell the case. `cases/<model>/<case>/run-N` links to it.
+    """
+    workdir = run_dir / "runs" / uuid.uuid4().hex[:12]
+    workdir.mkdir(parents=True)
+    link = run_dir / "cases" / model.replace("/", "_") / case_id / f"run-{run}"
+    link.parent.mkdir(parents=True, exist_ok=True)
+    # Where symlinks cannot be made, the report's `workdir` still says where it is.
+    with contextlib.suppress(OSError):
+        link.symlink_to(os.path.relpath(workdir, link.parent), target_is_directory=True)
+    return workdir
 
 
 def model_settings(settings: Settings, model: str, base_url: str | None) -> Settings:
@@ -153,6 +171,7 @@ def _run(settings: Settings, per_model: dict[str, Settings], cases: list[Case], 
     overlays: dict[str, Policies] = {}
     started = datetime.now(UTC)
     scores: dict[str, list[CaseScore]] = {m: [] for m in models}
+    rows: list[dict[str, Any]] = []  # per case run, in run order (model by model)
     total, n = len(cases) * len(models) * runs, 0
     for model, model_cfg in per_model.items():
         harness = Harness(settings=model_cfg, policies=policies, runbooks=runbooks)
@@ -165,10 +184,12 @@ def _run(settings: Settings, per_model: dict[str, Settings], cases: list[Case], 
                 case_policies = overlays[case.id]
             for r in range(1, runs + 1):
                 n += 1
-                workdir = run_dir / "cases" / model.replace("/", "_") / case.id / f"run-{r}"
+                workdir = case_workdir(run_dir, model, case.id, r)
                 run = run_case(case, harness, case_policies, workdir, model, r)
                 score = score_case(case, run)
                 scores[model].append(score)
+                rows.append({**score_dict(score),
+                             "workdir": workdir.relative_to(run_dir).as_posix()})
                 mark = "pass" if score.passed else ("ERROR" if score.error else "fail")
                 progress(f"[{n}/{total}] {model} {case.id}"
                          + (f" run {r}" if runs > 1 else "") + f": {mark} ({run.seconds:.1f}s)")
@@ -181,6 +202,6 @@ def _run(settings: Settings, per_model: dict[str, Settings], cases: list[Case], 
         "policies_dir": str(settings.policies_dir),
         "runbook_dirs": [str(d) for d in settings.runbook_dirs],
         "summary": {m: aggregate(s) for m, s in scores.items()},
-        "cases": [score_dict(s) for m in models for s in scores[m]],
+        "cases": rows,
         "retrieval": retrieval_metrics(settings) if with_retrieval else None,
     }
