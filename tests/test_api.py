@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -122,8 +122,9 @@ def test_bad_alerts_get_422_naming_them_and_the_good_ones_still_count(
     assert huge.status_code == 413
 
 
-def test_approvals_are_answered_over_http_in_the_callers_name(settings: Settings) -> None:
-    loop = OperateLoop(settings)
+def test_approvals_are_answered_over_http_in_the_callers_name(
+        settings: Settings, make_loop: Callable[[Settings], OperateLoop]) -> None:
+    loop = make_loop(settings)
     try:
         run = run_scenario(loop, "bad_deploy", 7, lambda _: None)
     finally:

@@ -1,21 +1,51 @@
-"""Approve / reject / modify from a new process after the one that paused has exited."""
+"""Approve / reject / modify from a new process after the one that paused has exited.
+
+Each command opens the work dir afresh, as a new process would: through `main` here, and
+as a real new process in the slow run (CI runs both).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from opsloop.cli import main
 from opsloop.simulator import SimEnvironment
 
+Opsloop = Callable[..., subprocess.CompletedProcess[str]]
 
-def opsloop(work: Path, *args: str) -> subprocess.CompletedProcess[str]:
+
+def in_a_new_process(work: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "opsloop", *args, "--work-dir", str(work)],
         capture_output=True, text=True, timeout=120, check=False,
     )
+
+
+def in_this_process(work: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    argv = [*args, "--work-dir", str(work)]
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(argv)
+        except SystemExit as exc:  # argparse's usage errors
+            code = exc.code if isinstance(exc.code, int) else 1
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
+
+
+@pytest.fixture(params=[pytest.param(in_this_process, id="main"),
+                        pytest.param(in_a_new_process, id="process", marks=pytest.mark.slow)])
+def opsloop(request: pytest.FixtureRequest) -> Opsloop:
+    runner: Opsloop = request.param
+    return runner
 
 
 def as_json(proc: subprocess.CompletedProcess[str]) -> Any:
@@ -28,7 +58,7 @@ def executed_keys(work: Path, environment: str) -> list[str]:
     return list(env.state.executed)
 
 
-def test_approve_in_a_new_process_runs_the_action_once(tmp_path: Path) -> None:
+def test_approve_in_a_new_process_runs_the_action_once(tmp_path: Path, opsloop: Opsloop) -> None:
     work = tmp_path / "work"
     [row] = as_json(opsloop(work, "demo", "--scenario", "bad_deploy", "--json"))
     assert row["outcome"] == "pending approval"
@@ -59,7 +89,7 @@ def test_approve_in_a_new_process_runs_the_action_once(tmp_path: Path) -> None:
     assert as_json(opsloop(work, "approvals", "--json")) == []
 
 
-def test_reject_runs_nothing_and_records_why(tmp_path: Path) -> None:
+def test_reject_runs_nothing_and_records_why(tmp_path: Path, opsloop: Opsloop) -> None:
     work = tmp_path / "work"
     [row] = as_json(opsloop(work, "demo", "--scenario", "dependency_outage", "--json"))
     [waiting] = as_json(opsloop(work, "approvals", "--json"))
@@ -74,7 +104,7 @@ def test_reject_runs_nothing_and_records_why(tmp_path: Path) -> None:
     assert executed_keys(work, row["environment"]) == []
 
 
-def test_modify_changes_the_action_within_policy(tmp_path: Path) -> None:
+def test_modify_changes_the_action_within_policy(tmp_path: Path, opsloop: Opsloop) -> None:
     work = tmp_path / "work"
     [row] = as_json(opsloop(work, "demo", "--scenario", "cost_runaway", "--json"))
     [waiting] = as_json(opsloop(work, "approvals", "--json"))
@@ -90,7 +120,7 @@ def test_modify_changes_the_action_within_policy(tmp_path: Path) -> None:
     assert next(s.replicas for s in env.services() if s.name == "recommendations") == 12
 
 
-def test_modify_cannot_push_an_action_past_a_deny(tmp_path: Path) -> None:
+def test_modify_cannot_push_an_action_past_a_deny(tmp_path: Path, opsloop: Opsloop) -> None:
     # Refused before anything is recorded (issue 10.4): the approval stays pending, with the
     # key and the allowed range named, and nothing runs.
     work = tmp_path / "work"
@@ -107,7 +137,7 @@ def test_modify_cannot_push_an_action_past_a_deny(tmp_path: Path) -> None:
     assert executed_keys(work, row["environment"]) == []
 
 
-def test_bad_modify_syntax_is_a_clear_error(tmp_path: Path) -> None:
+def test_bad_modify_syntax_is_a_clear_error(tmp_path: Path, opsloop: Opsloop) -> None:
     work = tmp_path / "work"
     as_json(opsloop(work, "demo", "--scenario", "cost_runaway", "--json"))
     [waiting] = as_json(opsloop(work, "approvals", "--json"))

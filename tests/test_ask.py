@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -19,11 +19,12 @@ from opsloop.watch import run_scenario
 
 
 @pytest.fixture(scope="module")
-def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Records, Settings]]:
+def history(tmp_path_factory: pytest.TempPathFactory, make_loop: Callable[[Settings], OperateLoop]
+            ) -> Iterator[tuple[Records, Settings]]:
     """Four real incidents: approved (bad_deploy), SEV2 auto (flag), SEV3 auto (leak),
     rejected (cost_runaway)."""
     settings = Settings(work_dir=tmp_path_factory.mktemp("ask") / "work")
-    loop = OperateLoop(settings)
+    loop = make_loop(settings)
     try:
         first: dict[str, Incident] = {}
         for name in ("bad_deploy", "flag_rollout_errors", "memory_leak", "cost_runaway"):
@@ -105,9 +106,10 @@ def test_at_least_fifteen_kinds_are_covered() -> None:
     assert len({c[1] for c in CASES}) >= 15
 
 
-def test_a_pending_approval_is_found_before_anyone_decides(tmp_path: Path) -> None:
+def test_a_pending_approval_is_found_before_anyone_decides(
+        tmp_path: Path, make_loop: Callable[[Settings], OperateLoop]) -> None:
     settings = Settings(work_dir=tmp_path / "work")
-    loop = OperateLoop(settings)
+    loop = make_loop(settings)
     try:
         incident = run_scenario(loop, "dependency_outage", 7, lambda _m: None).incidents[0]
         records = Records.load(loop.store.incidents(), settings.postmortems_dir,

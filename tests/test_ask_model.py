@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,9 +20,10 @@ from opsloop.watch import run_scenario
 
 
 @pytest.fixture(scope="module")
-def records(tmp_path_factory: pytest.TempPathFactory) -> Records:
+def records(tmp_path_factory: pytest.TempPathFactory,
+            make_loop: Callable[[Settings], OperateLoop]) -> Records:
     settings = Settings(work_dir=tmp_path_factory.mktemp("askm") / "work")
-    loop = OperateLoop(settings)
+    loop = make_loop(settings)
     try:
         for name in ("flag_rollout_errors", "memory_leak"):
             run_scenario(loop, name, 7, lambda _m: None)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -19,8 +19,9 @@ from opsloop.watch import run_scenario
 
 
 @pytest.fixture(scope="module")
-def incident(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Incident]:
-    loop = OperateLoop(Settings(work_dir=tmp_path_factory.mktemp("n") / "work"))
+def incident(tmp_path_factory: pytest.TempPathFactory, make_loop: Callable[[Settings], OperateLoop]
+             ) -> Iterator[Incident]:
+    loop = make_loop(Settings(work_dir=tmp_path_factory.mktemp("n") / "work"))
     try:
         yield run_scenario(loop, "flag_rollout_errors", 7, lambda _m: None).incidents[0]
     finally:

@@ -3,7 +3,7 @@ policy decisions as offline, few model calls, a bounded prompt, usage in the rec
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -29,14 +29,15 @@ def server() -> Iterator[ScriptedServer]:
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_model_path_makes_the_same_policy_decisions_as_offline(
-        tmp_path: Path, server: ScriptedServer, name: str) -> None:
-    offline = OperateLoop(Settings(work_dir=tmp_path / "offline"))
+        tmp_path: Path, server: ScriptedServer, name: str,
+        make_loop: Callable[[Settings], OperateLoop]) -> None:
+    offline = make_loop(Settings(work_dir=tmp_path / "offline"))
     try:
         expected = policy_outcome(run_scenario(offline, name, 7, lambda _m: None).incidents[0])
     finally:
         offline.close()
     seen = len(server.exchanges)
-    loop = OperateLoop(model_settings(tmp_path / "model", server))
+    loop = make_loop(model_settings(tmp_path / "model", server))
     try:
         incident = run_scenario(loop, name, 7, lambda _m: None).incidents[0]
     finally:
@@ -55,10 +56,11 @@ def test_model_path_makes_the_same_policy_decisions_as_offline(
     assert set(incident.usage.by_specialist) >= set(incident.specialists)
 
 
-def test_tools_offered_to_a_specialist_are_only_its_own(tmp_path: Path,
-                                                        server: ScriptedServer) -> None:
+def test_tools_offered_to_a_specialist_are_only_its_own(
+        tmp_path: Path, server: ScriptedServer,
+        make_loop: Callable[[Settings], OperateLoop]) -> None:
     seen = len(server.exchanges)
-    loop = OperateLoop(model_settings(tmp_path / "w", server))
+    loop = make_loop(model_settings(tmp_path / "w", server))
     try:
         run_scenario(loop, "memory_leak", 7, lambda _m: None)
     finally:
@@ -72,15 +74,16 @@ def test_tools_offered_to_a_specialist_are_only_its_own(tmp_path: Path,
 
 
 def test_approval_then_narrative_usage_and_show_table(
-        tmp_path: Path, server: ScriptedServer, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, server: ScriptedServer, capsys: pytest.CaptureFixture[str],
+        make_loop: Callable[[Settings], OperateLoop]) -> None:
     settings = model_settings(tmp_path / "w", server)
-    loop = OperateLoop(settings)
+    loop = make_loop(settings)
     try:
         incident = run_scenario(loop, "bad_deploy", 7, lambda _m: None).incidents[0]
         [request] = loop.pending()
         # the resume happens in a fresh handle: usage recorded so far must survive it
         loop.close()
-        loop = OperateLoop(settings)
+        loop = make_loop(settings)
         done = loop.decide(request.id, Verdict.APPROVE, "alice", "go")
     finally:
         loop.close()

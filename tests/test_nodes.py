@@ -8,6 +8,7 @@ import pytest
 from langgraph.runtime import Runtime
 from langgraph.types import Command, Send
 
+from opsloop import watch
 from opsloop.graph.context import LoopContext
 from opsloop.graph.nodes.act import act, idempotency_key
 from opsloop.graph.nodes.guardrails import guardrails
@@ -28,13 +29,12 @@ from opsloop.models import (
     Severity,
 )
 from opsloop.simulator import SimEnvironment
-from opsloop.watch import detect
 
 
 def opened(
     loop: OperateLoop, scenario: str
 ) -> tuple[Incident, SimEnvironment, Runtime[LoopContext]]:
-    run, env = detect(loop, scenario, seed=7)
+    run, env = watch.detect(loop, scenario, seed=7)
     [incident] = run.incidents
     return incident, env, Runtime(context=loop.context(env))
 

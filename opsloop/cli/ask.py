@@ -26,7 +26,6 @@ def ask(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
     from opsloop.agents.ask_answers import kind_of
     from opsloop.agents.ask_records import Records
     from opsloop.llm.config import model_client
-    from opsloop.tools.runbook_index import RunbookIndex
 
     question = " ".join(args.question).strip()
     if not question:
@@ -42,6 +41,8 @@ def ask(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
     client = None if args.offline else model_client(settings)
     index = None
     if kind_of(question) == "runbook" or client is not None:
+        from opsloop.tools.runbook_index import RunbookIndex  # chromadb: only when asked
+
         ui.err.print("loading the runbook index…", markup=False)
         index = RunbookIndex(settings.index_dir, settings.runbook_dirs)
     records = Records.load(incidents, settings.postmortems_dir, settings.signals_dir, index)

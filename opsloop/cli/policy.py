@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from opsloop.cli.render import Ui
-from opsloop.policy import check_policies
 from opsloop.settings import Settings
 
 
@@ -33,6 +32,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def check(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
+    from opsloop.policy import check_policies  # the policy schema: only for this command
+
     directory = args.dir or settings.policies_dir
     problems = check_policies(directory, allow_unsafe=args.allow_unsafe)
     errors = [p for p in problems if p.level == "error"]

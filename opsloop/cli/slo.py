@@ -4,13 +4,14 @@ left, and whether the change freeze applies — measured on Prometheus or a simu
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opsloop.cli.render import Ui, UserError
-from opsloop.policy import load_policies
-from opsloop.policy.health import SloStatus, budget_exhausted, slo_status
 from opsloop.settings import Settings
-from opsloop.tools.protocols import Telemetry
+
+if TYPE_CHECKING:  # the policy schema is loaded by the handler, not by every command
+    from opsloop.policy.health import SloStatus
+    from opsloop.tools.protocols import Telemetry
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -59,6 +60,9 @@ def _burn(value: float | None) -> str:
 
 
 def status(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
+    from opsloop.policy import load_policies
+    from opsloop.policy.health import budget_exhausted, slo_status
+
     policies = load_policies(settings.policies_dir, allow_unsafe=settings.allow_unsafe_policies)
     source, telemetry = _telemetry(args, settings)
     windows = policies.health.burn_rate_windows

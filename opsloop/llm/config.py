@@ -8,14 +8,19 @@ real model by accident, whatever the developer's environment says.
 from __future__ import annotations
 
 import ipaddress
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-import httpx
-from langchain_openai import ChatOpenAI
 from pydantic import SecretStr
 
-from opsloop.llm.client import ModelClient
 from opsloop.settings import Settings
+
+# The model stack (langchain_openai, openai, httpx) takes seconds to import: only a
+# configured model pays for it, so offline commands stay quick.
+if TYPE_CHECKING:
+    from langchain_openai import ChatOpenAI
+
+    from opsloop.llm.client import ModelClient
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 
@@ -58,6 +63,9 @@ def build_chat_model(settings: Settings) -> ChatOpenAI | None:
     """The configured chat model, or None when no endpoint is configured."""
     if not model_enabled(settings):
         return None
+    import httpx
+    from langchain_openai import ChatOpenAI
+
     base_url, model = endpoint(settings)
     key = settings.llm_api_key
     if key is None:
@@ -82,4 +90,8 @@ def build_chat_model(settings: Settings) -> ChatOpenAI | None:
 def model_client(settings: Settings) -> ModelClient | None:
     """The loop's model handle (client, retries, usage ledger), or None: reason offline."""
     chat = build_chat_model(settings)
-    return None if chat is None else ModelClient(chat, settings)
+    if chat is None:
+        return None
+    from opsloop.llm.client import ModelClient
+
+    return ModelClient(chat, settings)
