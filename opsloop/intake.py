@@ -299,9 +299,14 @@ class AlertGrouper:
             before[key] = self.groups.pop(key)
             write.removed.append(key)
 
-    def updates(self, now: datetime) -> list[GroupUpdate]:
+    def updates(self, now: datetime,
+                record: Callable[[list[GroupUpdate]], None] | None = None) -> list[GroupUpdate]:
         """Flushes of open groups: changed ones every `group_interval`, unchanged ones every
-        `repeat_interval`; a group whose alerts all resolved is flushed one last time, closed."""
+        `repeat_interval`; a group whose alerts all resolved is flushed one last time, closed.
+
+        `record` is called with the flushes before they are written through: if it fails,
+        they are undone and come again next time; a kill between the two repeats a flush
+        rather than losing one."""
         interval = timedelta(minutes=self.policy.group_interval_minutes)
         repeat = timedelta(minutes=self.policy.repeat_interval_minutes)
         out: list[GroupUpdate] = []
@@ -313,6 +318,8 @@ class AlertGrouper:
                     since = now - group.last_flush
                     if (group.changed and since >= interval) or since >= repeat:
                         out.append(self._flush(group, now, write, before))
+                if out and record is not None:
+                    record(out)
             self.stats.groups_closed += sum(u.closed for u in out)
         return out
 

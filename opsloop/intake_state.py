@@ -166,9 +166,10 @@ class IntakeState:
                  for key, a in write.alerts])
             db.executemany("DELETE FROM intake_alerts WHERE group_key=? AND status='resolved'",
                            _keys(write.forgotten))
+            # Only rows whose flag moves: a flush rewrites what came since, not the group.
             db.executemany(
-                "UPDATE intake_alerts SET notified=(status='firing') WHERE group_key=?",
-                _keys(write.flushed))
+                "UPDATE intake_alerts SET notified=(status='firing') "
+                "WHERE group_key=? AND notified!=(status='firing')", _keys(write.flushed))
             db.executemany("DELETE FROM intake_alerts WHERE group_key=?", _keys(write.removed))
             db.executemany("DELETE FROM intake_groups WHERE key=?", _keys(write.removed))
             db.execute("COMMIT")

@@ -192,3 +192,28 @@ def test_a_state_dir_from_before_intake_state_takes_back_its_open_incidents(
     assert reopened.group_key == closed.group_key and reopened.id not in {closed.id,
                                                                          still_open.id}
     assert len(incidents(runtime)) == 3
+
+
+def test_news_the_audit_log_refused_is_flushed_again_not_lost(
+    serve: tuple[Callable[[], IntakeRuntime], Clock], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    start, clock = serve
+    runtime = start()
+    runtime.ingest([alert("checkout")])
+    [opened] = runtime.flush()
+    runtime.ingest([alert("payments")])
+    clock.advance(1)
+    audit = runtime.store.audit
+
+    def locked(*args: Any) -> None:
+        raise OSError("database is locked")
+
+    monkeypatch.setattr(runtime.store, "audit", locked)
+    with pytest.raises(OSError):
+        runtime.flush()
+    monkeypatch.setattr(runtime.store, "audit", audit)
+    runtime = start()  # and a restart in between changes nothing
+    runtime.flush()
+    [update] = [a for a in runtime.read(lambda s: s.audit_log(opened.id))
+                if a.kind == "alerts_update"]
+    assert update.detail["new_firing"] == [alert("payments").fingerprint]

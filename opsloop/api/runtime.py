@@ -161,8 +161,7 @@ class IntakeRuntime:
         while self._unrecorded:  # one the store refused is tried again next round
             self._open(self._unrecorded[0])
             self._unrecorded.pop(0)
-        for update in self.grouper.updates(now):
-            self._record_update(update)
+        self.grouper.updates(now, record=self._record_updates)
         return opened
 
     def recover(self) -> list[Incident]:
@@ -210,16 +209,17 @@ class IntakeRuntime:
             return
         self.runs[incident.id] = self.pool.submit(self._run_new, incident)
 
-    def _record_update(self, update: GroupUpdate) -> None:
-        kind = "alerts_resolved" if update.closed else (
-            "alerts_repeat" if update.repeat else "alerts_update")
+    def _record_updates(self, updates: list[GroupUpdate]) -> None:
         with self.store_lock:
-            self.store.audit(update.incident_id, "intake", kind, {
-                "new_firing": [a.fingerprint for a in update.new_firing[:100]],
-                "new_firing_count": len(update.new_firing),
-                "resolved_count": len(update.resolved),
-                "firing_count": update.firing_count,
-            })
+            for update in updates:
+                kind = "alerts_resolved" if update.closed else (
+                    "alerts_repeat" if update.repeat else "alerts_update")
+                self.store.audit(update.incident_id, "intake", kind, {
+                    "new_firing": [a.fingerprint for a in update.new_firing[:100]],
+                    "new_firing_count": len(update.new_firing),
+                    "resolved_count": len(update.resolved),
+                    "firing_count": update.firing_count,
+                })
 
     def evaluate_slos(self) -> None:
         """SRE Workbook burn-rate windows over the environment's telemetry, into intake.
