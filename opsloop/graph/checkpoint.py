@@ -39,7 +39,7 @@ class _Saver(SqliteSaver):
 
 def sqlite_checkpointer(path: Path) -> SqliteSaver:
     conn = open_sqlite(path, "checkpoint file")
-    conn.isolation_level = ""  # SqliteSaver manages its own transactions, as it expects
+    conn.isolation_level = "DEFERRED"  # the implicit transactions SqliteSaver expects
     try:
         conn.execute("SELECT name FROM sqlite_master LIMIT 1").fetchall()
     except sqlite3.DatabaseError as exc:
