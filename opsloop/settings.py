@@ -108,3 +108,22 @@ class Settings(BaseSettings):
     @property
     def promql_path(self) -> Path:
         return self.promql_file or self.policies_dir / "prometheus" / "promql.yaml"
+
+
+class SettingsError(ValueError):
+    """An OPSLOOP_* environment variable with a value the setting cannot take."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment; a bad value is named by its variable, not its field."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = ".".join(str(p) for p in error.get("loc", ()))
+            variable = f"OPSLOOP_{field.split('.')[0].upper()}"
+            problems.append(f"{variable}={error.get('input')!r}: {error.get('msg')}")
+        raise SettingsError("; ".join(problems)) from None

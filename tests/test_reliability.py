@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from opsloop.agents.ask_records import Records
 from opsloop.cli.main import main
+from opsloop.files import documents
 from opsloop.graph.checkpoint import sqlite_checkpointer
 from opsloop.graph.runner import InvalidChange, OperateLoop
 from opsloop.models import ApprovalRequest, IncidentStatus, Verdict
@@ -276,3 +278,31 @@ def test_a_foreign_state_file_is_an_error_naming_it(settings: Settings) -> None:
     path.write_bytes(b"this is not a database, it is a shopping list\n" * 100)
     with pytest.raises(StoreError, match=r"opsloop\.db"):
         IncidentStore(path)
+
+
+# -- files and settings name themselves ------------------------------------------------------
+
+
+def test_a_bad_environment_variable_is_named_by_its_variable(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("OPSLOOP_SEED", "abc")
+    assert main(["incidents", "--work-dir", str(settings.work_dir)]) == 1
+    err = capsys.readouterr().err
+    assert "OPSLOOP_SEED='abc'" in err and "integer" in err and "Traceback" not in err
+
+
+def test_document_listings_never_follow_a_symlink_out_of_their_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "signals"
+    folder.mkdir()
+    (folder / "sig-1.md").write_text("---\nid: sig-1\n---\n")
+    secret = tmp_path / "elsewhere.md"
+    secret.write_text("---\nid: secret\n---\n")
+    (folder / "sig-2.md").symlink_to(secret)
+    (folder / "sub").mkdir()
+    (folder / "sub" / "sig-3.md").write_text("x")
+    assert [p.name for p in documents(folder)] == ["sig-1.md"]
+    (tmp_path / "linked").symlink_to(folder)
+    assert documents(tmp_path / "linked") == []
+    records = Records.load([], tmp_path / "postmortems", folder)
+    assert [s["id"] for s in records.signals] == ["sig-1"]

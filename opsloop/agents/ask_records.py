@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from opsloop.files import documents
 from opsloop.models import Incident, Severity
 from opsloop.models.catalog import ACTION_TYPES
 from opsloop.runbooks.markdown import split_front_matter
@@ -50,7 +51,7 @@ class Records:
             if path.is_file():
                 posts[incident.id] = path.read_text(encoding="utf-8")
         signals = []
-        for path in sorted(signals_dir.glob("*.md")) if signals_dir.is_dir() else []:
+        for path in documents(signals_dir):
             try:
                 meta, _ = split_front_matter(path.read_text(encoding="utf-8"))
             except ValueError:  # FrontMatterError, or not UTF-8

@@ -20,16 +20,17 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from starlette.concurrency import run_in_threadpool
 
-from opsloop.api.access import authorize
+from opsloop.api.access import AUTH_RESPONSES, authorize
 from opsloop.api.auth import Principal, Role
 from opsloop.api.bodies import json_model, optional_json_model
 from opsloop.api.runtime import IntakeRuntime
 from opsloop.environments import UnknownEnvironment
+from opsloop.files import documents
 from opsloop.models import ApprovalRequest, Incident, IncidentStatus, ParamValue, Verdict
 from opsloop.policy.health import SloStatus, budget_exhausted, slo_status
 from opsloop.store import StoreError
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", responses=AUTH_RESPONSES)
 # A decision is a reason and a few parameters; anything near this size is not one.
 DECISION_MAX_BODY_BYTES = 64 * 1024
 _SCHEMA_REF = "#/components/schemas/{model}"
@@ -68,7 +69,8 @@ def list_incidents(request: Request, _: Reader,
 
 
 @router.get("/incidents/{incident_id}", tags=["incidents"],
-            summary="one incident in full, with its audit log")
+            summary="one incident in full, with its audit log",
+            responses={404: {"description": "no such incident"}})
 def show_incident(request: Request, incident_id: Id, _: Reader) -> dict[str, Any]:
     def load(store: Any) -> tuple[Incident, list[Any]]:
         return store.get_incident(incident_id), store.audit_log(incident_id)
@@ -173,7 +175,7 @@ def _decision_route(summary: str, body: str, required: bool) -> dict[str, Any]:
             200: {"description": "decided; the incident ran to its next stop"},
             202: {"description": "decided; the incident is still running (verification "
                                  "window)"},
-            401: {"description": "no token: deciding always needs one"},
+            400: {"description": "the body is not JSON"},
             404: {"description": "no such approval"},
             409: {"description": "already decided"},
             413: {"description": f"the body is over {DECISION_MAX_BODY_BYTES} bytes"},
@@ -213,17 +215,14 @@ async def modify(request: Request, approval_id: Id, principal: Approver) -> JSON
 
 
 def _listing(directory: Path) -> list[dict[str, Any]]:
-    if not directory.is_dir():
-        return []
-    return [{"name": p.name, "bytes": p.stat().st_size}
-            for p in sorted(directory.glob("*.md"))]
+    return [{"name": p.name, "bytes": p.stat().st_size} for p in documents(directory)]
 
 
 def _document(directory: Path, name: str, what: str) -> dict[str, str]:
     path = directory / name
     # The name pattern already forbids separators; resolve() guards symlinks out of the dir.
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*\.md", name) or not path.is_file() \
-            or path.resolve().parent != directory.resolve():
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*\.md", name) or path not in documents(
+            directory, name):
         raise HTTPException(404, f"no {what} named {name!r}")
     return {"name": name, "markdown": path.read_text(encoding="utf-8")}
 
@@ -233,7 +232,8 @@ def list_signals(request: Request, _: Reader) -> list[dict[str, Any]]:
     return _listing(_runtime(request).settings.signals_dir)
 
 
-@router.get("/signals/{name}", tags=["learn"], summary="one signal (markdown)")
+@router.get("/signals/{name}", tags=["learn"], summary="one signal (markdown)",
+            responses={404: {"description": "no such signal"}})
 def get_signal(request: Request, name: FileName, _: Reader) -> dict[str, str]:
     return _document(_runtime(request).settings.signals_dir, name, "signal")
 
@@ -243,7 +243,8 @@ def list_postmortems(request: Request, _: Reader) -> list[dict[str, Any]]:
     return _listing(_runtime(request).settings.postmortems_dir)
 
 
-@router.get("/postmortems/{name}", tags=["learn"], summary="one postmortem draft (markdown)")
+@router.get("/postmortems/{name}", tags=["learn"], summary="one postmortem draft (markdown)",
+            responses={404: {"description": "no such postmortem"}})
 def get_postmortem(request: Request, name: FileName, _: Reader) -> dict[str, str]:
     return _document(_runtime(request).settings.postmortems_dir, name, "postmortem")
 

@@ -15,7 +15,7 @@ from opsloop.cli import runbooks as runbooks_cmd
 from opsloop.cli import serve as serve_cmd
 from opsloop.cli import slo as slo_cmd
 from opsloop.cli.render import Ui
-from opsloop.settings import Settings
+from opsloop.settings import Settings, load_settings
 
 Handler = Callable[[argparse.Namespace, Settings, Ui], int]
 
@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def settings_for(args: argparse.Namespace) -> Settings:
-    settings = Settings()
+    settings = load_settings()
     if getattr(args, "work_dir", None) is not None:
         settings = settings.model_copy(update={"work_dir": args.work_dir})
     return settings
