@@ -64,8 +64,9 @@ class Actuator(Protocol):
 
 
 class Notifier(Protocol):
-    def notify(self, channel: str, message: str, data: dict[str, Any]) -> str:
-        """Send a notification; return where it went (for the record)."""
+    def notify(self, channel: str, message: str, data: dict[str, Any],
+               key: str | None = None) -> str:
+        """Send a notification once per `key` (None: every time); return where it went."""
         ...
 
 
