@@ -12,16 +12,11 @@ from opsloop.policy.schema import Indicator, Slo
 WINDOWS = shipped().health.burn_rate_windows
 
 
-def availability(objective: float = 0.999, window: str = "28d") -> Slo:
-    return Slo.model_validate(
-        {
-            "name": "checkout-availability",
-            "service": "checkout",
-            "indicator": {"kind": "error_ratio"},
-            "objective": objective,
-            "time_window": window,
-        }
-    )
+def availability(window: str | None = None) -> Slo:
+    """The shipped checkout availability SLO (policies/health.yaml), over `window` if given."""
+    [slo] = [s for s in shipped().health.slos if s.name == "checkout-availability"]
+    return slo if window is None else Slo.model_validate(
+        {**slo.model_dump(), "time_window": window})
 
 
 def errors(values: list[float]) -> FixedTelemetry:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,7 +27,9 @@ FLEET: dict[str, tuple[int, list[str]]] = {
 }
 
 
+@functools.cache
 def shipped() -> Policies:
+    """policies/ as shipped, read once per run (every policy model is frozen)."""
     return load_policies(POLICIES_DIR)
 
 

@@ -1,5 +1,6 @@
-"""Property-based: thousands of generated payloads against the webhook of a real server on
-loopback. Never a 5xx; every valid alert of a batch is taken in however broken its peers."""
+"""Property-based: thousands of generated payloads (hundreds in `make test`) against the
+webhook of a real server on loopback. Never a 5xx; every valid alert of a batch is taken in
+however broken its peers."""
 
 from __future__ import annotations
 
@@ -106,45 +107,63 @@ def post(client: httpx.Client, body: bytes) -> httpx.Response:
     return client.post(PATH, content=body, headers={"Content-Type": "application/json"})
 
 
-@FUZZ
-@given(body=json_values)
+# `make test` tries a few hundred payloads per property; the slow run (CI) the full thousands.
+QUICK, FULL = 150, 1200
+EXAMPLES = pytest.mark.parametrize(
+    "examples", [QUICK, pytest.param(FULL, marks=pytest.mark.slow)])
+
+
+@EXAMPLES
 def test_any_json_gets_an_answer_below_500(server: tuple[httpx.Client, IntakeRuntime],
-                                           body: Any) -> None:
+                                           examples: int) -> None:
     client, _ = server
-    answer = post(client, json.dumps(body).encode())
-    assert answer.status_code < 500, answer.text
-    assert answer.status_code in (200, 400, 413, 422)
+
+    @settings(FUZZ, max_examples=examples)
+    @given(body=json_values)
+    def check(body: Any) -> None:
+        answer = post(client, json.dumps(body).encode())
+        assert answer.status_code < 500, answer.text
+        assert answer.status_code in (200, 400, 413, 422)
+
+    check()
 
 
-@FUZZ
-@given(body=st.binary(max_size=300))
+@EXAMPLES
 def test_any_bytes_get_an_answer_below_500(server: tuple[httpx.Client, IntakeRuntime],
-                                           body: bytes) -> None:
+                                           examples: int) -> None:
     client, _ = server
-    assert post(client, body).status_code in (200, 400, 413, 422)
+
+    @settings(FUZZ, max_examples=examples)
+    @given(body=st.binary(max_size=300))
+    def check(body: bytes) -> None:
+        assert post(client, body).status_code in (200, 400, 413, 422)
+
+    check()
 
 
-@settings(FUZZ, max_examples=600)  # each example is a whole batch of alerts
-@given(alerts=st.lists(st.tuples(st.booleans(), valid_alert(), broken_alert()), max_size=6),
-       extra=st.dictionaries(st.sampled_from(["receiver", "groupKey", "status",
-                                              "commonLabels", "truncatedAlerts"]),
-                             json_values, max_size=2))
-def test_no_valid_alert_is_lost_beside_broken_ones(
-    server: tuple[httpx.Client, IntakeRuntime],
-    alerts: list[tuple[bool, dict[str, Any], Any]],
-    extra: dict[str, Any],
-) -> None:
+@EXAMPLES
+def test_no_valid_alert_is_lost_beside_broken_ones(server: tuple[httpx.Client, IntakeRuntime],
+                                                   examples: int) -> None:
     client, runtime = server
-    batch = [good if keep else bad for keep, good, bad in alerts]
-    valid = sum(1 for keep, _, _ in alerts if keep)
-    before = runtime.grouper.stats.received
-    answer = post(client, json.dumps({"version": "4", **extra, "alerts": batch}).encode())
-    assert answer.status_code in (200, 422), answer.text
-    body = answer.json()
-    assert body["accepted"] == valid, body
-    assert runtime.grouper.stats.received - before == valid
-    if valid < len(batch):
-        assert answer.status_code == 422
-        assert all(e["loc"].startswith(("alerts[", "receiver", "groupKey", "status",
-                                         "commonLabels", "truncatedAlerts"))
-                   for e in body["detail"])
+
+    @settings(FUZZ, max_examples=examples // 2)  # each example is a whole batch of alerts
+    @given(alerts=st.lists(st.tuples(st.booleans(), valid_alert(), broken_alert()), max_size=6),
+           extra=st.dictionaries(st.sampled_from(["receiver", "groupKey", "status",
+                                                  "commonLabels", "truncatedAlerts"]),
+                                 json_values, max_size=2))
+    def check(alerts: list[tuple[bool, dict[str, Any], Any]], extra: dict[str, Any]) -> None:
+        batch = [good if keep else bad for keep, good, bad in alerts]
+        valid = sum(1 for keep, _, _ in alerts if keep)
+        before = runtime.grouper.stats.received
+        answer = post(client, json.dumps({"version": "4", **extra, "alerts": batch}).encode())
+        assert answer.status_code in (200, 422), answer.text
+        body = answer.json()
+        assert body["accepted"] == valid, body
+        assert runtime.grouper.stats.received - before == valid
+        if valid < len(batch):
+            assert answer.status_code == 422
+            assert all(e["loc"].startswith(("alerts[", "receiver", "groupKey", "status",
+                                             "commonLabels", "truncatedAlerts"))
+                       for e in body["detail"])
+
+    check()
