@@ -65,6 +65,19 @@ def test_a_body_declared_as_something_other_than_json_is_415(
     assert vendor.status_code == 200
 
 
+def test_bodies_that_break_a_parser_are_4xx_on_the_worker_thread_too(
+    api: tuple[httpx.Client, IntakeRuntime],
+) -> None:
+    client, _ = api
+    json_type = {"Content-Type": "application/json"}
+    deep = client.post(PATH, content=b"[" * 100_000 + b"]" * 100_000, headers=json_type)
+    assert (deep.status_code, deep.json()["detail"][0]["loc"]) == (400, "body")
+    wide = client.post(PATH, content=b'{"version": "4", "alerts": [' + b",".join(
+        [b"1"] * 100_001) + b"]}", headers=json_type)
+    assert (wide.status_code, wide.json()["detail"][0]["loc"]) == (413, "alerts")
+    assert client.get("/healthz").status_code == 200
+
+
 # Grouping stand-in for a slower machine: what matters is that it runs off the event loop.
 SLOW_GROUPING_SECONDS = 3.0
 HEALTH_BOUND_SECONDS = 1.0

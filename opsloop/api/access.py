@@ -20,6 +20,11 @@ _bearer = HTTPBearer(auto_error=False, description="name:role:token from OPSLOOP
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 _WILDCARDS = frozenset({"", "0.0.0.0", "::"})
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+# What every route behind `authorize` may answer besides its own statuses (OpenAPI).
+AUTH_RESPONSES: dict[int | str, dict[str, str]] = {
+    401: {"description": "no bearer token, or one this server does not know"},
+    403: {"description": "the token's role does not allow this"},
+}
 
 
 def admit(tokens: TokenTable, offered: str | None, needed: Role) -> Principal:

@@ -6,6 +6,7 @@ Every error is JSON `{"detail": ...}` with the field it is about; bad input is a
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -14,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from opsloop.alertmanager import PayloadError
 from opsloop.api import routes, webhook
@@ -23,6 +25,22 @@ from opsloop.api.bodies import MAX_ERRORS_SHOWN, loc_text, payload_error
 from opsloop.api.runtime import IntakeRuntime
 
 API_TITLE = "opsloop"
+log = logging.getLogger("opsloop.api")
+# FastAPI documents its own 422 body; ours names each field as one string (`body.reason`,
+# `alerts[3].labels.service`), or is one sentence for a refused change.
+_ERROR_SCHEMAS: dict[str, Any] = {
+    "ValidationError": {
+        "title": "FieldProblem", "type": "object", "required": ["loc", "msg"],
+        "properties": {"loc": {"type": "string", "description": "where, e.g. body.reason"},
+                       "msg": {"type": "string", "description": "what is wrong"}},
+    },
+    "HTTPValidationError": {
+        "title": "Problems", "type": "object", "required": ["detail"],
+        "properties": {"detail": {"anyOf": [
+            {"type": "array", "items": {"$ref": "#/components/schemas/ValidationError"}},
+            {"type": "string"}]}},
+    },
+}
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -38,12 +56,36 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
                         headers=getattr(exc, "headers", None))
 
 
-async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    # A fault of ours or of a backend, not bad input. The server's log has the traceback;
-    # the caller gets no internals (an exception's text can carry a record's contents).
-    return JSONResponse(status_code=500, content={
-        "detail": f"internal error answering {request.method} {request.url.path}: "
-                  "the server's log has the details"})
+class FaultsAnswered:
+    """ASGI middleware: a fault of ours or of a backend (not bad input) is logged with its
+    traceback and answered 500 without internals, since an exception's text can carry a
+    stored record's contents. Answered here rather than by Starlette's last-resort handler,
+    which re-raises and so drops the caller's connection."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        answered = False
+
+        async def sending(message: Message) -> None:
+            nonlocal answered
+            answered = answered or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception:
+            where = f"{scope.get('method', '?')} {scope.get('path', '?')}"
+            log.exception("internal error answering %s", where)
+            if answered:  # too late for a status: the connection is all that can go
+                raise
+            await JSONResponse(status_code=500, content={
+                "detail": f"internal error answering {where}: the server's log has the "
+                          "details"})(scope, receive, send)
 
 
 def create_app(runtime: IntakeRuntime, tokens: TokenTable,
@@ -65,7 +107,6 @@ def create_app(runtime: IntakeRuntime, tokens: TokenTable,
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(PayloadError, payload_error)
-    app.add_exception_handler(Exception, _unexpected)
 
     if tokens.open:
         @app.middleware("http")
@@ -77,6 +118,7 @@ def create_app(runtime: IntakeRuntime, tokens: TokenTable,
 
     app.add_middleware(SameOriginOnly, names=names if names is not None else
                        answering_names(runtime.settings.serve_host))
+    app.add_middleware(FaultsAnswered)  # the outermost: it answers for everything inside
 
     app.include_router(webhook.router)
     app.include_router(routes.router)
@@ -100,6 +142,7 @@ def create_app(runtime: IntakeRuntime, tokens: TokenTable,
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             components.update(webhook.schema_components())
             components.update(routes.schema_components())
+            components.update(_ERROR_SCHEMAS)  # what the handlers above really answer
             app.openapi_schema = schema
         return app.openapi_schema
 

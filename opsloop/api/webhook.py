@@ -31,13 +31,13 @@ from opsloop.alertmanager import (
     WebhookMessage,
     parse_webhook,
 )
-from opsloop.api.access import authorize
+from opsloop.api.access import AUTH_RESPONSES, authorize
 from opsloop.api.auth import Principal, Role
 from opsloop.api.bodies import error_detail, read_body, require_json
 from opsloop.api.runtime import IntakeRuntime
 from opsloop.intake import IntakeStats
 
-router = APIRouter(tags=["intake"])
+router = APIRouter(tags=["intake"], responses=AUTH_RESPONSES)
 
 _SCHEMA_REF = "#/components/schemas/{model}"
 
