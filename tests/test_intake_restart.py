@@ -38,7 +38,7 @@ class Clock:
 
 
 @pytest.fixture
-def serve(settings: Settings) -> Iterator[tuple[Callable[[], IntakeRuntime], Clock]]:
+def serve(settings: Settings) -> Iterator[tuple[Callable[..., IntakeRuntime], Clock]]:
     """Runtimes on one state dir and one clock; `start()` recovers as `serve` does on start,
     without the dispatcher thread, so each test says when groups are flushed."""
     policies = load_policies(settings.policies_dir)
@@ -47,12 +47,13 @@ def serve(settings: Settings) -> Iterator[tuple[Callable[[], IntakeRuntime], Clo
     clock = Clock()
     made: list[IntakeRuntime] = []
 
-    def start() -> IntakeRuntime:
+    def start(before: Callable[[IntakeRuntime], None] = lambda r: None) -> IntakeRuntime:
         if made:
             made[-1].stop()
         runtime = IntakeRuntime(settings, policies)
         runtime.now = clock  # type: ignore[method-assign]
         made.append(runtime)
+        before(runtime)
         runtime.recover()
         return runtime
 
@@ -80,7 +81,7 @@ def set_status(runtime: IntakeRuntime, incident_id: str, status: IncidentStatus)
 
 @pytest.mark.parametrize("status", list(IncidentStatus))
 def test_resent_alerts_join_the_incident_they_opened_whatever_its_status(
-    serve: tuple[Callable[[], IntakeRuntime], Clock], status: IncidentStatus,
+    serve: tuple[Callable[..., IntakeRuntime], Clock], status: IncidentStatus,
 ) -> None:
     start, clock = serve
     runtime = start()
@@ -98,7 +99,7 @@ def test_resent_alerts_join_the_incident_they_opened_whatever_its_status(
 
 
 def test_a_new_alert_after_a_restart_is_news_for_the_same_incident(
-    serve: tuple[Callable[[], IntakeRuntime], Clock],
+    serve: tuple[Callable[..., IntakeRuntime], Clock],
 ) -> None:
     start, clock = serve
     runtime = start()
@@ -115,7 +116,7 @@ def test_a_new_alert_after_a_restart_is_news_for_the_same_incident(
 
 
 def test_an_opening_cut_short_is_recorded_after_restart_under_its_id(
-    serve: tuple[Callable[[], IntakeRuntime], Clock],
+    serve: tuple[Callable[..., IntakeRuntime], Clock],
 ) -> None:
     start, _ = serve
     runtime = start()
@@ -132,8 +133,27 @@ def test_an_opening_cut_short_is_recorded_after_restart_under_its_id(
     assert audit_kinds(runtime, recorded.id) == ["opened"]
 
 
+def test_an_opening_cut_short_that_cannot_be_recorded_at_start_is_tried_every_round(
+    serve: tuple[Callable[..., IntakeRuntime], Clock], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    start, _ = serve
+    runtime = start()
+    runtime.ingest([alert("checkout")])
+    [cut_short] = runtime.grouper.due(runtime.now())
+
+    def refuse(incident: Incident) -> None:
+        raise OSError("database is locked")
+
+    runtime = start(lambda r: monkeypatch.setattr(r.store, "save_incident", refuse))
+    assert incidents(runtime) == [] and "database is locked" in runtime.errors[-1]
+    monkeypatch.undo()
+    assert runtime.flush() == []  # nothing new opens; the cut-short one is recorded
+    assert [i.id for i in incidents(runtime)] == [cut_short.id]
+    assert audit_kinds(runtime, cut_short.id) == ["opened"]
+
+
 def test_an_opening_the_store_refused_is_tried_again_on_the_next_round(
-    serve: tuple[Callable[[], IntakeRuntime], Clock], monkeypatch: pytest.MonkeyPatch,
+    serve: tuple[Callable[..., IntakeRuntime], Clock], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     start, _ = serve
     runtime = start()
@@ -153,7 +173,7 @@ def test_an_opening_the_store_refused_is_tried_again_on_the_next_round(
 
 
 def test_a_group_closed_before_the_restart_opens_a_new_incident_when_it_fires_again(
-    serve: tuple[Callable[[], IntakeRuntime], Clock],
+    serve: tuple[Callable[..., IntakeRuntime], Clock],
 ) -> None:
     start, clock = serve
     runtime = start()
@@ -171,7 +191,7 @@ def test_a_group_closed_before_the_restart_opens_a_new_incident_when_it_fires_ag
 
 
 def test_a_state_dir_from_before_intake_state_takes_back_its_open_incidents(
-    serve: tuple[Callable[[], IntakeRuntime], Clock], settings: Settings,
+    serve: tuple[Callable[..., IntakeRuntime], Clock], settings: Settings,
 ) -> None:
     start, clock = serve
     runtime = start()
@@ -195,7 +215,7 @@ def test_a_state_dir_from_before_intake_state_takes_back_its_open_incidents(
 
 
 def test_news_the_audit_log_refused_is_flushed_again_not_lost(
-    serve: tuple[Callable[[], IntakeRuntime], Clock], monkeypatch: pytest.MonkeyPatch,
+    serve: tuple[Callable[..., IntakeRuntime], Clock], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     start, clock = serve
     runtime = start()

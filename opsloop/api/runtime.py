@@ -174,15 +174,24 @@ class IntakeRuntime:
         re-sends join them."""
         now = self.now()
         if self.intake_state.fresh:
-            self._adopt_open_incidents(now)
+            try:
+                self._adopt_open_incidents(now)
+            except Exception as exc:  # serve still starts; re-sends may open duplicates
+                self._error(f"taking back open incidents from the store failed: "
+                            f"{type(exc).__name__}: {exc}")
             self.intake_state.fresh = False
         recorded = []
         for incident in self.grouper.opened(now):
             with self.store_lock:
                 kinds = {(a.actor, a.kind) for a in self.store.audit_log(incident.id)}
-            if ("intake", "opened") not in kinds:
+            if ("intake", "opened") in kinds:
+                continue
+            try:
                 self._open(incident)
                 recorded.append(incident)
+            except Exception as exc:  # the dispatcher tries again every round
+                self._error(f"recording {incident.id} failed: {type(exc).__name__}: {exc}")
+                self._unrecorded.append(incident)
         return recorded
 
     def _adopt_open_incidents(self, now: datetime) -> None:
