@@ -5,14 +5,18 @@ a state dir from before intake state was kept takes back its open incidents."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
+from pydantic import SecretStr
 
 from opsloop.api.runtime import IntakeRuntime
 from opsloop.fingerprint import label_fingerprint
+from opsloop.intake_state import IntakeState, IntakeWrite
 from opsloop.models import Anomaly, AnomalyStatus, Incident, IncidentStatus
 from opsloop.policy import load_policies
 from opsloop.settings import Settings
@@ -237,3 +241,37 @@ def test_news_the_audit_log_refused_is_flushed_again_not_lost(
     [update] = [a for a in runtime.read(lambda s: s.audit_log(opened.id))
                 if a.kind == "alerts_update"]
     assert update.detail["new_firing"] == [alert("payments").fingerprint]
+
+
+def test_the_webhook_acknowledges_an_alert_only_once_it_is_on_disk(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from opsloop.api.auth import load_tokens
+    from opsloop.api.server import running_api
+
+    token = "restart-ingest-token-0123456789"
+    settings = settings.model_copy(update={"api_tokens": SecretStr(f"am:ingest:{token}")})
+    runtime = IntakeRuntime(settings, load_policies(settings.policies_dir))
+    body = {"version": "4", "status": "firing", "receiver": "opsloop", "groupKey": "{}",
+            "alerts": [{"status": "firing", "startsAt": "2026-11-02T09:00:00Z",
+                        "labels": {"alertname": "HighErrorRate", "service": "checkout",
+                                   "env": "prod"}}]}
+    commit = runtime.intake_state.commit
+
+    def full(write: IntakeWrite) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    with running_api(runtime, load_tokens(settings)) as server, \
+            httpx.Client(base_url=server.url, timeout=30,
+                         headers={"Authorization": f"Bearer {token}"}) as client:
+        monkeypatch.setattr(runtime.intake_state, "commit", full)
+        refused = client.post("/api/v1/alerts/alertmanager", json=body)
+        assert refused.status_code == 500  # Alertmanager retries a 5xx
+        monkeypatch.setattr(runtime.intake_state, "commit", commit)
+        retried = client.post("/api/v1/alerts/alertmanager", json=body)
+        assert retried.status_code == 200 and retried.json()["deduplicated"] == 0
+    reopened = IntakeState(settings.state_dir / "intake.db")
+    try:
+        assert reopened.counts() == (1, 1)
+    finally:
+        reopened.close()
