@@ -75,6 +75,10 @@ class IntakeRuntime:
 
     def start(self) -> IntakeRuntime:
         self.recover()
+        if self.environment is not None:
+            # Runs a killed process left between checkpoints finish now, on a worker, each
+            # under its incident's lease (one a live process still holds is left to it).
+            self.runs["recover"] = self.pool.submit(self._resume_unfinished)
         self._spawn("intake-dispatch", self._every(DISPATCH_SECONDS, self.flush))
         if self.env is not None:
             self._spawn("slo-evaluate",
@@ -92,9 +96,8 @@ class IntakeRuntime:
         with self.store_lock:
             self.store.close()
         self.intake_state.close()
-        close = getattr(self.env, "close", None)
-        if callable(close):
-            close()
+        if self.env is not None:
+            self.env.close()
 
     def alive(self) -> bool:
         return bool(self._threads) and all(t.is_alive() for t in self._threads)
@@ -194,6 +197,14 @@ class IntakeRuntime:
                 self._unrecorded.append(incident)
         return recorded
 
+    def _resume_unfinished(self) -> None:
+        for incident_id, outcome in self._loop().recover("opsloop"):
+            if outcome.startswith("failed"):
+                self._error(f"{incident_id}: resuming after a restart {outcome}")
+            else:
+                log.info("%s resumed after a restart: %s", incident_id, outcome)
+        return None
+
     def _adopt_open_incidents(self, now: datetime) -> None:
         with self.store_lock:
             incidents = self.store.incidents()  # oldest first: a duplicate joins the first
@@ -272,9 +283,7 @@ class IntakeRuntime:
                 self._failed(incident.id, exc)
                 return None
             finally:
-                close = getattr(env, "close", None)
-                if callable(close):
-                    close()
+                env.close()
 
     def _failed(self, incident_id: str, exc: Exception) -> None:
         self._error(f"{incident_id}: the loop failed: {type(exc).__name__}: {exc}")
