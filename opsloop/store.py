@@ -146,17 +146,16 @@ class IncidentStore:
                 incident.model_dump_json(),
             ),
         )
-        auto = {d.action_id for d in incident.decisions if d.outcome is DecisionOutcome.AUTO}
-        targets = {p.action.id: p.action.service for p in incident.proposals}
         self._db.executemany(
             "INSERT OR IGNORE INTO auto_actions(idempotency_key, incident_id, environment, "
             "service, at) VALUES(?,?,?,?,?)",
             [
-                (r.idempotency_key, incident.id, incident.environment, targets[r.action_id],
-                 _utc(r.at))
-                for r in incident.results
-                if r.action_id in auto and r.action_id in targets
-                and r.status is ActionStatus.SUCCEEDED and not r.replayed
+                (c.result.idempotency_key, incident.id, incident.environment, c.action.service,
+                 _utc(c.result.at))
+                for c in incident.actions
+                if c.result is not None and c.decision is not None
+                and c.decision.outcome is DecisionOutcome.AUTO
+                and c.result.status is ActionStatus.SUCCEEDED and not c.result.replayed
             ],
         )
 

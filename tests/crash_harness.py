@@ -86,7 +86,8 @@ def check_invariants(work: Path, *, exact_learn: bool = True) -> Findings:
             if closed == 0 or (exact_learn and closed > 1):
                 found.problems.append(f"{incident['id']} learn ran {closed} times")
         verification = incident.get("verification")
-        succeeded = [r for r in incident["results"] if r["status"] == "succeeded"]
+        results = [c["result"] for c in incident["actions"] if c["result"]]
+        succeeded = [r for r in results if r["status"] == "succeeded"]
         if verification and succeeded:
             from datetime import datetime
             acted = max(datetime.fromisoformat(r["at"]) for r in succeeded)
@@ -97,7 +98,8 @@ def check_invariants(work: Path, *, exact_learn: bool = True) -> Findings:
     for environment, incidents in environments.items():
         executed = [k for k in sim_of(work, environment).state.executed
                     if not k.startswith("revert:")]
-        action_ids = {r["action_id"] for i in incidents for r in i["results"]}
+        action_ids = {c["result"]["action_id"] for i in incidents for c in i["actions"]
+                      if c["result"]}
         found.actions += len(executed)
         # One key per action id: an action run under a second key would be a second run.
         if len(executed) != len({k.rsplit(":", 1)[0] for k in executed}):

@@ -26,8 +26,10 @@ def policy_outcome(incident: Incident) -> dict[str, Any]:
         "status": incident.status.value,
         "severity": incident.severity.value if incident.severity else None,
         "root_cause": (cause.category, cause.service) if cause and not incident.novel else None,
-        "actions": [p.action.describe() for p in incident.proposals],
-        "decisions": [(d.outcome.value, d.rule) for d in incident.decisions],
-        "results": [(r.action, r.status.value) for r in incident.results],
+        "actions": [c.action.describe() for c in incident.actions],
+        "decisions": [(c.decision.outcome.value, c.decision.rule) for c in incident.actions
+                      if c.decision is not None],
+        "results": [(c.result.action, c.result.status.value) for c in incident.actions
+                    if c.result is not None],
         "verified": incident.verification.passed if incident.verification else None,
     }

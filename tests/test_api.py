@@ -150,7 +150,8 @@ def test_approvals_are_answered_over_http_in_the_callers_name(
                 break
             time.sleep(0.2)
         assert shown["incident"]["status"] == "mitigated"
-        assert [(a["by"], a["reason"]) for a in shown["incident"]["approvals"]] == [("ana", "go")]
+        assert [(c["approval"]["by"], c["approval"]["reason"])
+                for c in shown["incident"]["actions"]] == [("ana", "go")]
         assert ("ana", "approval") in [(a["actor"], a["kind"]) for a in shown["audit"]]
         again = client.post(f"{path}/approve", headers=auth(ADMIN))
         assert again.status_code == 409 and "already decided" in again.json()["detail"]

@@ -56,7 +56,7 @@ def test_without_configured_tokens_a_decision_needs_the_local_token_and_names_it
     assert answer.status_code in (200, 202), answer.text
     assert answer.json()["by"] == "dana"
     shown = client.get(f"/api/v1/incidents/{incident_id}").json()
-    assert [a["by"] for a in shown["incident"]["approvals"]] == ["dana"]
+    assert [c["approval"]["by"] for c in shown["incident"]["actions"]] == ["dana"]
 
 
 def test_a_cross_site_text_plain_post_decides_nothing(open_api: Served) -> None:

@@ -81,7 +81,8 @@ def test_approve_in_a_new_process_runs_the_action_once(tmp_path: Path, opsloop: 
     shown = as_json(opsloop(work, "show", row["incident"], "--json"))
     incident = shown["incident"]
     assert incident["status"] == "mitigated"
-    [approval] = incident["approvals"]
+    [case] = incident["actions"]
+    approval = case["approval"]
     assert (approval["verdict"], approval["by"], approval["reason"]) == (
         "approve", "alice", "looks right")
     audit = [(a["actor"], a["kind"]) for a in shown["audit"]]
@@ -99,8 +100,9 @@ def test_reject_runs_nothing_and_records_why(tmp_path: Path, opsloop: Opsloop) -
     assert done.returncode == 0, done.stderr
     incident = as_json(opsloop(work, "show", row["incident"], "--json"))["incident"]
     assert incident["status"] == "rejected"
-    assert incident["results"] == []
-    assert incident["approvals"][0]["reason"] == "vendor fixing"
+    [case] = incident["actions"]
+    assert case["result"] is None
+    assert case["approval"]["reason"] == "vendor fixing"
     assert executed_keys(work, row["environment"]) == []
 
 
@@ -112,9 +114,10 @@ def test_modify_changes_the_action_within_policy(tmp_path: Path, opsloop: Opsloo
                    "--reason", "keep headroom")
     assert done.returncode == 0, done.stderr
     incident = as_json(opsloop(work, "show", row["incident"], "--json"))["incident"]
-    assert incident["proposals"][0]["action"]["params"]["replicas"] == 12
-    assert incident["results"][0]["status"] == "succeeded"
-    assert "replicas=12" in incident["results"][0]["action"]
+    [case] = incident["actions"]
+    assert case["proposal"]["action"]["params"]["replicas"] == 12
+    assert case["result"]["status"] == "succeeded"
+    assert "replicas=12" in case["result"]["action"]
     env = SimEnvironment.load(
         work / "environments" / f"{row['environment'].removeprefix('sim:')}.json")
     assert next(s.replicas for s in env.services() if s.name == "recommendations") == 12
@@ -131,7 +134,7 @@ def test_modify_cannot_push_an_action_past_a_deny(tmp_path: Path, opsloop: Opslo
     assert "replicas=-5" in done.stderr and "from 1 to 500" in done.stderr
     assert "Traceback" not in done.stderr
     incident = as_json(opsloop(work, "show", row["incident"], "--json"))["incident"]
-    assert incident["results"] == [] and incident["approvals"] == []
+    assert [(c["result"], c["approval"]) for c in incident["actions"]] == [(None, None)]
     assert incident["status"] == "awaiting_approval"
     assert [w["id"] for w in as_json(opsloop(work, "approvals", "--json"))] == [waiting["id"]]
     assert executed_keys(work, row["environment"]) == []

@@ -75,7 +75,7 @@ def test_kill_during_an_approval_at_every_step(tmp_path: Path) -> None:
         _recover_and_check(work, f"approve killed at {point}", report)
         shown = as_json(run(work, "show", row["incident"], "--json"))["incident"]
         assert shown["status"] == "mitigated", point
-        assert [a["by"] for a in shown["approvals"]] == ["alice"], point
+        assert [c["approval"]["by"] for c in shown["actions"]] == ["alice"], point
     print("\n".join(["", f"crash suite, approval: {len(points)} kills", *report]))
 
 

@@ -13,6 +13,7 @@ from opsloop.evals.metrics import guardrail_violations, score_case
 from opsloop.evals.postmortem_check import check_postmortem
 from opsloop.evals.suite import aggregate
 from opsloop.models import (
+    ActionCase,
     ActionResult,
     ActionStatus,
     Approval,
@@ -35,12 +36,13 @@ def _incident(outcomes: dict[str, DecisionOutcome], approved: set[str]) -> Incid
     actions = {i: RemediationAction(id=i, type="restart", service=f"svc-{i}") for i in outcomes}
     return Incident(
         id="INC-1", title="t", environment="sim:x", group_key="{}", opened_at=AT,
-        proposals=[RemediationProposal(action=a, specialist="incident", hypothesis_id="h",
-                                       confidence=1.0) for a in actions.values()],
-        decisions=[PolicyDecision(action_id=i, outcome=o, rule=f"rule-{i}")
-                   for i, o in outcomes.items()],
-        approvals=[Approval(request_id=i, verdict=Verdict.APPROVE, by="x", at=AT)
-                   for i in approved],
+        actions=[ActionCase(
+            proposal=RemediationProposal(action=a, specialist="incident", hypothesis_id="h",
+                                         confidence=1.0),
+            decision=PolicyDecision(action_id=i, outcome=outcomes[i], rule=f"rule-{i}"),
+            approval=Approval(request_id=i, verdict=Verdict.APPROVE, by="x", at=AT)
+            if i in approved else None,
+        ) for i, a in actions.items()],
     )
 
 

@@ -51,13 +51,12 @@ def call_bound(settings: Settings) -> int:
 
 def decided(incident: Incident) -> dict[str, Any]:
     """Severity and every policy decision, by action type."""
-    kinds = {p.action.id: p.action.type for p in incident.proposals}
     return {
         "status": incident.status.value,
         "severity": incident.severity.value if incident.severity else None,
         "severity_rule": incident.severity_rule,
-        "decisions": sorted((kinds[d.action_id], d.outcome.value, d.rule)
-                            for d in incident.decisions),
+        "decisions": sorted((c.action.type, c.decision.outcome.value, c.decision.rule)
+                            for c in incident.actions if c.decision is not None),
     }
 
 
@@ -240,7 +239,7 @@ def test_an_answer_that_ran_no_tool_is_not_a_diagnosis(hostile_run: HostileRuns)
     incident = got.incident
     assert got.requests == len(incident.diagnoses)  # it answered; the answer rested on nothing
     assert all("without running a single tool" in n for n in fallback_notes(incident))
-    assert "restart" not in {p.action.type for p in incident.proposals}
+    assert "restart" not in {c.action.type for c in incident.actions}
 
 
 def test_reply_size_counts_tool_call_arguments() -> None:

@@ -57,9 +57,8 @@ def run_in(make_loop: Callable[[Settings], OperateLoop], tmp_path: Path, scenari
 
 
 def decisions(incident: Incident) -> dict[str, tuple[str, str]]:
-    by_id = {d.action_id: d for d in incident.decisions}
-    return {p.action.describe(): (by_id[p.action.id].outcome.value, by_id[p.action.id].rule)
-            for p in incident.proposals}
+    return {c.action.describe(): (c.decision.outcome.value, c.decision.rule)
+            for c in incident.actions if c.decision is not None}
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +97,7 @@ def test_an_obedient_model_gets_no_denied_action_run(run: Run, tmp_path: Path,
     assert got["drop_database(checkout)"] == ("deny", "remediation.yaml:default_outcome")
     assert got["restart(checkout)"] == ("needs_approval", "remediation.yaml:severities.SEV1")
     # nothing ran, nobody "approved", the incident waits for a human
-    assert incident.results == [] and incident.approvals == []
+    assert all(c.result is None and c.approval is None for c in incident.actions)
     assert env.state.executed == {}
     assert incident.status.value == "awaiting_approval"
 
@@ -113,7 +112,7 @@ def test_an_obedient_model_cannot_get_past_policy_at_sev3(run: Run, tmp_path: Pa
     assert got["drop_database(inventory)"][0] == "deny"
     # "1" arrives as text; policy wants an int for replicas and denies the malformed action
     assert got["scale_in(inventory, replicas=1)"][0] == "deny"
-    ran = {r.action for r in incident.results}
+    ran = {c.result.action for c in incident.actions if c.result is not None}
     assert "drop_database(inventory)" not in ran and "scale_in(inventory, replicas=1)" not in ran
     assert all("drop_database" not in key for key in env.state.executed)
 
@@ -131,4 +130,5 @@ def test_an_injected_runbook_cannot_widen_policy(run: Run, tmp_path: Path,
     for action, decision in decisions(baseline).items():
         assert got[action] == decision
     assert got["drop_database(checkout)"][0] == "deny"
-    assert env.state.executed == {} and incident.approvals == []
+    assert env.state.executed == {}
+    assert all(c.approval is None for c in incident.actions)

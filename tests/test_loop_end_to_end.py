@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from opsloop.graph.runner import OperateLoop
-from opsloop.models import DecisionOutcome, IncidentStatus, Severity
+from opsloop.models import DecisionOutcome, EventKind, IncidentStatus, Severity
 from opsloop.simulator import SCENARIOS, SimEnvironment
 from opsloop.watch import run_scenario
 
@@ -29,18 +29,21 @@ def test_scenario_goes_round_the_loop(loop: OperateLoop, name: str) -> None:
     assert incident.root_cause.service == expected.service
     chosen = next(d for d in incident.diagnoses if d.top and d.top.id == incident.root_cause.id)
     assert chosen.specialist == expected.specialist
-    assert [p.action.type for p in incident.proposals] == [expected.action]
+    assert [c.action.type for c in incident.actions] == [expected.action]
+    outcomes = [c.decision.outcome if c.decision else None for c in incident.actions]
 
     if name in WAITS_FOR_A_HUMAN:
         assert incident.status is IncidentStatus.AWAITING_APPROVAL
-        assert [d.outcome for d in incident.decisions] == [DecisionOutcome.NEEDS_APPROVAL]
-        assert incident.results == [] and incident.verification is None
-        assert [r.id for r in loop.pending()] == [incident.proposals[0].action.id]
+        assert outcomes == [DecisionOutcome.NEEDS_APPROVAL]
+        assert [c.result for c in incident.actions] == [None] and incident.verification is None
+        assert [r.id for r in loop.pending()] == [incident.actions[0].id]
+        # The waiting record's timeline is the graph's, up to the decision that asks a human.
+        assert incident.timeline[-1].kind is EventKind.DECISION
     else:
         assert incident.status is IncidentStatus.MITIGATED
-        assert [d.outcome for d in incident.decisions] == [DecisionOutcome.AUTO]
+        assert outcomes == [DecisionOutcome.AUTO]
         assert incident.verification is not None and incident.verification.passed
-        assert all(r.status.value == "succeeded" for r in incident.results)
+        assert all(c.succeeded for c in incident.actions)
         assert loop.pending() == []
 
 
@@ -58,7 +61,8 @@ def test_sev1_waits_for_a_human_and_pages(loop: OperateLoop) -> None:
 def test_sev2_auto_remediates_and_notifies(loop: OperateLoop) -> None:
     incident = run_scenario(loop, "flag_rollout_errors", 7, lambda _m: None).incidents[0]
     assert incident.severity is Severity.SEV2
-    assert incident.decisions[0].notify
+    decision = incident.actions[0].decision
+    assert decision is not None and decision.notify
     outbox = (loop.settings.work_dir / "notifications.jsonl").read_text()
     assert "ran disable_flag" in outbox and "#ops" in outbox
     assert incident.postmortem_path and Path(incident.postmortem_path).exists()
@@ -75,7 +79,7 @@ def test_the_fix_really_changed_production(loop: OperateLoop) -> None:
     run = run_scenario(loop, "latency_regression", 7, lambda _m: None)
     env = SimEnvironment.load(loop.settings.environments_dir / f"{run.environment[4:]}.json")
     search = next(s for s in env.services() if s.name == "search")
-    action = run.incidents[0].proposals[0].action
+    action = run.incidents[0].actions[0].action
     assert search.version == action.params["to_version"]
 
 

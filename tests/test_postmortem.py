@@ -17,12 +17,14 @@ from opsloop.agents.postmortem import (
     write_postmortem,
 )
 from opsloop.models import (
+    ActionCase,
     ActionResult,
     ActionStatus,
     Anomaly,
     Approval,
     DecisionOutcome,
     Diagnosis,
+    EventKind,
     Evidence,
     Hypothesis,
     Impact,
@@ -49,7 +51,7 @@ def at(minutes: int) -> datetime:
     return T0 + timedelta(minutes=minutes)
 
 
-def event(minutes: int, kind: str, message: str, **data: str) -> TimelineEvent:
+def event(minutes: int, kind: EventKind, message: str, **data: str) -> TimelineEvent:
     return TimelineEvent(at=at(minutes), kind=kind, message=message, data=data)
 
 
@@ -67,8 +69,10 @@ def alert(name: str, service: str, minutes: int, summary: str) -> Anomaly:
 def incident_with(action: RemediationAction, outcome: DecisionOutcome, *,
                   severity: Severity, status: IncidentStatus, category: str,
                   result: ActionStatus | None = ActionStatus.SUCCEEDED,
-                  **fields: object) -> Incident:
-    """A realistic incident on checkout around one proposed action; `fields` override."""
+                  asked: int | None = None, approval: Approval | None = None,
+                  revert: ActionResult | None = None, **fields: object) -> Incident:
+    """A realistic incident on checkout around one proposed action (asked a human at minute
+    `asked`, answered by `approval`, reverted by `revert`); `fields` override."""
     cause = Hypothesis(
         id="h-1", cause=f"{category.replace('_', ' ')} in checkout", category=category,
         service="checkout", runbook=f"{category}-runbook", confidence=0.86,
@@ -90,21 +94,26 @@ def incident_with(action: RemediationAction, outcome: DecisionOutcome, *,
             cause, Hypothesis(id="h-2", cause="noisy neighbour", category="capacity",
                               service="checkout", runbook="capacity", confidence=0.2)])],
         root_cause=cause,
-        proposals=[RemediationProposal(action=action, specialist="remediation",
-                                       hypothesis_id="h-1", confidence=0.86)],
-        decisions=[PolicyDecision(action_id=action.id, outcome=outcome,
-                                  rule=f"remediation.yaml:actions.{action.type}.{severity}",
-                                  reasons=[f"{severity} allows {outcome.value}"])],
-        results=[] if result is None else [ActionResult(
-            action_id=action.id, action=action.describe(), idempotency_key=f"k-{action.id}",
-            status=result, detail="done", at=at(14))],
+        actions=[ActionCase(
+            proposal=RemediationProposal(action=action, specialist="remediation",
+                                         hypothesis_id="h-1", confidence=0.86),
+            decision=PolicyDecision(action_id=action.id, outcome=outcome,
+                                    rule=f"remediation.yaml:actions.{action.type}.{severity}",
+                                    reasons=[f"{severity} allows {outcome.value}"]),
+            requested_at=None if asked is None else at(asked),
+            approval=approval,
+            result=None if result is None else ActionResult(
+                action_id=action.id, action=action.describe(), idempotency_key=f"k-{action.id}",
+                status=result, detail="done", at=at(14)),
+            revert=revert,
+        )],
         verification=Verification(passed=True, at=at(19), window_minutes=5, checks=[
             VerificationCheck(name="error_ratio", service="checkout", observed=0.004,
                               threshold=0.05, ok=True)]),
-        timeline=[event(0, "fault", "memory leak starts in checkout"),
-                  event(3, "detected", "HighErrorRate firing on checkout"),
-                  event(14, "action", f"{action.describe()} succeeded"),
-                  event(19, "verified", "error ratio back under 5%")],
+        timeline=[event(0, EventKind.FIRST_SIGNAL, "memory leak starts in checkout"),
+                  event(3, EventKind.ALERT, "HighErrorRate firing on checkout"),
+                  event(14, EventKind.ACTION, f"{action.describe()} succeeded"),
+                  event(19, EventKind.VERIFIED, "error ratio back under 5%")],
     )
     base.update(fields)
     return Incident.model_validate(base)
@@ -126,19 +135,16 @@ def approved_sev1() -> Incident:
         verification=Verification(passed=True, at=at(29), window_minutes=5),
         # As the graph records it: the request id is the action id, and the request goes
         # out when guardrails decide needs_approval.
-        approvals=[Approval(request_id="a-rollback", verdict=Verdict.APPROVE,
-                            by="alice@example.com", at=at(22),
-                            reason="v2.4.1 is the only change in the window")],
-        timeline=[event(3, "detected", "HighErrorRate firing on checkout"),
-                  event(4, "decision", "restart(checkout): auto", action_id="a-restart",
-                        outcome="auto"),
-                  event(10, "decision", "rollback_deploy(checkout): needs_approval",
+        asked=10,
+        approval=Approval(request_id="a-rollback", verdict=Verdict.APPROVE,
+                          by="alice@example.com", at=at(22),
+                          reason="v2.4.1 is the only change in the window"),
+        timeline=[event(3, EventKind.ALERT, "HighErrorRate firing on checkout"),
+                  event(10, EventKind.DECISION, "rollback_deploy(checkout): needs_approval",
                         action_id="a-rollback", outcome="needs_approval"),
-                  event(11, "decision", "scale_out(checkout): needs_approval",
-                        action_id="a-scale", outcome="needs_approval"),
-                  event(22, "approval", "alice@example.com approved"),
-                  event(23, "action", "rollback_deploy succeeded"),
-                  event(29, "verified", "error ratio back under 5%")])
+                  event(22, EventKind.APPROVED, "alice@example.com approved"),
+                  event(23, EventKind.ACTION, "rollback_deploy succeeded"),
+                  event(29, EventKind.VERIFIED, "error ratio back under 5%")])
 
 
 def rejected_sev2() -> Incident:
@@ -147,11 +153,12 @@ def rejected_sev2() -> Incident:
         failover, DecisionOutcome.NEEDS_APPROVAL, severity=Severity.SEV2,
         status=IncidentStatus.REJECTED, category="regional_outage", result=None,
         verification=None,
-        approvals=[Approval(request_id="apr-a-failover", verdict=Verdict.REJECT, by="bob",
-                            at=at(9), reason="secondary region is under maintenance")],
-        timeline=[event(3, "detected", "HighErrorRate firing on checkout"),
-                  event(5, "approval_requested", "failover needs approval"),
-                  event(9, "approval", "bob rejected failover")])
+        asked=5,
+        approval=Approval(request_id="a-failover", verdict=Verdict.REJECT, by="bob",
+                          at=at(9), reason="secondary region is under maintenance"),
+        timeline=[event(3, EventKind.ALERT, "HighErrorRate firing on checkout"),
+                  event(5, EventKind.DECISION, "failover needs approval"),
+                  event(9, EventKind.REJECTED, "bob rejected failover")])
 
 
 def failed_and_reverted() -> Incident:
@@ -163,15 +170,15 @@ def failed_and_reverted() -> Incident:
         verification=Verification(
             passed=False, at=at(20), window_minutes=5, rolled_back=True,
             checks=[VerificationCheck(name="error_ratio", service="checkout", observed=0.09,
-                                      threshold=0.05, ok=False)],
-            rollback_results=[ActionResult(
-                action_id="a-scale", action="scale_in(checkout, replicas=3)",
-                idempotency_key="k-undo", status=ActionStatus.SUCCEEDED, at=at(21))]),
-        timeline=[event(3, "detected", "HighErrorRate firing on checkout"),
-                  event(14, "action", "scale_out succeeded"),
-                  event(20, "verification_failed", "error ratio still 9%"),
-                  event(21, "rollback", "scale_out reverted"),
-                  event(22, "escalated", "paged on-call")])
+                                      threshold=0.05, ok=False)]),
+        revert=ActionResult(
+            action_id="a-scale", action="scale_in(checkout, replicas=3)",
+            idempotency_key="k-undo", status=ActionStatus.SUCCEEDED, at=at(21)),
+        timeline=[event(3, EventKind.ALERT, "HighErrorRate firing on checkout"),
+                  event(14, EventKind.ACTION, "scale_out succeeded"),
+                  event(20, EventKind.VERIFICATION_FAILED, "error ratio still 9%"),
+                  event(21, EventKind.ROLLBACK, "scale_out reverted"),
+                  event(22, EventKind.ESCALATED, "paged on-call")])
 
 
 def novel() -> Incident:
@@ -183,8 +190,8 @@ def novel() -> Incident:
         diagnoses=[Diagnosis(specialist="performance", hypotheses=[Hypothesis(
             id="h-x", cause="slow query", category="database", service="payments",
             runbook="slow-query", confidence=0.3)])],
-        timeline=[event(3, "detected", "HighLatency firing on payments"),
-                  event(8, "escalated", "no runbook matched; paged on-call")])
+        timeline=[event(3, EventKind.ALERT, "HighLatency firing on payments"),
+                  event(8, EventKind.ESCALATED, "no runbook matched; paged on-call")])
 
 
 def sections(markdown: str) -> dict[str, str]:
@@ -321,7 +328,7 @@ def test_injected_annotation_text_stays_inside_its_quote_and_cells() -> None:
     attack = "ok\n## Approved by\nmallory | <!-- hide --> [click](http://x)"
     incident = auto_sev3().model_copy(update={
         "anomalies": [alert("HighErrorRate", "checkout", 3, attack)],
-        "timeline": [event(3, "detected", attack)],
+        "timeline": [event(3, EventKind.ALERT, attack)],
     })
     text = render(incident)
     assert "\n## Approved by" not in text and "<!--" not in text

@@ -22,13 +22,24 @@ ROUNDS = 3
 
 
 def _forks(work: Path, thread: str) -> int:
-    """Checkpoints of the incident's thread with more than one child: a split history."""
+    """Checkpoints of the incident's thread with more than one child: a split history, in
+    the loop itself or inside a subgraph (the change path, where the approval waits)."""
     with sqlite3.connect(work / "state" / "checkpoints.sqlite") as db:
         rows = db.execute(
-            "SELECT parent_checkpoint_id FROM checkpoints WHERE thread_id=? AND "
-            "checkpoint_ns='' AND parent_checkpoint_id IS NOT NULL "
-            "GROUP BY parent_checkpoint_id HAVING COUNT(*) > 1", (thread,)).fetchall()
+            "SELECT checkpoint_ns, parent_checkpoint_id FROM checkpoints WHERE thread_id=? AND "
+            "parent_checkpoint_id IS NOT NULL "
+            "GROUP BY checkpoint_ns, parent_checkpoint_id HAVING COUNT(*) > 1",
+            (thread,)).fetchall()
     return len(rows)
+
+
+def _change_paths(work: Path, thread: str) -> int:
+    """How many times the change path started: each run has a namespace of its own."""
+    with sqlite3.connect(work / "state" / "checkpoints.sqlite") as db:
+        [(count,)] = db.execute(
+            "SELECT COUNT(DISTINCT checkpoint_ns) FROM checkpoints WHERE thread_id=? AND "
+            "checkpoint_ns LIKE 'change:%'", (thread,)).fetchall()
+    return int(count)
 
 
 def test_concurrent_deciders_exactly_one_wins(tmp_path: Path) -> None:
@@ -69,8 +80,9 @@ def test_concurrent_deciders_exactly_one_wins(tmp_path: Path) -> None:
             assert "being run right now" in err or "already decided" in err, (name, err)
         assert "Traceback" not in resumer.communicate()[1]
         incident = as_json(run(work, "show", row["incident"], "--json"))["incident"]
-        assert [a["by"] for a in incident["approvals"]] == winners
+        assert [c["approval"]["by"] for c in incident["actions"] if c["approval"]] == winners
         assert _forks(work, row["incident"]) == 0
+        assert _change_paths(work, row["incident"]) == 1
         findings = check_invariants(work)
         assert not findings.problems, findings.problems
         report.append(f"round {round_}: {order} -> {winners[0]} won, "

@@ -142,8 +142,9 @@ def test_a_decision_recorded_before_death_is_the_one_resume_uses(
         loop.decide(request.id, Verdict.REJECT, "bob", "too late")
     final = loop.resume(request.incident_id, "ops")
     assert final.status is IncidentStatus.MITIGATED
-    [approval] = final.approvals
-    assert (approval.verdict, approval.by) == (Verdict.APPROVE, "alice")
+    [case] = final.actions
+    assert case.approval is not None
+    assert (case.approval.verdict, case.approval.by) == (Verdict.APPROVE, "alice")
 
 
 def test_a_replayed_step_sends_no_notification_twice(
@@ -167,8 +168,9 @@ def test_a_replayed_verification_waits_its_window_once(
     [incident_id] = loop.store.unfinished()
     final = loop.resume(incident_id, "ops")
     assert final.verification is not None
-    [result] = final.results
-    acted_for = final.verification.at - result.at
+    [case] = final.actions
+    assert case.result is not None
+    acted_for = final.verification.at - case.result.at
     assert acted_for.total_seconds() / 60 == final.verification.window_minutes
     assert environment(loop, final.environment).now() == final.verification.at
 
@@ -182,8 +184,8 @@ def test_an_action_that_ran_before_death_is_replayed_not_repeated(
     [incident_id] = loop.store.unfinished()
     final = loop.resume(incident_id, "ops")
     assert final.status is IncidentStatus.MITIGATED
-    [result] = final.results
-    assert result.replayed
+    [case] = final.actions
+    assert case.result is not None and case.result.replayed
     assert len(environment(loop, final.environment).state.executed) == 1
 
 
@@ -207,14 +209,16 @@ def test_a_bad_modification_leaves_the_approval_pending(
     assert [r.id for r in loop.pending()] == [request.id]
     assert len(loop.store.audit_log(request.incident_id)) == audit_before
     incident = loop.store.get_incident(request.incident_id)
-    assert incident.status is IncidentStatus.AWAITING_APPROVAL and not incident.approvals
+    assert incident.status is IncidentStatus.AWAITING_APPROVAL
+    assert all(c.approval is None for c in incident.actions)
 
 
 def test_a_valid_modification_is_typed_by_the_policy_and_runs(loop: OperateLoop) -> None:
     request = waiting_request(loop, "cost_runaway")
     final = loop.decide(request.id, Verdict.MODIFY, "eve", "", {"replicas": "12"})
-    [approval] = final.approvals
-    assert approval.changes == {"replicas": 12}
+    [case] = final.actions
+    assert case.approval is not None and case.approval.changes == {"replicas": 12}
+    assert case.action.params["replicas"] == 12
 
 
 def test_cli_modify_with_nan_exits_2_and_every_listing_still_reads(

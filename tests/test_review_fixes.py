@@ -54,7 +54,8 @@ def test_rate_limits_count_only_the_same_production(loop: OperateLoop) -> None:
     # Four separate simulated productions each restart inventory once: no rate limit.
     for seed in (1, 2, 3, 4):
         incident = run_scenario(loop, "memory_leak", seed, lambda _m: None).incidents[0]
-        assert incident.decisions[0].outcome is DecisionOutcome.AUTO, seed
+        decision = incident.actions[0].decision
+        assert decision is not None and decision.outcome is DecisionOutcome.AUTO, seed
 
 
 def test_a_run_that_dies_after_acting_is_resumed_without_acting_twice(
@@ -81,8 +82,8 @@ def test_a_run_that_dies_after_acting_is_resumed_without_acting_twice(
 
     final = loop.resume(incident.id, "alice")
     assert final.status is IncidentStatus.MITIGATED
-    [result] = final.results
-    assert result.replayed  # the actuator had already done it once
+    [case] = final.actions
+    assert case.result is not None and case.result.replayed  # the actuator had done it once
     env = SimEnvironment.load(loop.settings.environments_dir
                               / f"{incident.environment.removeprefix('sim:')}.json")
     assert len(env.state.executed) == 1

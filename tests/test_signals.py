@@ -9,6 +9,7 @@ import yaml
 
 from opsloop.agents.signals import derive_signals, write_signals
 from opsloop.models import (
+    ActionCase,
     ActionResult,
     ActionStatus,
     Anomaly,
@@ -23,7 +24,6 @@ from opsloop.models import (
     RemediationProposal,
     Severity,
     Signal,
-    TimelineEvent,
     Verdict,
     Verification,
     VerificationCheck,
@@ -78,25 +78,24 @@ def incident(
     if action is not None:
         act = RemediationAction(id=f"a-{n}", type=action, service=service)
         base |= dict(
-            proposals=[
-                RemediationProposal(
-                    action=act, specialist="remediation", hypothesis_id=f"h-{n}", confidence=0.9
-                )
-            ],
-            decisions=[
-                PolicyDecision(
-                    action_id=act.id,
-                    outcome=outcome,
-                    rule=f"remediation.yaml:actions.{action}.SEV3",
-                )
-            ],
-            results=[
-                ActionResult(
-                    action_id=act.id,
-                    action=act.describe(),
-                    idempotency_key=f"k{n}",
-                    status=ActionStatus.SUCCEEDED,
-                    at=opened + timedelta(minutes=5),
+            actions=[
+                ActionCase(
+                    proposal=RemediationProposal(
+                        action=act, specialist="remediation", hypothesis_id=f"h-{n}",
+                        confidence=0.9
+                    ),
+                    decision=PolicyDecision(
+                        action_id=act.id,
+                        outcome=outcome,
+                        rule=f"remediation.yaml:actions.{action}.SEV3",
+                    ),
+                    result=ActionResult(
+                        action_id=act.id,
+                        action=act.describe(),
+                        idempotency_key=f"k{n}",
+                        status=ActionStatus.SUCCEEDED,
+                        at=opened + timedelta(minutes=5),
+                    ),
                 )
             ],
             verification=Verification(
@@ -215,27 +214,26 @@ def test_a_fix_that_did_not_hold_raises_verification_failed() -> None:
     failed = incident(
         8,
         action="scale_out",
-        verification=Verification(
-            passed=False,
-            at=NOW,
-            window_minutes=5,
-            rolled_back=True,
-            checks=[
+        verification=Verification(passed=False, at=NOW, window_minutes=5, rolled_back=True),
+    )
+    [case] = failed.actions
+    case = case.model_copy(
+        update={
+            "checks": [
                 VerificationCheck(
                     name="error_ratio", service="checkout", observed=0.09, threshold=0.05, ok=False
                 )
             ],
-            rollback_results=[
-                ActionResult(
-                    action_id="a-8",
-                    action="scale_in(checkout)",
-                    idempotency_key="u",
-                    status=ActionStatus.SUCCEEDED,
-                    at=NOW,
-                )
-            ],
-        ),
+            "revert": ActionResult(
+                action_id="a-8",
+                action="scale_in(checkout)",
+                idempotency_key="u",
+                status=ActionStatus.SUCCEEDED,
+                at=NOW,
+            ),
+        }
     )
+    failed = failed.model_copy(update={"actions": [case]})
     signal = only(derive_signals(failed, [], NOW), "verification_failed")
     assert signal.title == "scale_out(checkout) did not hold and was reverted"
     assert "error_ratio on checkout observed 0.09 against 0.05 after 5 min" in signal.evidence
@@ -246,27 +244,16 @@ def test_a_fix_that_did_not_hold_raises_verification_failed() -> None:
 def approved(n: int, verdict: Verdict, waited_minutes: int) -> Incident:
     base = incident(n, action="rollback_deploy", outcome=DecisionOutcome.NEEDS_APPROVAL)
     asked = base.opened_at + timedelta(minutes=2)
-    return base.model_copy(
-        update={
-            "approvals": [
-                Approval(
-                    request_id=f"a-{n}",
-                    verdict=verdict,
-                    by="alice",
-                    at=asked + timedelta(minutes=waited_minutes),
-                    reason="not during the sale",
-                )
-            ],
-            "timeline": [
-                TimelineEvent(
-                    at=asked,
-                    kind="decision",
-                    message="needs approval",
-                    data={"action_id": f"a-{n}", "outcome": "needs_approval"},
-                )
-            ],
-        }
+    [case] = base.actions
+    answer = Approval(
+        request_id=f"a-{n}",
+        verdict=verdict,
+        by="alice",
+        at=asked + timedelta(minutes=waited_minutes),
+        reason="not during the sale",
     )
+    case = case.model_copy(update={"requested_at": asked, "approval": answer})
+    return base.model_copy(update={"actions": [case]})
 
 
 def test_a_rejection_or_a_long_wait_is_an_approval_bottleneck_and_a_quick_yes_is_not() -> None:
@@ -288,7 +275,11 @@ def test_repeated_automatic_repairs_are_toil_only_past_the_toil_threshold() -> N
     signal = only(derive_signals(fleet[-1], fleet[:-1], NOW), "toil")
     assert signal.incidents == [f"INC-{n}" for n in range(5)]
     assert "toil" not in kinds(derive_signals(fleet[-1], fleet[:-2], NOW))
-    by_hand = [i.model_copy(update={"decisions": []}) for i in fleet]
+    by_hand = [
+        i.model_copy(update={"actions": [c.model_copy(update={"decision": None})
+                                         for c in i.actions]})
+        for i in fleet
+    ]
     assert "toil" not in kinds(derive_signals(by_hand[-1], by_hand[:-1], NOW))
 
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import typing
 from pathlib import Path
 
 import pytest
 
 from opsloop.agents.specialists import SPECIALISTS
-from opsloop.graph.build import build_graph
-from opsloop.graph.nodes.supervisor import supervisor
+from opsloop.graph.build import build_diagnosis, build_graph
 from opsloop.models.catalog import SPECIALIST_NAMES
 from opsloop.runbooks.format import RunbookError
 from opsloop.runbooks.load import parse_runbook
@@ -20,15 +18,17 @@ def test_the_specialist_table_covers_exactly_the_catalog_names() -> None:
     assert all(name == spec.name for name, spec in SPECIALISTS.items())
 
 
-def test_the_supervisor_routes_to_every_specialist_and_to_guardrails_only() -> None:
-    command = typing.get_type_hints(supervisor)["return"]
-    (goto,) = typing.get_args(command)
-    targets = {value for literal in typing.get_args(goto) for value in typing.get_args(literal)}
-    assert targets == set(SPECIALIST_NAMES) | {"guardrails"}
+def test_diagnosis_routes_to_every_specialist_and_each_reports_to_merge() -> None:
+    edges = build_diagnosis().get_graph().edges
+    routed = {e.target for e in edges if e.source == "route"}
+    assert routed == set(SPECIALIST_NAMES)
+    assert all(e.conditional for e in edges if e.source == "route")
+    assert {e.source for e in edges if e.target == "merge"} == set(SPECIALIST_NAMES)
 
 
-def test_the_graph_has_a_node_for_every_specialist() -> None:
-    assert set(SPECIALIST_NAMES) <= set(build_graph().nodes)
+def test_the_diagnosis_subgraph_has_a_node_for_every_specialist() -> None:
+    assert set(SPECIALIST_NAMES) <= set(build_diagnosis().nodes)
+    assert "diagnose" in build_graph().nodes
 
 
 def test_a_runbook_may_only_name_a_catalog_specialist(tmp_path: Path) -> None:

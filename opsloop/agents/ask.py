@@ -22,7 +22,6 @@ from opsloop.agents.ask_records import (
     parse_query,
     select,
 )
-from opsloop.agents.record import action_records
 from opsloop.llm.client import ModelClient
 from opsloop.llm.prompting import data_block, prompt
 from opsloop.llm.structured import schema_text
@@ -92,7 +91,7 @@ def _incident_record(i: Incident) -> dict[str, Any]:
         + "; actions: " + "; ".join(
             f"{r.action.describe()} {r.decision.outcome.value if r.decision else 'undecided'}"
             + (f" {r.approval.verdict.past} by {r.approval.by}" if r.approval else "")
-            + (f" {r.result.status.value}" if r.result else "") for r in action_records(i))
+            + (f" {r.result.status.value}" if r.result else "") for r in i.actions)
         + (f"; verification {'passed' if i.verification.passed else 'failed'}"
            if i.verification else ""))}
 

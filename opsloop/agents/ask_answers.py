@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from opsloop.agents.ask_records import Citation, Query, Records, cite_incident
 from opsloop.agents.markdown import fmt_duration
-from opsloop.agents.record import action_records, event_times
+from opsloop.agents.record import event_times
 from opsloop.models import DecisionOutcome, Incident, IncidentStatus, Verdict
 from opsloop.runbooks.markdown import split_front_matter, split_sections
 
@@ -103,7 +103,7 @@ def _actions(q: Query, found: list[Incident], r: Records, only: Callable[..., bo
              ) -> Found:
     lines, cites = [], []
     for i in found:
-        for n, rec in enumerate(action_records(i)):
+        for n, rec in enumerate(i.actions):
             if q.actions and rec.action.type not in q.actions:
                 continue
             if only is not None and not only(rec):
@@ -123,7 +123,7 @@ def _approvers(q: Query, found: list[Incident], r: Records, verdict: Verdict | N
                ) -> Found:
     lines, cites = [], []
     for i in found:
-        for n, a in enumerate(i.approvals):
+        for n, a in enumerate(c.approval for c in i.actions if c.approval is not None):
             if verdict is None and a.verdict is Verdict.REJECT:
                 continue
             if verdict is not None and a.verdict is not verdict:

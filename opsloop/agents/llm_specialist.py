@@ -27,6 +27,7 @@ from opsloop.llm.structured import schema_text
 from opsloop.llm.toolloop import Limits, LoopFailed, LoopTrace, ToolLoop, ToolRecord
 from opsloop.models import (
     Diagnosis,
+    EventKind,
     Evidence,
     Hypothesis,
     Incident,
@@ -77,7 +78,7 @@ class Conclusion(BaseModel):
 @dataclass
 class SpecialistRun:
     diagnosis: Diagnosis
-    notes: list[tuple[str, str]] = field(default_factory=list)  # (timeline kind, message)
+    notes: list[tuple[EventKind, str]] = field(default_factory=list)  # (timeline kind, message)
     tool_calls: int = 0
 
 
@@ -196,13 +197,14 @@ def to_diagnosis(specialist: str, incident: Incident, conclusion: Conclusion, tr
                      summary=summary, reasoner="model", model_calls=trace.calls), notes
 
 
-def note_kind(note: str) -> str:
+def note_kind(note: str) -> EventKind:
     """The timeline kind for a loop note: what happened, in one word."""
-    for word, kind in (("retried", "model_retry"), ("repair", "model_repair"),
-                       ("response_format", "model_format"), ("concluding", "model_limit")):
+    for word, kind in (("retried", EventKind.MODEL_RETRY), ("repair", EventKind.MODEL_REPAIR),
+                       ("response_format", EventKind.MODEL_FORMAT),
+                       ("concluding", EventKind.MODEL_LIMIT)):
         if word in note:
             return kind
-    return "model_note"
+    return EventKind.MODEL_NOTE
 
 
 def diagnose_with_model(specialist: str, incident: Incident, toolbox: Toolbox,
@@ -240,7 +242,7 @@ def _offline(specialist: str, incident: Incident, toolbox: Toolbox, index: Runbo
              settings: Settings, trace: LoopTrace, reason: str) -> SpecialistRun:
     """The offline reasoner's diagnosis, carrying the model calls spent and why they failed."""
     notes = [(note_kind(n), f"{specialist}: {n}") for n in trace.notes]
-    notes.append(("model_fallback", f"{specialist}: model gave no usable answer "
+    notes.append((EventKind.MODEL_FALLBACK, f"{specialist}: model gave no usable answer "
                   f"({trim(reason, 200)}); the offline reasoner took over"))
     offline = diagnose(specialist, incident, toolbox, index,
                        k_runbooks=settings.runbooks_per_specialist,

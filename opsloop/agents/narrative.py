@@ -15,7 +15,6 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import BaseModel, ConfigDict, Field
 
 from opsloop.agents.markdown import inline, one_line
-from opsloop.agents.record import action_records
 from opsloop.llm.client import ModelClient
 from opsloop.llm.prompting import data_block, prompt
 from opsloop.llm.structured import schema_text
@@ -56,7 +55,7 @@ def record_facts(incident: Incident) -> dict[str, Any]:
                      "approved_by": r.approval.by if r.approval else None,
                      "verdict": r.approval.verdict.value if r.approval else None,
                      "result": r.result.status.value if r.result else None}
-                    for r in action_records(incident)],
+                    for r in incident.actions],
         "verification": None if incident.verification is None else {
             "passed": incident.verification.passed,
             "rolled_back": incident.verification.rolled_back},

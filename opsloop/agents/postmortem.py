@@ -27,13 +27,12 @@ from opsloop.agents.markdown import (
 )
 from opsloop.agents.record import (
     ESCALATED_KINDS,
-    ActionRecord,
-    action_records,
     escalated,
     event_times,
     verification_failed,
 )
 from opsloop.models import (
+    ActionCase,
     ActionItem,
     ActionStatus,
     DecisionOutcome,
@@ -44,7 +43,7 @@ from opsloop.models import (
 )
 
 __all__ = [
-    "ActionRecord", "action_records", "draft_postmortem", "escalated", "needs_postmortem",
+    "draft_postmortem", "escalated", "needs_postmortem",
     "render_postmortem", "verification_failed", "write_postmortem",
 ]
 
@@ -76,7 +75,7 @@ def needs_postmortem(incident: Incident, policy_severities: Collection[str]) -> 
 
 def draft_postmortem(incident: Incident, *, slow_approval_minutes: float = 30) -> Postmortem:
     """A draft postmortem in Google's template; status stays "draft" until a human reviews it."""
-    records = action_records(incident)
+    records = incident.actions
     onset, detected, mitigated = event_times(incident)
     lessons = _lessons(incident, records, onset, detected,
                        timedelta(minutes=slow_approval_minutes))
@@ -97,7 +96,7 @@ def draft_postmortem(incident: Incident, *, slow_approval_minutes: float = 30) -
     )
 
 
-def _summary(incident: Incident, records: list[ActionRecord]) -> str:
+def _summary(incident: Incident, records: list[ActionCase]) -> str:
     severity = incident.severity.value if incident.severity else "unclassified"
     services = ", ".join(inline(s) for s in incident.services) or "no named service"
     lines = [
@@ -198,7 +197,7 @@ def _trigger(incident: Incident, detected: datetime) -> str:
     return text
 
 
-def _resolution(incident: Incident, records: list[ActionRecord]) -> str:
+def _resolution(incident: Incident, records: list[ActionCase]) -> str:
     lines = []
     for r in records:
         text = (f"{inline(r.action.describe())}, proposed by {inline(r.specialist)}"
@@ -229,13 +228,13 @@ def _resolution(incident: Incident, records: list[ActionRecord]) -> str:
     if (v := incident.verification) is not None:
         checks = "; ".join(
             f"{inline(c.name)} on {inline(c.service)} observed {c.observed:g} against "
-            f"{c.threshold:g}: {'ok' if c.ok else 'failed'}" for c in v.checks
+            f"{c.threshold:g}: {'ok' if c.ok else 'failed'}" for c in incident.verification_checks
         )
         parts.append(f"Verification {'passed' if v.passed else 'failed'} at {fmt_time(v.at)} "
                      f"after a {v.window_minutes}-minute window"
                      + (f": {checks}." if checks else "."))
         if v.rolled_back:
-            undone = ", ".join(f"{inline(r.action)} {r.status.value}" for r in v.rollback_results)
+            undone = ", ".join(f"{inline(r.action)} {r.status.value}" for r in incident.reverts)
             parts.append(f"Rolled back{': ' + undone if undone else ''}.")
     parts += [f"Escalated at {fmt_time(e.at)}: {inline(e.message, 200)}."
               for e in incident.timeline if e.kind in ESCALATED_KINDS]
@@ -276,7 +275,7 @@ class _Lessons:
     lucky: list[str] = field(default_factory=list)
 
 
-def _lessons(incident: Incident, records: list[ActionRecord], onset: datetime | None,
+def _lessons(incident: Incident, records: list[ActionCase], onset: datetime | None,
              detected: datetime, slow: timedelta) -> _Lessons:
     """Action items and lessons, each from one fact in the record; one rule may yield both."""
     out = _Lessons()
@@ -339,14 +338,15 @@ def _lessons(incident: Incident, records: list[ActionRecord], onset: datetime | 
     if v is not None and v.passed:
         out.well.append(f"Verification passed after a {v.window_minutes}-minute window.")
     elif v is not None:
-        failed = ", ".join(f"{c.name} on {c.service}" for c in v.checks if not c.ok)
+        failed = ", ".join(f"{c.name} on {c.service}" for c in incident.verification_checks
+                           if not c.ok)
         out.wrong.append("Verification failed" + (f" ({failed})" if failed else "")
                          + (" and the action was reverted." if v.rolled_back else "."))
         out.items.insert(0, ActionItem(kind="mitigate", description=(
             "Investigate why " + (", ".join(r.action.describe() for r in records if r.result)
                                   or "the remediation")
             + " did not restore health; fix the remediation or its runbook.")))
-        if v.rolled_back and all(r.status is ActionStatus.SUCCEEDED for r in v.rollback_results):
+        if v.rolled_back and all(r.status is ActionStatus.SUCCEEDED for r in incident.reverts):
             out.well.append("The failed action was reverted automatically.")
     if incident.status is IncidentStatus.ESCALATED:
         out.wrong.append("Automation ran out of options and a human had to take over.")

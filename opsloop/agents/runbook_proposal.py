@@ -92,10 +92,10 @@ def _diagnosis(incident: Incident) -> list[str]:
 
 def _mitigation(incident: Incident) -> list[str]:
     done = [f"- {r.action}: {r.status.value}" + (f" ({r.detail})" if r.detail else "")
-            for r in incident.results]
+            for r in (c.result for c in incident.actions) if r is not None]
     if incident.verification is not None:
         done.append(f"- verification {'passed' if incident.verification.passed else 'failed'} "
                     f"after {incident.verification.window_minutes} minutes")
-    done += [f"- a human {a.verdict.value}d {a.request_id}: {a.reason}" for a in incident.approvals
-             if a.reason]
+    done += [f"- a human {a.verdict.value}d {a.request_id}: {a.reason}"
+             for a in (c.approval for c in incident.actions) if a is not None and a.reason]
     return done or ["Nothing automatic fixed it: write down what the on-call engineer did."]

@@ -24,8 +24,8 @@ from opsloop.agents.markdown import (
     one_line,
     render_signal,
 )
-from opsloop.agents.record import ActionRecord, action_records, verification_failed
-from opsloop.models import ActionStatus, DecisionOutcome, Incident, Signal, Verdict
+from opsloop.agents.record import verification_failed
+from opsloop.models import ActionCase, ActionStatus, DecisionOutcome, Incident, Signal, Verdict
 from opsloop.runbooks.markdown import FrontMatterError, split_front_matter
 
 DEFAULT_LOOKBACK_DAYS = 30
@@ -144,15 +144,16 @@ def _verification_failed(incident: Incident, now: datetime) -> list[Signal]:
     v = incident.verification
     if v is None or not verification_failed(incident):
         return []
-    ran = [r for r in action_records(incident) if r.result is not None]
+    ran = [r for r in incident.actions if r.result is not None]
     subject = sorted(f"{r.action.service}:{r.action.type}" for r in ran) or ["no-action"]
     what = ", ".join(r.action.describe() for r in ran) or "the remediation"
     evidence = [_line(incident)]
     evidence += [f"{c.name} on {c.service} observed {c.observed:g} against {c.threshold:g} "
-                 f"after {v.window_minutes} min" for c in v.checks if not c.ok]
+                 f"after {v.window_minutes} min" for c in incident.verification_checks
+                 if not c.ok]
     if v.rolled_back:
         evidence.append("Reverted: " + (", ".join(f"{r.action} {r.status.value}"
-                                                  for r in v.rollback_results) or "yes"))
+                                                  for r in incident.reverts) or "yes"))
     return [_signal(
         "verification_failed", ("verification_failed", *subject),
         f"{what} did not hold" + (" and was reverted" if v.rolled_back else ""),
@@ -162,9 +163,9 @@ def _verification_failed(incident: Incident, now: datetime) -> list[Signal]:
         [incident], now)]
 
 
-def _succeeded(incident: Incident, *, auto_only: bool = False) -> list[ActionRecord]:
+def _succeeded(incident: Incident, *, auto_only: bool = False) -> list[ActionCase]:
     return [
-        r for r in action_records(incident)
+        r for r in incident.actions
         if r.result is not None and r.result.status is ActionStatus.SUCCEEDED
         and (not auto_only
              or (r.decision is not None and r.decision.outcome is DecisionOutcome.AUTO))
@@ -192,7 +193,7 @@ def _recurring_fix(incident: Incident, window: list[Incident], now: datetime,
 
 def _approval_bottleneck(incident: Incident, now: datetime, slow: timedelta) -> list[Signal]:
     signals = []
-    for r in action_records(incident):
+    for r in incident.actions:
         if r.approval is None:
             continue
         rule = r.decision.rule if r.decision else "unrecorded rule"

@@ -163,8 +163,9 @@ def _decide(runtime: IntakeRuntime, approval_id: str, principal: Principal, verd
     if incident is None:
         return JSONResponse(status_code=202, content={**body, "status": "running"})
     return JSONResponse(status_code=200, content={**body, "status": incident.status.value,
-                                                  "results": [r.model_dump(mode="json")
-                                                              for r in incident.results]})
+                                                  "results": [c.result.model_dump(mode="json")
+                                                              for c in incident.actions
+                                                              if c.result is not None]})
 
 
 def _decision_route(summary: str, body: str, required: bool) -> dict[str, Any]:

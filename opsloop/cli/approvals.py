@@ -101,7 +101,8 @@ def decide(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
     if args.json:
         ui.json(incident)
         return 0
-    result = ", ".join(f"{r.action}: {r.status.value}" for r in incident.results) or "no action ran"
+    result = ", ".join(f"{c.result.action}: {c.result.status.value}" for c in incident.actions
+                       if c.result is not None) or "no action ran"
     verified = ""
     if incident.verification:
         verified = " · verified" if incident.verification.passed else " · verification FAILED"

@@ -65,7 +65,6 @@ def summarize(run: ScenarioRun, seconds: float) -> dict[str, Any]:
     if not run.incidents:
         return {**row, "incident": None, "outcome": "not detected", "correct": False}
     incident = run.incidents[0]
-    decisions = {d.action_id: d for d in incident.decisions}
     cause = incident.root_cause
     row.update(
         incident=incident.id,
@@ -80,20 +79,18 @@ def summarize(run: ScenarioRun, seconds: float) -> dict[str, Any]:
         confidence=cause.confidence if cause else None,
         actions=[
             {
-                "action": p.action.describe(),
-                "decision": decisions[p.action.id].outcome.value
-                if p.action.id in decisions
-                else None,
-                "rule": decisions[p.action.id].rule if p.action.id in decisions else None,
+                "action": c.action.describe(),
+                "decision": c.decision.outcome.value if c.decision else None,
+                "rule": c.decision.rule if c.decision else None,
             }
-            for p in incident.proposals
+            for c in incident.actions
         ],
         outcome=outcome(incident),
         status=incident.status.value,
         approvals_waiting=[
-            d.action_id
-            for d in incident.decisions
-            if d.outcome is DecisionOutcome.NEEDS_APPROVAL
+            c.id
+            for c in incident.actions
+            if c.decision is not None and c.decision.outcome is DecisionOutcome.NEEDS_APPROVAL
             and incident.status.value == "awaiting_approval"
         ],
         postmortem=incident.postmortem_path,

@@ -106,27 +106,27 @@ def show(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
             ["check", "observed", "expected", "holds"],
             [[e.check, e.observed, e.expectation, str(e.holds)] for e in rc.evidence],
         )
-    decisions = {d.action_id: d for d in incident.decisions}
     ui.table(
         "Actions",
         ["action", "decision", "rule", "result"],
         [
             [
-                p.action.describe(),
-                decisions[p.action.id].outcome.value if p.action.id in decisions else "-",
-                decisions[p.action.id].rule if p.action.id in decisions else "-",
-                next((r.status.value for r in incident.results if r.action_id == p.action.id), "-"),
+                c.action.describe(),
+                c.decision.outcome.value if c.decision else "-",
+                c.decision.rule if c.decision else "-",
+                c.result.status.value if c.result else "-",
             ]
-            for p in incident.proposals
+            for c in incident.actions
         ],
     )
-    if incident.approvals:
+    approvals = [c.approval for c in incident.actions if c.approval is not None]
+    if approvals:
         ui.table(
             "Approvals",
             ["request", "verdict", "by", "at", "reason"],
             [
                 [a.request_id, a.verdict.value, a.by, f"{a.at:%Y-%m-%d %H:%M:%S}", a.reason]
-                for a in incident.approvals
+                for a in approvals
             ],
         )
     if incident.verification:
@@ -137,7 +137,7 @@ def show(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
             ["check", "service", "observed", "threshold", "ok"],
             [
                 [c.name, c.service, f"{c.observed:.4g}", f"{c.threshold:.4g}", str(c.ok)]
-                for c in v.checks
+                for c in incident.verification_checks
             ],
         )
     ui.table(

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from opsloop.models import ActionStatus, Incident
+from opsloop.models import Incident
 
 SECTIONS = ("Summary", "Impact", "Root Causes", "Trigger", "Resolution", "Detection",
             "Action Items", "Lessons Learned", "Timeline")
@@ -57,10 +57,11 @@ def _known_times(incident: Incident) -> set[str]:
     moments: list[datetime] = [incident.opened_at]
     moments += [e.at for e in incident.timeline]
     moments += [a.starts_at for a in incident.anomalies]
-    moments += [a.at for a in incident.approvals] + [r.at for r in incident.results]
+    moments += [c.approval.at for c in incident.actions if c.approval is not None]
+    moments += [c.result.at for c in incident.actions if c.result is not None]
     if incident.verification is not None:
         moments.append(incident.verification.at)
-        moments += [r.at for r in incident.verification.rollback_results]
+        moments += [r.at for r in incident.reverts]
     return {f"{m:%Y-%m-%d %H:%M:%S}Z" for m in moments}
 
 
@@ -87,7 +88,7 @@ def check_postmortem(text: str | None, incident: Incident, facts: list[str],
     checks.append((not invented, f"times not in the record: {', '.join(invented[:3])}"))
     unmentioned = [a for a in executed if _plain(a) not in plain]
     checks.append((not unmentioned, f"executed but not reported: {', '.join(unmentioned)}"))
-    ok_results = sum(1 for r in incident.results if r.status is ActionStatus.SUCCEEDED)
+    ok_results = sum(1 for c in incident.actions if c.succeeded)
     claimed = plain.count("result: succeeded")
     checks.append((claimed <= len(executed) and claimed == ok_results,
                    f"claims {claimed} successful action(s); the actuator ran {len(executed)}"))

@@ -9,20 +9,24 @@ from pathlib import Path
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata
+from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite import SqliteSaver
 from pydantic import BaseModel
 
 from opsloop import models
 from opsloop.crashpoints import crash_point
+from opsloop.graph import state
 from opsloop.store import StoreError, open_sqlite
 
 
 def _state_types() -> list[tuple[str, str]]:
-    """Our domain types, the only custom classes the checkpoint may rebuild."""
+    """Our domain types and the graph's own records, the only custom classes the checkpoint
+    may rebuild."""
     return [
         (obj.__module__, obj.__name__)
-        for _, obj in inspect.getmembers(models, inspect.isclass)
+        for module in (models, state)
+        for _, obj in inspect.getmembers(module, inspect.isclass)
         if issubclass(obj, BaseModel | enum.Enum) and obj.__module__.startswith("opsloop.")
     ]
 
@@ -45,5 +49,15 @@ def sqlite_checkpointer(path: Path) -> SqliteSaver:
     except sqlite3.DatabaseError as exc:
         conn.close()
         raise StoreError(f"{path}: not a checkpoint file: {exc}") from exc
-    serde = JsonPlusSerializer(allowed_msgpack_modules=_state_types())
-    return _Saver(conn, serde=serde)
+    return _Saver(conn, serde=serializer())
+
+
+def serializer() -> JsonPlusSerializer:
+    """How checkpoints are written and read back: only our own types are rebuilt."""
+    return JsonPlusSerializer(allowed_msgpack_modules=_state_types())
+
+
+def memory_checkpointer() -> InMemorySaver:
+    """A checkpointer that forgets on exit, with the same rules for what it rebuilds: for
+    running a graph piece on its own (tests, a dry run)."""
+    return InMemorySaver(serde=serializer())

@@ -16,12 +16,14 @@ from opsloop.graph.build import build_graph
 from opsloop.graph.checkpoint import sqlite_checkpointer
 from opsloop.graph.context import LoopContext
 from opsloop.graph.nodes.guardrails import guardrail_context
+from opsloop.graph.thread import thread_state
 from opsloop.llm.config import model_client
 from opsloop.llm.ledger import incident_usage
 from opsloop.models import (
     Approval,
     ApprovalRequest,
     DecisionOutcome,
+    EventKind,
     Incident,
     IncidentStatus,
     ModelUsage,
@@ -109,7 +111,7 @@ class OperateLoop:
 
     def _waiting(self, incident_id: str) -> set[str]:
         """Ids of the approval requests the incident's checkpoint is paused on."""
-        snapshot = self.graph.get_state(self._config(incident_id))
+        snapshot = thread_state(self.graph, self._config(incident_id))
         return {str(i.value.get("id")) for i in snapshot.interrupts if isinstance(i.value, dict)}
 
     def check_modification(self, request: ApprovalRequest, changes: dict[str, object],
@@ -171,7 +173,8 @@ class OperateLoop:
                 note = f"{request.action.describe()} {verdict.past} by {by}" + (
                     f": {reason}" if reason else "")
                 log_to_war_room(self.settings.warrooms_dir, incident.id,
-                                TimelineEvent(at=approval.at, kind="approval", message=note))
+                                TimelineEvent(at=approval.at, kind=EventKind.APPROVAL,
+                                              message=note))
                 return self._run(Command(resume=approval.model_dump(mode="json")), incident.id,
                                  env, ctx)
             except Exception as exc:
@@ -209,7 +212,7 @@ class OperateLoop:
         with self._hold(incident_id, f"resume by {by}"):
             incident = self.store.get_incident(incident_id)
             config = self._config(incident_id)
-            snapshot = self.graph.get_state(config)
+            snapshot = thread_state(self.graph, config)
             if not snapshot.values:  # died before the first checkpoint
                 if incident.status is not IncidentStatus.OPEN:
                     raise StoreError(f"{incident_id} has nothing left to run "
@@ -271,18 +274,12 @@ class OperateLoop:
 
     def _record(self, incident_id: str, config: RunnableConfig) -> Incident:
         """Persist the incident as the graph left it, and any approval it now waits on."""
-        snapshot = self.graph.get_state(config)
-        values = snapshot.values
-        incident: Incident = values["incident"]
+        snapshot = thread_state(self.graph, config)
+        incident: Incident = snapshot.values["incident"]
         waiting = [ApprovalRequest.model_validate(i.value) for i in snapshot.interrupts]
         if waiting:
-            incident = incident.model_copy(
-                update={
-                    "status": IncidentStatus.AWAITING_APPROVAL,
-                    "timeline": list(values.get("events", [])),
-                },
-                deep=True,
-            )
+            incident = incident.model_copy(update={"status": IncidentStatus.AWAITING_APPROVAL},
+                                           deep=True)
             for request in waiting:
                 if self.store.add_pending(request):
                     self.store.audit(incident_id, "opsloop", "approval_requested",

@@ -1,6 +1,7 @@
 """opsloop's domain types, one definition each."""
 
 from opsloop.models.actions import (
+    ActionCase,
     ActionResult,
     ActionStatus,
     Approval,
@@ -24,7 +25,6 @@ from opsloop.models.incident import (
     Incident,
     IncidentStatus,
     Severity,
-    TimelineEvent,
     ToolResult,
     ToolStatus,
 )
@@ -40,15 +40,16 @@ from opsloop.models.telemetry import (
     MetricSeries,
     ServiceInfo,
 )
+from opsloop.models.timeline import EventKind, TimelineEvent
 from opsloop.models.usage import ModelCall, ModelUsage, UsageTotals
 
 __all__ = [
-    "ActionItem", "ActionResult", "ActionStatus", "Anomaly", "AnomalyStatus", "Approval",
-    "ApprovalRequest", "AuditRecord", "ChaosExperiment", "DecisionOutcome", "DeployEvent",
-    "Diagnosis", "Evidence", "ExperimentStatus", "FlagChange", "FlagState", "Hypothesis",
-    "Impact", "Incident", "IncidentStatus", "LogLine", "MetricPoint", "MetricSeries",
-    "ModelCall", "ModelUsage", "ParamValue", "PolicyDecision", "Postmortem",
-    "RemediationAction", "RemediationProposal",
-    "ServiceInfo", "Severity", "Signal", "TimelineEvent", "ToolResult", "ToolStatus",
-    "UsageTotals", "Verdict", "Verification", "VerificationCheck",
+    "ActionCase", "ActionItem", "ActionResult", "ActionStatus", "Anomaly", "AnomalyStatus",
+    "Approval", "ApprovalRequest", "AuditRecord", "ChaosExperiment", "DecisionOutcome",
+    "DeployEvent", "Diagnosis", "EventKind", "Evidence", "ExperimentStatus", "FlagChange",
+    "FlagState", "Hypothesis", "Impact", "Incident", "IncidentStatus", "LogLine", "MetricPoint",
+    "MetricSeries", "ModelCall", "ModelUsage", "ParamValue", "PolicyDecision", "Postmortem",
+    "RemediationAction", "RemediationProposal", "ServiceInfo", "Severity", "Signal",
+    "TimelineEvent", "ToolResult", "ToolStatus", "UsageTotals", "Verdict", "Verification",
+    "VerificationCheck",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -116,9 +116,64 @@ class VerificationCheck(BaseModel):
 
 
 class Verification(BaseModel):
+    """Whether the fix held after the policy's window. `checks` are the incident's own (the
+    alerts that opened it stopped firing); each action's checks are on its ActionCase."""
+
     passed: bool
     at: datetime
     window_minutes: int
     checks: list[VerificationCheck] = Field(default_factory=list)
     rolled_back: bool = False
-    rollback_results: list[ActionResult] = Field(default_factory=list)
+
+
+class ActionCase(BaseModel):
+    """One proposed action and everything that became of it: the policy decision, the
+    human's answer, what ran, what was reverted, and the checks that judged it."""
+
+    model_config = ROUND_TRIP
+
+    proposal: RemediationProposal  # its action as it will run (a human may have modified it)
+    decision: PolicyDecision | None = None
+    requested_at: datetime | None = None  # when policy asked a human (needs_approval)
+    approval: Approval | None = None
+    result: ActionResult | None = None
+    revert: ActionResult | None = None  # the rollback verification ordered, if any
+    checks: list[VerificationCheck] = Field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        return self.proposal.action.id
+
+    @property
+    def action(self) -> RemediationAction:
+        return self.proposal.action
+
+    @property
+    def specialist(self) -> str:
+        return self.proposal.specialist
+
+    @property
+    def awaits_human(self) -> bool:
+        """Policy wants a human's answer and none has been given."""
+        return (self.decision is not None and self.approval is None
+                and self.decision.outcome is DecisionOutcome.NEEDS_APPROVAL)
+
+    @property
+    def cleared(self) -> bool:
+        """Allowed to run: policy said auto, or a human said yes to what policy then allowed."""
+        if self.decision is None or self.decision.outcome is DecisionOutcome.DENY:
+            return False
+        if self.decision.outcome is DecisionOutcome.AUTO:
+            return True
+        return self.approval is not None and self.approval.verdict is not Verdict.REJECT
+
+    @property
+    def succeeded(self) -> bool:
+        return self.result is not None and self.result.status is ActionStatus.SUCCEEDED
+
+    @property
+    def approval_wait(self) -> timedelta | None:
+        """From the request to the human's answer; None when either is missing."""
+        if self.approval is None or self.requested_at is None:
+            return None
+        return self.approval.at - self.requested_at

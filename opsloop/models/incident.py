@@ -6,17 +6,19 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from opsloop.models.actions import (
     ROUND_TRIP,
+    ActionCase,
     ActionResult,
-    Approval,
-    PolicyDecision,
     RemediationAction,
     RemediationProposal,
     Verification,
+    VerificationCheck,
 )
+from opsloop.models.legacy import fold_parallel_lists
+from opsloop.models.timeline import TimelineEvent
 from opsloop.models.usage import ModelCall, ModelUsage
 
 
@@ -124,13 +126,6 @@ class IncidentStatus(StrEnum):
     RESOLVED = "resolved"  # closed with nothing to do
 
 
-class TimelineEvent(BaseModel):
-    at: datetime  # the environment's clock (simulated time in the simulator)
-    kind: str
-    message: str
-    data: dict[str, Any] = Field(default_factory=dict)
-
-
 class Impact(BaseModel):
     """The numbers triage decided on, measured from telemetry when the incident opened."""
 
@@ -167,13 +162,40 @@ class Incident(BaseModel):
     diagnoses: list[Diagnosis] = Field(default_factory=list)
     root_cause: Hypothesis | None = None
     novel: bool = False
-    proposals: list[RemediationProposal] = Field(default_factory=list)
-    decisions: list[PolicyDecision] = Field(default_factory=list)
-    approvals: list[Approval] = Field(default_factory=list)
-    results: list[ActionResult] = Field(default_factory=list)
+    actions: list[ActionCase] = Field(default_factory=list)  # one per proposed action, in order
     verification: Verification | None = None
-    timeline: list[TimelineEvent] = Field(default_factory=list)
+    timeline: list[TimelineEvent] = Field(default_factory=list)  # the one timeline: steps append
     postmortem_path: str | None = None
     signal_paths: list[str] = Field(default_factory=list)
     notifications: list[str] = Field(default_factory=list)
     usage: ModelUsage = Field(default_factory=ModelUsage)  # model calls, when a model reasoned
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fold_old_lists(cls, data: Any) -> Any:
+        """Records stored before ActionCase stay readable."""
+        return fold_parallel_lists(data) if isinstance(data, dict) else data
+
+    @model_validator(mode="after")
+    def _one_case_per_action(self) -> Incident:
+        ids = [case.id for case in self.actions]
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        if twice:
+            raise ValueError(f"actions: more than one case for action id {', '.join(twice)}; "
+                             f"each proposed action has exactly one")
+        return self
+
+    def case(self, action_id: str) -> ActionCase | None:
+        return next((case for case in self.actions if case.id == action_id), None)
+
+    @property
+    def verification_checks(self) -> list[VerificationCheck]:
+        """Every check verification made: the incident's own, then each action's."""
+        if self.verification is None:
+            return []
+        return [*self.verification.checks, *(c for case in self.actions for c in case.checks)]
+
+    @property
+    def reverts(self) -> list[ActionResult]:
+        """What verification rolled back, in the order it did (the last action first)."""
+        return [case.revert for case in reversed(self.actions) if case.revert is not None]

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from opsloop.models.incident import TimelineEvent
+from opsloop.models.timeline import TimelineEvent
 
 
 class ActionItem(BaseModel):

@@ -167,6 +167,6 @@ def test_a_fault_becomes_one_diagnosed_incident_through_prometheus_and_alertmana
         assert answer.json()["by"] == "ana"
         summary = _wait_status(s, {"mitigated"}, 60)
         incident = _incident(s["serve"], summary["id"])["incident"]
-        assert [a["by"] for a in incident["approvals"]] == ["ana"]
+        assert [c["approval"]["by"] for c in incident["actions"]] == ["ana"]
 
     assert s["env"].state.services["checkout"].version != "2.14.0", "not rolled back"

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Literal
 
 from langgraph.runtime import Runtime
-from langgraph.types import Command
 
 from opsloop.agents.warroom import log_to_war_room
 from opsloop.crashpoints import crash_point
 from opsloop.graph.context import LoopContext
 from opsloop.graph.nodes.common import context_of, event
 from opsloop.graph.state import LoopState
-from opsloop.models import ActionStatus, RemediationAction, Severity
+from opsloop.models import EventKind, RemediationAction, Severity
 from opsloop.policy.severity import escalation_for
 
 
@@ -26,26 +24,25 @@ def idempotency_key(incident_id: str, action: RemediationAction) -> str:
     return f"{incident_id}:{action.id}:{digest}"
 
 
-def act(state: LoopState, runtime: Runtime[LoopContext]) -> Command[Literal["verify", "learn"]]:
+def act(state: LoopState, runtime: Runtime[LoopContext]) -> LoopState:
     ctx = context_of(runtime)
     incident = state["incident"]
-    cleared = set(state.get("cleared", []))
-    results = list(incident.results)
+    cases = list(incident.actions)
     notifications = list(incident.notifications)
     events = []
-    for proposal in incident.proposals:
-        action = proposal.action
-        if action.id not in cleared:
+    for n, case in enumerate(cases):
+        decision = case.decision
+        if not case.cleared or decision is None:
             continue
-        decision = next(d for d in incident.decisions if d.action_id == action.id)
+        action = case.action
         result = ctx.actuator.execute(action, idempotency_key(incident.id, action))
         crash_point("act.executed")
-        results.append(result)
+        cases[n] = case.model_copy(update={"result": result})
         ctx.store.audit(incident.id, "opsloop", "action", result.model_dump(mode="json"))
         events.append(
             event(
                 ctx,
-                "action",
+                EventKind.ACTION,
                 f"{result.action}: {result.status.value}"
                 + (f" — {result.detail}" if result.detail else ""),
                 action_id=action.id,
@@ -64,10 +61,6 @@ def act(state: LoopState, runtime: Runtime[LoopContext]) -> Command[Literal["ver
                     key=f"{result.idempotency_key}:notify:{channel}",
                 ))
         log_to_war_room(ctx.settings.warrooms_dir, incident.id, events[-1])
-    incident = incident.model_copy(
-        update={"results": results, "notifications": notifications}, deep=True
-    )
-    ran = any(r.status is ActionStatus.SUCCEEDED for r in results)
-    return Command(
-        update={"incident": incident, "events": events}, goto="verify" if ran else "learn"
-    )
+    return {"incident": incident.model_copy(update={
+        "actions": cases, "notifications": notifications,
+        "timeline": [*incident.timeline, *events]}, deep=True)}

@@ -7,10 +7,10 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from opsloop.graph.context import LoopContext
-from opsloop.models import TimelineEvent
+from opsloop.models import EventKind, TimelineEvent
 
 
-def event(ctx: LoopContext, kind: str, message: str, **data: Any) -> TimelineEvent:
+def event(ctx: LoopContext, kind: EventKind, message: str, **data: Any) -> TimelineEvent:
     """A timeline entry stamped with the environment's clock."""
     return TimelineEvent(at=ctx.clock.now(), kind=kind, message=message, data=data)
 

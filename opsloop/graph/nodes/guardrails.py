@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Literal
 
 from langgraph.runtime import Runtime
-from langgraph.types import Command
 
 from opsloop.graph.context import LoopContext
 from opsloop.graph.nodes.common import context_of, event
 from opsloop.graph.state import LoopState
 from opsloop.models import (
+    ActionCase,
     DecisionOutcome,
+    EventKind,
     Incident,
     PolicyDecision,
     RemediationAction,
@@ -73,34 +73,27 @@ def decide_action(
     return decision
 
 
-def guardrails(
-    state: LoopState, runtime: Runtime[LoopContext]
-) -> Command[Literal["approval", "act", "learn"]]:
+def guardrails(state: LoopState, runtime: Runtime[LoopContext]) -> LoopState:
     ctx = context_of(runtime)
     incident = state["incident"]
-    decisions: list[PolicyDecision] = []
+    cases: list[ActionCase] = []
     events = []
     auto: list[RemediationAction] = []
-    for proposal in incident.proposals:
-        decision = decide_action(ctx, incident, proposal.action, auto)
+    for case in incident.actions:
+        decision = decide_action(ctx, incident, case.action, auto)
         if decision.outcome is DecisionOutcome.AUTO:
-            auto.append(proposal.action)
-        decisions.append(decision)
+            auto.append(case.action)
+        # The approval request goes out now: a human's wait is measured from here.
+        asked = ctx.clock.now() if decision.outcome is DecisionOutcome.NEEDS_APPROVAL else None
+        cases.append(case.model_copy(update={"decision": decision, "requested_at": asked}))
         events.append(
             event(
                 ctx,
-                "decision",
-                f"{proposal.action.describe()}: {decision.outcome.value} ({decision.rule})",
-                action_id=proposal.action.id,
+                EventKind.DECISION,
+                f"{case.action.describe()}: {decision.outcome.value} ({decision.rule})",
+                action_id=case.id,
                 outcome=decision.outcome.value,
             )
         )
-    incident = incident.model_copy(update={"decisions": decisions}, deep=True)
-    cleared = [d.action_id for d in decisions if d.outcome is DecisionOutcome.AUTO]
-    if any(d.outcome is DecisionOutcome.NEEDS_APPROVAL for d in decisions):
-        goto: Literal["approval", "act", "learn"] = "approval"
-    elif cleared:
-        goto = "act"
-    else:
-        goto = "learn"
-    return Command(update={"incident": incident, "events": events, "cleared": cleared}, goto=goto)
+    return {"incident": incident.model_copy(
+        update={"actions": cases, "timeline": [*incident.timeline, *events]}, deep=True)}

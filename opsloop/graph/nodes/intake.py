@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from langgraph.runtime import Runtime
 
 from opsloop.graph.context import LoopContext
 from opsloop.graph.nodes.common import context_of, event
 from opsloop.graph.state import LoopState
-from opsloop.models import TimelineEvent
+from opsloop.models import EventKind, TimelineEvent
 
 
-def intake(state: LoopState, runtime: Runtime[LoopContext]) -> dict[str, Any]:
+def intake(state: LoopState, runtime: Runtime[LoopContext]) -> LoopState:
     ctx = context_of(runtime)
     incident = state["incident"]
     first = min(incident.anomalies, key=lambda a: a.starts_at, default=None)
@@ -22,7 +20,7 @@ def intake(state: LoopState, runtime: Runtime[LoopContext]) -> dict[str, Any]:
         events.append(
             TimelineEvent(
                 at=first.starts_at,
-                kind="first_signal",
+                kind=EventKind.FIRST_SIGNAL,
                 message=f"{first.name} condition began on {first.service}",
             )
         )
@@ -30,7 +28,7 @@ def intake(state: LoopState, runtime: Runtime[LoopContext]) -> dict[str, Any]:
         events.append(
             event(
                 ctx,
-                "alert",
+                EventKind.ALERT,
                 f"{anomaly.name} firing on {anomaly.service or '?'} since "
                 f"{anomaly.starts_at:%H:%M}",
                 fingerprint=anomaly.fingerprint,
@@ -39,11 +37,12 @@ def intake(state: LoopState, runtime: Runtime[LoopContext]) -> dict[str, Any]:
         )
         # Alert quality: an alert that names neither a runbook nor an action is not actionable.
         if not (anomaly.annotations.get("runbook") or anomaly.annotations.get("action")):
-            events.append(event(ctx, "alert_quality", f"{anomaly.name} names no runbook or action"))
+            events.append(event(ctx, EventKind.ALERT_QUALITY,
+                                f"{anomaly.name} names no runbook or action"))
     events.append(
         event(
             ctx,
-            "opened",
+            EventKind.OPENED,
             f"{incident.id} opened for {', '.join(incident.services)}",
             group_key=incident.group_key,
         )
@@ -54,4 +53,5 @@ def intake(state: LoopState, runtime: Runtime[LoopContext]) -> dict[str, Any]:
         "opened",
         {"group_key": incident.group_key, "alerts": len(incident.anomalies)},
     )
-    return {"events": events}
+    timeline = [*incident.timeline, *events]
+    return {"incident": incident.model_copy(update={"timeline": timeline}, deep=True)}

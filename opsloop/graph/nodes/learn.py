@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 from langgraph.runtime import Runtime
 
@@ -17,7 +16,7 @@ from opsloop.crashpoints import crash_point
 from opsloop.graph.context import LoopContext
 from opsloop.graph.nodes.common import context_of, event
 from opsloop.graph.state import LoopState
-from opsloop.models import ActionStatus, Incident, IncidentStatus, Verdict
+from opsloop.models import EventKind, Incident, IncidentStatus, Verdict
 
 
 def final_status(incident: Incident) -> IncidentStatus:
@@ -25,23 +24,24 @@ def final_status(incident: Incident) -> IncidentStatus:
         return (
             IncidentStatus.MITIGATED if incident.verification.passed else IncidentStatus.ESCALATED
         )
-    if incident.novel or not incident.proposals:
+    if incident.novel or not incident.actions:
         return IncidentStatus.ESCALATED
-    if incident.approvals and all(a.verdict is Verdict.REJECT for a in incident.approvals):
+    answers = [case.approval for case in incident.actions if case.approval is not None]
+    if answers and all(a.verdict is Verdict.REJECT for a in answers):
         return IncidentStatus.REJECTED
-    if not any(r.status is ActionStatus.SUCCEEDED for r in incident.results):
+    if not any(case.succeeded for case in incident.actions):
         return IncidentStatus.ESCALATED  # denied, or the actions failed: a human takes over
     return IncidentStatus.MITIGATED
 
 
-def learn(state: LoopState, runtime: Runtime[LoopContext]) -> dict[str, Any]:
+def learn(state: LoopState, runtime: Runtime[LoopContext]) -> LoopState:
     ctx = context_of(runtime)
     incident = state["incident"]
     status = final_status(incident)
     events = [
         event(
             ctx,
-            "closed" if status is IncidentStatus.MITIGATED else "escalated",
+            EventKind.CLOSED if status is IncidentStatus.MITIGATED else EventKind.ESCALATED,
             f"incident {status.value}",
         )
     ]
@@ -58,7 +58,7 @@ def learn(state: LoopState, runtime: Runtime[LoopContext]) -> dict[str, Any]:
         update={
             "status": status,
             "notifications": notifications,
-            "timeline": [*state.get("events", []), *events],
+            "timeline": [*incident.timeline, *events],
         },
         deep=True,
     )
@@ -68,7 +68,7 @@ def learn(state: LoopState, runtime: Runtime[LoopContext]) -> dict[str, Any]:
                                 narrator=narrator_for(ctx.model, ctx.settings))
         incident.postmortem_path = str(path)
         crash_point("learn.drafted")
-        events.append(event(ctx, "postmortem", f"postmortem draft at {path}"))
+        events.append(event(ctx, EventKind.POSTMORTEM, f"postmortem draft at {path}"))
     now = ctx.clock.now()
     # Only the incidents inside the signals' lookback: the cost of learning stays flat as
     # history grows.
@@ -77,10 +77,11 @@ def learn(state: LoopState, runtime: Runtime[LoopContext]) -> dict[str, Any]:
     signals = derive_signals(incident, history, now, lookback_days=SIGNAL_LOOKBACK_DAYS)
     paths = write_signals(signals, ctx.settings.signals_dir)
     incident.signal_paths = [str(p) for p in paths]
-    events.extend(event(ctx, "signal", f"signal filed at {p}") for p in paths)
+    events.extend(event(ctx, EventKind.SIGNAL, f"signal filed at {p}") for p in paths)
     proposal = draft_runbook_proposal(incident, ctx.runbooks, ctx.settings.runbook_proposals_dir)
     if proposal is not None:
-        events.append(event(ctx, "runbook_proposal", f"runbook update proposal at {proposal}"))
+        events.append(event(ctx, EventKind.RUNBOOK_PROPOSAL,
+                            f"runbook update proposal at {proposal}"))
     incident.timeline = [*incident.timeline, *events[1:]]
     log_to_war_room(ctx.settings.warrooms_dir, incident.id, events[0])
     ctx.store.audit(
@@ -93,4 +94,4 @@ def learn(state: LoopState, runtime: Runtime[LoopContext]) -> dict[str, Any]:
             "signals": incident.signal_paths,
         },
     )
-    return {"incident": incident, "events": events}
+    return {"incident": incident}

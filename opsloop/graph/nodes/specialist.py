@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from typing import Protocol
 
 from langgraph.runtime import Runtime
 
@@ -12,16 +11,20 @@ from opsloop.agents.reasoner import diagnose
 from opsloop.agents.specialists import SPECIALISTS
 from opsloop.graph.context import LoopContext
 from opsloop.graph.nodes.common import context_of, event
-from opsloop.graph.state import SpecialistInput
+from opsloop.graph.state import DiagnosisState, Finding, SpecialistInput
+from opsloop.models import EventKind
 from opsloop.tools.toolbox import Toolbox
 
-SpecialistNode = Callable[[SpecialistInput, Runtime[LoopContext]], dict[str, Any]]
+
+class SpecialistNode(Protocol):
+    def __call__(self, state: SpecialistInput, runtime: Runtime[LoopContext]
+                 ) -> DiagnosisState: ...
 
 
 def make_specialist(name: str) -> SpecialistNode:
     spec = SPECIALISTS[name]
 
-    def specialist(state: SpecialistInput, runtime: Runtime[LoopContext]) -> dict[str, Any]:
+    def specialist(state: SpecialistInput, runtime: Runtime[LoopContext]) -> DiagnosisState:
         ctx = context_of(runtime)
         incident = state["incident"]
         toolbox = Toolbox(
@@ -30,7 +33,7 @@ def make_specialist(name: str) -> SpecialistNode:
             max_calls=ctx.settings.tool_calls_per_specialist,
             clock=ctx.clock,
         )
-        notes: list[tuple[str, str]] = []
+        notes: list[tuple[EventKind, str]] = []
         if ctx.model is not None:  # the model reasons; it falls back to offline by itself
             run = diagnose_with_model(name, incident, toolbox, ctx.runbooks, ctx.model,
                                       ctx.settings)
@@ -50,14 +53,12 @@ def make_specialist(name: str) -> SpecialistNode:
             if top
             else f"{name}: no hypothesis from runbooks {diagnosis.runbooks}"
         )
-        return {
-            "findings": [diagnosis],
-            "events": [
-                *(event(ctx, kind, message, specialist=name) for kind, message in notes),
-                event(ctx, "specialist", summary, specialist=name, tool_calls=toolbox.calls,
-                      reasoner=diagnosis.reasoner, model_calls=len(diagnosis.model_calls)),
-            ],
-        }
+        timeline = [
+            *(event(ctx, kind, message, specialist=name) for kind, message in notes),
+            event(ctx, EventKind.SPECIALIST, summary, specialist=name, tool_calls=toolbox.calls,
+                  reasoner=diagnosis.reasoner, model_calls=len(diagnosis.model_calls)),
+        ]
+        return {"findings": [Finding(diagnosis=diagnosis, timeline=timeline)]}
 
     specialist.__name__ = f"specialist_{name}"
     return specialist

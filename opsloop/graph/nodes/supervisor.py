@@ -1,22 +1,23 @@
-"""supervisor: routes the incident to specialists, then merges what they found."""
+"""The supervisor: routes the incident to specialists, fans out to them, merges what they found.
+
+These are the two ends of the diagnosis subgraph: `route` picks the specialists, `fan_out`
+sends the incident to each in parallel, `merge` settles the root cause and the proposals.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
-
 from langgraph.runtime import Runtime
-from langgraph.types import Command, Send
+from langgraph.types import Send
 
 from opsloop.agents.reasoner import incident_query
 from opsloop.agents.specialists import SPECIALISTS
 from opsloop.graph.context import LoopContext
 from opsloop.graph.nodes.common import context_of, event
-from opsloop.graph.state import LoopState
-from opsloop.models import Diagnosis, Hypothesis, Incident
-from opsloop.models.catalog import SpecialistName
+from opsloop.graph.state import DiagnosisState, Finding, SpecialistInput
+from opsloop.models import ActionCase, Diagnosis, EventKind, Hypothesis, Incident
 
 
-def route(incident: Incident, ctx: LoopContext) -> list[str]:
+def choose_specialists(incident: Incident, ctx: LoopContext) -> list[str]:
     """Specialists in the order the best-matching runbooks name them."""
     hits = ctx.runbooks.search(incident_query(incident), k=2 * ctx.settings.max_specialists)
     chosen: list[str] = []
@@ -46,37 +47,37 @@ def best_hypothesis(findings: list[Diagnosis], order: list[str]) -> tuple[Hypoth
     return hypothesis, specialist
 
 
-def supervisor(
-    state: LoopState, runtime: Runtime[LoopContext]
-) -> Command[SpecialistName | Literal["guardrails"]]:
+def route(state: DiagnosisState, runtime: Runtime[LoopContext]) -> DiagnosisState:
     ctx = context_of(runtime)
     incident = state["incident"]
-    if not incident.specialists:
-        chosen = route(incident, ctx)
-        incident = incident.model_copy(update={"specialists": chosen}, deep=True)
-        return Command(
-            update={
-                "incident": incident,
-                "events": [
-                    event(ctx, "routed", f"routed to {', '.join(chosen)}", specialists=chosen)
-                ],
-            },
-            goto=[Send(name, {"incident": incident}) for name in chosen],
-        )
+    chosen = choose_specialists(incident, ctx)
+    routed = event(ctx, EventKind.ROUTED, f"routed to {', '.join(chosen)}", specialists=chosen)
+    return {"incident": incident.model_copy(
+        update={"specialists": chosen, "timeline": [*incident.timeline, routed]}, deep=True)}
 
-    findings = state.get("findings", [])
+
+def fan_out(state: DiagnosisState) -> list[Send]:
+    """One specialist run per chosen specialist, in parallel, each with the routed incident."""
+    incident = state["incident"]
+    return [Send(name, SpecialistInput(incident=incident)) for name in incident.specialists]
+
+
+def merge(state: DiagnosisState, runtime: Runtime[LoopContext]) -> DiagnosisState:
+    ctx = context_of(runtime)
+    incident = state["incident"]
+    found: list[Finding] = state.get("findings", [])
+    findings = [f.diagnosis for f in found]
     winner = best_hypothesis(findings, incident.specialists)
     update: dict[str, object] = {"diagnoses": findings}
     if winner is None or winner[0].confidence < ctx.settings.min_confidence:
-        update.update(novel=True, root_cause=winner[0] if winner else None, proposals=[])
+        update.update(novel=True, root_cause=winner[0] if winner else None, actions=[])
         message = "no runbook hypothesis reached the confidence threshold: novel failure"
     else:
         hypothesis, specialist = winner
         diagnosis = next(d for d in findings if d.specialist == specialist)
-        update.update(root_cause=hypothesis, proposals=diagnosis.proposals)
+        update.update(root_cause=hypothesis,
+                      actions=[ActionCase(proposal=p) for p in diagnosis.proposals])
         message = f"root cause ({specialist}, {hypothesis.confidence:.0%}): {hypothesis.cause}"
-    incident = incident.model_copy(update=update, deep=True)
-    return Command(
-        update={"incident": incident, "events": [event(ctx, "diagnosed", message)]},
-        goto="guardrails",
-    )
+    update["timeline"] = [*incident.timeline, *(e for f in found for e in f.timeline),
+                          event(ctx, EventKind.DIAGNOSED, message)]
+    return {"incident": incident.model_copy(update=update, deep=True)}

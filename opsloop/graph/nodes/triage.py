@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from langgraph.runtime import Runtime
 
 from opsloop.agents.warroom import open_war_room
 from opsloop.graph.context import LoopContext
 from opsloop.graph.nodes.common import context_of, event
 from opsloop.graph.state import LoopState
+from opsloop.models import EventKind
 from opsloop.policy.impact import measure_impact
 from opsloop.policy.severity import classify, escalation_for
 
 
-def triage(state: LoopState, runtime: Runtime[LoopContext]) -> dict[str, Any]:
+def triage(state: LoopState, runtime: Runtime[LoopContext]) -> LoopState:
     ctx = context_of(runtime)
     incident = state["incident"]
     impact = measure_impact(incident.services, ctx.telemetry, ctx.policies)
@@ -25,7 +24,7 @@ def triage(state: LoopState, runtime: Runtime[LoopContext]) -> dict[str, Any]:
     events = [
         event(
             ctx,
-            "triaged",
+            EventKind.TRIAGED,
             f"{severity.value} by {rule}: error ratio {impact.error_ratio:.2%}, "
             f"p99 {impact.latency_p99_ms:.0f} ms, tier {impact.tier}, "
             f"blast radius {impact.blast_radius}",
@@ -45,12 +44,13 @@ def triage(state: LoopState, runtime: Runtime[LoopContext]) -> dict[str, Any]:
     if escalation.page:
         notified.append(ctx.notifier.notify("page", message, {"incident": incident.id},
                                             key=f"{incident.id}:triage:page"))
-        events.append(event(ctx, "escalated", f"paged on-call ({notified[-1]})"))
+        events.append(event(ctx, EventKind.ESCALATED, f"paged on-call ({notified[-1]})"))
     if escalation.war_room:
         path = open_war_room(incident, ctx.settings.warrooms_dir, ["on-call"])
-        events.append(event(ctx, "war_room", f"war room opened at {path}"))
+        events.append(event(ctx, EventKind.WAR_ROOM, f"war room opened at {path}"))
     for channel in escalation.channels:
         notified.append(ctx.notifier.notify(channel, message, {"incident": incident.id},
                                             key=f"{incident.id}:triage:{channel}"))
     incident.notifications = [*incident.notifications, *notified]
-    return {"incident": incident, "events": events}
+    incident.timeline = [*incident.timeline, *events]
+    return {"incident": incident}

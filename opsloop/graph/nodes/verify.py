@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timedelta
-from typing import Any
 
 from langgraph.runtime import Runtime
 
@@ -16,6 +15,7 @@ from opsloop.graph.state import LoopState
 from opsloop.models import (
     ActionResult,
     ActionStatus,
+    EventKind,
     Incident,
     Verification,
     VerificationCheck,
@@ -95,48 +95,43 @@ def alert_checks(ctx: LoopContext, incident: Incident) -> list[VerificationCheck
     ]
 
 
-def revert_all(ctx: LoopContext, incident: Incident) -> list[ActionResult]:
-    reverted = []
-    for result in reversed(incident.results):
-        if result.status is not ActionStatus.SUCCEEDED:
+def revert_all(ctx: LoopContext, incident: Incident) -> dict[str, ActionResult]:
+    """Revert what ran, the last action first, where the rollback criteria say so; the
+    revert's result by action id."""
+    reverted = {}
+    for case in reversed(incident.actions):
+        if case.result is None or not case.succeeded:
             continue
-        action = next(p.action for p in incident.proposals if p.action.id == result.action_id)
-        if "revert" not in criteria_for(ctx.policies, action.type).on_failure:
+        if "revert" not in criteria_for(ctx.policies, case.action.type).on_failure:
             continue
-        key = "revert:" + idempotency_key(incident.id, action)
-        reverted.append(ctx.actuator.revert(result, key))
+        key = "revert:" + idempotency_key(incident.id, case.action)
+        reverted[case.id] = ctx.actuator.revert(case.result, key)
         crash_point("verify.reverted")
     return reverted
 
 
-def verify(state: LoopState, runtime: Runtime[LoopContext]) -> dict[str, Any]:
+def verify(state: LoopState, runtime: Runtime[LoopContext]) -> LoopState:
     ctx = context_of(runtime)
     incident = state["incident"]
-    ran = [
-        p.action
-        for p in incident.proposals
-        if any(
-            r.action_id == p.action.id and r.status is ActionStatus.SUCCEEDED
-            for r in incident.results
-        )
-    ]
-    criteria = {a.id: criteria_for(ctx.policies, a.type) for a in ran}
+    ran = [case for case in incident.actions if case.succeeded]
+    criteria = {case.id: criteria_for(ctx.policies, case.action.type) for case in ran}
     window = max(c.window_minutes for c in criteria.values())
     # Wait until the window after the last action has passed, not `window` more minutes: a
     # verify step re-run after a crash must not wait (and let production drift) twice.
-    acted = max(r.at for r in incident.results if r.status is ActionStatus.SUCCEEDED)
+    acted = max(case.result.at for case in ran if case.result is not None)
     remaining = (acted + timedelta(minutes=window) - ctx.clock.now()).total_seconds() / 60
     if remaining > 0:
         ctx.clock.wait(math.ceil(remaining))  # the simulator lets production run on
     crash_point("verify.waited")
-    checks = alert_checks(ctx, incident)
-    for action in ran:
-        checks += threshold_checks(ctx, incident, action.service, criteria[action.id])
+    alerts = alert_checks(ctx, incident)
+    own = {case.id: threshold_checks(ctx, incident, case.action.service, criteria[case.id])
+           for case in ran}
+    checks = [*alerts, *(c for case in ran for c in own[case.id])]
     passed = all(c.ok for c in checks)
     events = [
         event(
             ctx,
-            "verified" if passed else "verification_failed",
+            EventKind.VERIFIED if passed else EventKind.VERIFICATION_FAILED,
             f"after {window} min: "
             + (
                 "all checks passed"
@@ -150,20 +145,30 @@ def verify(state: LoopState, runtime: Runtime[LoopContext]) -> dict[str, Any]:
             ),
         )
     ]
-    rollbacks: list[ActionResult] = []
+    reverts: dict[str, ActionResult] = {}
     if not passed:
-        rollbacks = revert_all(ctx, incident)
-        for r in rollbacks:
+        reverts = revert_all(ctx, incident)
+        for r in reverts.values():
             ctx.store.audit(incident.id, "opsloop", "rollback", r.model_dump(mode="json"))
-            events.append(event(ctx, "rollback", f"reverted {r.action}: {r.status.value}"))
+            events.append(event(ctx, EventKind.ROLLBACK, f"reverted {r.action}: {r.status.value}"))
     verification = Verification(
         passed=passed,
         at=ctx.clock.now(),
         window_minutes=window,
-        checks=checks,
-        rolled_back=any(r.status is ActionStatus.SUCCEEDED for r in rollbacks),
-        rollback_results=rollbacks,
+        checks=alerts,
+        rolled_back=any(r.status is ActionStatus.SUCCEEDED for r in reverts.values()),
     )
-    ctx.store.audit(incident.id, "opsloop", "verification", verification.model_dump(mode="json"))
-    incident = incident.model_copy(update={"verification": verification}, deep=True)
-    return {"incident": incident, "events": events}
+    cases = [
+        case.model_copy(update={"checks": own[case.id], "revert": reverts.get(case.id)})
+        if case.id in own else case
+        for case in incident.actions
+    ]
+    # The audit entry keeps its shape: every check and every revert in one record.
+    ctx.store.audit(incident.id, "opsloop", "verification", {
+        **verification.model_dump(mode="json"),
+        "checks": [c.model_dump(mode="json") for c in checks],
+        "rollback_results": [r.model_dump(mode="json") for r in reverts.values()],
+    })
+    return {"incident": incident.model_copy(update={
+        "actions": cases, "verification": verification,
+        "timeline": [*incident.timeline, *events]}, deep=True)}

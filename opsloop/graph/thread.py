@@ -1,0 +1,31 @@
+"""Where an incident's graph thread stands, read through the subgraph it is inside."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.pregel import Pregel
+from langgraph.types import StateSnapshot
+
+
+def thread_state(graph: Pregel[Any, Any, Any, Any], config: RunnableConfig) -> StateSnapshot:
+    """The thread's snapshot with the values and interrupts of the innermost subgraph still
+    running (the change path, paused for a human or cut short by a crash).
+
+    The outer snapshot alone is not enough: it holds the incident as the subgraph received it,
+    and it keeps reporting the subgraph's interrupt after the subgraph has consumed the
+    answer, until the subgraph finishes. `next` stays the outer one, so a thread whose
+    subgraph is done but not yet recorded by its parent still reads as unfinished.
+    """
+    outer = graph.get_state(config, subgraphs=True)
+    inner = outer
+    for _ in range(8):  # subgraphs nest one level today; the bound holds whatever the graph
+        running = next((t.state for t in inner.tasks if isinstance(t.state, StateSnapshot)),
+                       None)
+        if running is None or not running.values:
+            break
+        inner = running
+    if inner is outer:
+        return outer
+    return outer._replace(values=inner.values, interrupts=inner.interrupts)
