@@ -19,37 +19,20 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime
 from pathlib import Path
-from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from opsloop.models import (
-    ActionResult,
-    ChaosExperiment,
-    DeployEvent,
-    FlagChange,
-    FlagState,
-    LogLine,
-    MetricSeries,
-    RemediationAction,
-    ServiceInfo,
-)
 from opsloop.settings import Settings
 from opsloop.simulator import SimEnvironment
 from opsloop.simulator.remote import SimClient
-from opsloop.tools.prometheus import REAL_TIME, PrometheusClient, PrometheusTelemetry, TimeScale
+from opsloop.tools.prometheus import PrometheusClient, PrometheusMetrics, TimeScale, watch_only
 from opsloop.tools.promql import load_promql
-from opsloop.tools.protocols import Actuator, Clock, Telemetry
+from opsloop.tools.protocols import Production
 
 
 class UnknownEnvironment(Exception):
     """An environment reference that cannot be opened."""
-
-
-class Production(Telemetry, Actuator, Clock, Protocol):
-    """What the loop runs an incident against: telemetry, an actuator and a clock in one."""
 
 
 class Origin(BaseModel):
@@ -110,64 +93,18 @@ def new_simulation(scenario: str, seed: int, settings: Settings) -> tuple[str, S
     return ref, env
 
 
-class RemoteEnvironment:
-    """A served simulator, with metrics from Prometheus when one is configured."""
+class RemoteEnvironment(Production):
+    """A served simulator (clock, change feed, actuator), its metrics from Prometheus when one
+    is configured."""
 
-    def __init__(self, sim: SimClient, prometheus: PrometheusTelemetry | None = None) -> None:
+    def __init__(self, sim: SimClient, prometheus: PrometheusMetrics | None = None) -> None:
+        closers = [sim.close] + ([prometheus.client.close] if prometheus is not None else [])
+        super().__init__(metrics=sim if prometheus is None else prometheus, changes=sim,
+                         clock=sim, actuator=sim, closers=closers)
         self.sim = sim
-        self.prometheus = prometheus
-        self.metrics: Telemetry = prometheus if prometheus is not None else sim
-
-    def save(self, path: Path) -> None:
-        """Nothing to save: the simulator server keeps its own state."""
-
-    def close(self) -> None:
-        self.sim.close()
-        if self.prometheus is not None:
-            self.prometheus.client.close()
 
     def timescale(self) -> TimeScale:
         return self.sim.timescale()
-
-    # Clock
-    def now(self) -> datetime:
-        return self.sim.now()
-
-    def wait(self, minutes: int) -> None:
-        self.sim.wait(minutes)
-
-    # Telemetry
-    def services(self) -> list[ServiceInfo]:
-        return self.sim.services()
-
-    def metric(self, service: str, metric: str, minutes: int) -> MetricSeries:
-        return self.metrics.metric(service, metric, minutes)
-
-    def average(self, service: str, metric: str, minutes: int) -> float | None:
-        return self.metrics.average(service, metric, minutes)
-
-    def logs(self, service: str, minutes: int, pattern: str | None = None,
-             limit: int = 200) -> list[LogLine]:
-        return self.sim.logs(service, minutes, pattern, limit)
-
-    def deploys(self, service: str | None, minutes: int) -> list[DeployEvent]:
-        return self.sim.deploys(service, minutes)
-
-    def flags(self, service: str | None = None) -> list[FlagState]:
-        return self.sim.flags(service)
-
-    def flag_changes(self, service: str | None, minutes: int) -> list[FlagChange]:
-        return self.sim.flag_changes(service, minutes)
-
-    def experiments(self, service: str | None = None) -> list[ChaosExperiment]:
-        return self.sim.experiments(service)
-
-    # Actuator
-    def execute(self, action: RemediationAction, idempotency_key: str) -> ActionResult:
-        return self.sim.execute(action, idempotency_key)
-
-    def revert(self, result: ActionResult, idempotency_key: str) -> ActionResult:
-        return self.sim.revert(result, idempotency_key)
 
 
 def remote_ref(sim_url: str, prometheus_url: str | None = None) -> str:
@@ -196,16 +133,14 @@ def open_remote(ref: str, settings: Settings) -> RemoteEnvironment:
     if "prometheus" in parts:
         promql = load_promql(settings.promql_path)
         client = PrometheusClient(parts["prometheus"], timeout=settings.http_timeout_seconds)
-        prometheus = PrometheusTelemetry(client, promql, rest=sim, timescale=sim.timescale)
+        prometheus = PrometheusMetrics(client, promql, catalog=sim, timescale=sim.timescale)
     return RemoteEnvironment(sim, prometheus)
 
 
-def open_prometheus(url: str, settings: Settings, rest: Telemetry | None = None,
-                    timescale: TimeScale = REAL_TIME) -> PrometheusTelemetry:
-    """Telemetry over one Prometheus, with the settings' PromQL mapping."""
+def open_prometheus(url: str, settings: Settings) -> Production:
+    """Production watched through one Prometheus (read-only), with the settings' PromQL."""
     client = PrometheusClient(url, timeout=settings.http_timeout_seconds)
-    return PrometheusTelemetry(client, load_promql(settings.promql_path), rest=rest,
-                               timescale=lambda: timescale)
+    return watch_only(client, load_promql(settings.promql_path))
 
 
 def open_environment(ref: str, settings: Settings) -> Production:

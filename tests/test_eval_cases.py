@@ -16,7 +16,7 @@ from opsloop.models import AnomalyStatus, IncidentStatus
 from opsloop.policy import load_policies
 from opsloop.settings import REPO_ROOT, Settings
 from opsloop.simulator import SimEnvironment
-from opsloop.simulator.variants import HiddenMetric, MaskedTelemetry, Variant
+from opsloop.simulator.variants import HiddenMetric, MaskedMetrics, Variant
 from opsloop.tools.runbook_index import RunbookIndex
 
 EVALS = REPO_ROOT / "evals"
@@ -54,7 +54,7 @@ def test_a_hidden_metric_is_missing_from_telemetry_only() -> None:
     variant = Variant(base="bad_deploy",
                       hidden_metrics=[HiddenMetric(service="checkout", metric="error_ratio")])
     env = SimEnvironment(variant.build("t"))
-    masked = MaskedTelemetry(env, variant.hidden_metrics)
+    masked = MaskedMetrics(env.metrics, variant.hidden_metrics)
     assert masked.metric("checkout", "error_ratio", 30).points == []
     assert masked.average("checkout", "error_ratio", 60) is None
     assert len(env.metric("checkout", "error_ratio", 30).points) == 30

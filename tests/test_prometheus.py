@@ -180,19 +180,20 @@ def test_a_refused_query_is_reported_with_prometheus_reason_and_not_retried(
 def test_prometheus_down_is_a_clear_error_and_a_tool_error_not_a_crash(
     settings: Settings,
 ) -> None:
-    from opsloop.tools.prometheus import PrometheusTelemetry
+    from opsloop.tools.prometheus import watch_only
 
     client = PrometheusClient("http://127.0.0.1:9", timeout=0.5, attempts=2)
     with pytest.raises(PrometheusError, match=r"cannot reach Prometheus at http://127.0.0.1:9"):
         client.range("up", 0, 60, 15)
-    telemetry = PrometheusTelemetry(client, load_promql(settings.promql_path))
-    result = Toolbox(telemetry).call("metric_stat", service="checkout", metric="error_ratio")
+    production = watch_only(client, load_promql(settings.promql_path))
+    result = Toolbox(production, clock=production).call("metric_stat", service="checkout",
+                                                        metric="error_ratio")
     assert result.status.value == "error"
     assert "after 2 attempts" in result.error
 
 
 def test_a_long_range_is_read_in_chunks_prometheus_accepts(scripted: Any) -> None:
-    from opsloop.tools.prometheus import PrometheusTelemetry
+    from opsloop.tools.prometheus import PrometheusMetrics
     from opsloop.tools.promql import PromQLMap, PromQLPolicy
 
     def matrix(first: int, count: int) -> dict[str, Any]:
@@ -203,9 +204,9 @@ def test_a_long_range_is_read_in_chunks_prometheus_accepts(scripted: Any) -> Non
     server = scripted([(200, matrix(0, 10_000)), (200, matrix(10_000, 10_000)),
                        (200, matrix(20_000, 5000))])
     policy = PromQLPolicy(version=1, metrics={"error_ratio": 'e{service=~"{service}"}'})
-    telemetry = PrometheusTelemetry(PrometheusClient(server.url), PromQLMap(policy),
-                                    wall_now=lambda: 60.0 * 24_999)
-    series = telemetry.metric("web", "error_ratio", 25_000)
+    metrics = PrometheusMetrics(PrometheusClient(server.url), PromQLMap(policy),
+                                wall_now=lambda: 60.0 * 24_999)
+    series = metrics.metric("web", "error_ratio", 25_000)
     assert len(server.calls) == 3
     assert len(series.points) == 25_000
     assert series.points[0].at.timestamp() == 0.0

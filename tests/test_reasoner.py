@@ -87,7 +87,8 @@ def fired(name: str, rules: list[AlertRule], seed: int = 7) -> tuple[SimEnvironm
 def run(
     specialist: str, env: SimEnvironment, incident: Incident, index: RunbookIndex
 ) -> tuple[Diagnosis, Toolbox]:
-    toolbox = Toolbox(env, allowed=set(SPECIALISTS[specialist].tools), max_calls=TOOL_BUDGET)
+    toolbox = Toolbox(env, allowed=set(SPECIALISTS[specialist].tools), max_calls=TOOL_BUDGET,
+                      clock=env)
     return diagnose(specialist, incident, toolbox, index), toolbox
 
 
@@ -254,7 +255,7 @@ def test_below_the_threshold_hypotheses_are_kept_but_nothing_is_proposed(
     index: RunbookIndex,
 ) -> None:
     env, incident = fired("bad_deploy", rules)
-    toolbox = Toolbox(env, allowed=set(SPECIALISTS["incident"].tools))
+    toolbox = Toolbox(env, allowed=set(SPECIALISTS["incident"].tools), clock=env)
     diagnosis = diagnose("incident", incident, toolbox, index, min_confidence=1.01)
     assert diagnosis.top is not None and diagnosis.top.category == "bad_deploy"
     assert diagnosis.top.remediation and diagnosis.proposals == []
@@ -265,7 +266,7 @@ def test_a_tiny_budget_degrades_instead_of_crashing(
     rules: list[AlertRule], index: RunbookIndex
 ) -> None:
     env, incident = fired("bad_deploy", rules)
-    toolbox = Toolbox(env, allowed=set(SPECIALISTS["incident"].tools), max_calls=1)
+    toolbox = Toolbox(env, allowed=set(SPECIALISTS["incident"].tools), max_calls=1, clock=env)
     diagnosis = diagnose("incident", incident, toolbox, index)
     assert diagnosis.proposals == []
     assert "tool budget used up" in diagnosis.summary
@@ -304,7 +305,7 @@ def test_the_models_runbook_tool_suggests_exactly_what_the_reasoner_proposes(
     assert top is not None and diagnosis.proposals, diagnosis.summary
     runbook = index.get(top.runbook)
     hypothesis = top.id.removeprefix(f"{runbook.id}.").split("@")[0]
-    toolbox = Toolbox(env, allowed=set(SPECIALISTS[expected.specialist].tools))
+    toolbox = Toolbox(env, allowed=set(SPECIALISTS[expected.specialist].tools), clock=env)
     tool = runbook_tool([runbook], toolbox)
     answer = tool.handler({"runbook": runbook.id, "hypothesis": hypothesis, "service": top.service})
     assert answer["status"] == "ok" and answer["confidence"] == top.confidence

@@ -26,7 +26,7 @@ NOW = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
 
 
 class FakeTelemetry:
-    """Two services: `api` calls `db`; api's error ratio jumps 12 minutes ago."""
+    """Two services: `api` calls `db`; api's error ratio jumps 12 minutes ago; also a clock."""
 
     def __init__(self) -> None:
         self.metric_calls = 0
@@ -133,7 +133,7 @@ def test_metric_stat_aggregates(telemetry: FakeTelemetry) -> None:
 
 
 def test_metric_change_reports_ratio_and_minute_of_onset(telemetry: FakeTelemetry) -> None:
-    r = Toolbox(telemetry).call(
+    r = Toolbox(telemetry, clock=telemetry).call(
         "metric_change", service="api", metric="error_ratio", minutes=5, baseline_minutes=60
     )
     assert r.status is ToolStatus.OK
@@ -203,7 +203,7 @@ def test_log_search_refuses_catastrophic_or_huge_patterns(
 
 
 def test_deploys_flags_dependencies_experiments_and_info(telemetry: FakeTelemetry) -> None:
-    tools = Toolbox(telemetry)
+    tools = Toolbox(telemetry, clock=telemetry)
     deploys = tools.call("recent_deploys", service="api", minutes=60).data
     assert deploys["count"] == 1 and deploys["latest"]["previous_version"] == "1.0"
     assert deploys["latest"]["age_minutes"] == 13.0

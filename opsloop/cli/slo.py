@@ -11,7 +11,7 @@ from opsloop.settings import Settings
 
 if TYPE_CHECKING:  # the policy schema is loaded by the handler, not by every command
     from opsloop.policy.health import SloStatus
-    from opsloop.tools.protocols import Telemetry
+    from opsloop.tools.protocols import Production
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -32,7 +32,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     s.set_defaults(handler=status)
 
 
-def _telemetry(args: argparse.Namespace, settings: Settings) -> tuple[str, Telemetry]:
+def _production(args: argparse.Namespace, settings: Settings) -> tuple[str, Production]:
     from opsloop.environments import open_environment, open_prometheus
 
     if args.scenario:
@@ -64,12 +64,15 @@ def status(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
     from opsloop.policy.health import budget_exhausted, slo_status
 
     policies = load_policies(settings.policies_dir, allow_unsafe=settings.allow_unsafe_policies)
-    source, telemetry = _telemetry(args, settings)
+    source, production = _production(args, settings)
     windows = policies.health.burn_rate_windows
     rows: list[tuple[SloStatus, bool]] = []
-    for slo in policies.health.slos:
-        rows.append((slo_status(slo, telemetry, windows),
-                     budget_exhausted(slo.service, policies, telemetry)))
+    try:
+        for slo in policies.health.slos:
+            rows.append((slo_status(slo, production, windows),
+                         budget_exhausted(slo.service, policies, production)))
+    finally:
+        production.close()
     if args.json:
         ui.json([{**s.model_dump(mode="json"), "change_freeze": freeze} for s, freeze in rows])
         return 0

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from opsloop.alertmanager import PayloadError, parse_webhook
-from opsloop.environments import Origin, Production, opaque_ref, record_origin
+from opsloop.environments import Origin, opaque_ref, record_origin
 from opsloop.evals.cases import AlertDelivery, Case, CaseError
 from opsloop.graph.runner import OperateLoop
 from opsloop.intake import AlertGrouper
@@ -30,8 +30,8 @@ from opsloop.settings import Settings
 from opsloop.simulator import SimEnvironment
 from opsloop.simulator.fleet import default_services
 from opsloop.simulator.state import tick_time
-from opsloop.simulator.variants import MaskedTelemetry
-from opsloop.tools.protocols import Actuator, RunbookIndex, Telemetry
+from opsloop.simulator.variants import MaskedMetrics
+from opsloop.tools.protocols import Actuator, Production, RunbookIndex
 from opsloop.tools.recorded import RecordedProduction, RecordingError, load_recording
 from opsloop.watch import observe
 
@@ -107,12 +107,12 @@ class _Loop:
     """One case's operate loop in its own work dir, with the case's human at the approvals."""
 
     def __init__(self, harness: Harness, policies: Policies, workdir: Path,
-                 production: Production, telemetry: Telemetry, actuator: ActuatorLog) -> None:
+                 production: Production) -> None:
         settings = harness.settings.model_copy(update={"work_dir": workdir})
         self.loop = OperateLoop(settings, policies, runbooks=harness.runbooks)
         self.store = self.loop.store
         self.production = production
-        self.ctx = self.loop.context(production, telemetry=telemetry, actuator=actuator)
+        self.ctx = self.loop.context(production)
 
     def environment(self, kind: str, case: Case, scenario: str | None = None,
                     seed: int | None = None) -> str:
@@ -146,10 +146,11 @@ def _simulate(case: Case, harness: Harness, policies: Policies, workdir: Path,
         env = SimEnvironment(variant.build(f"eval:{case.id}"))
     except ValueError as exc:  # the case names something the simulator does not have
         raise CaseError(f"{case.folder / 'case.yaml'}: simulation: {exc}") from None
-    telemetry: Telemetry = (MaskedTelemetry(env, variant.hidden_metrics)
-                            if variant.hidden_metrics else env)
-    actuator = ActuatorLog(env)
-    loop = _Loop(harness, policies, workdir, env, telemetry, actuator)
+    actuator = ActuatorLog(env.actuator)
+    # A case with a broken exporter shows the loop the simulation's metrics through a mask.
+    masked = MaskedMetrics(env.metrics, variant.hidden_metrics) if variant.hidden_metrics else None
+    production = env.swap(metrics=masked, actuator=actuator)
+    loop = _Loop(harness, policies, workdir, production)
     try:
         out.fault_at = tick_time(variant.fault_at)
         start = env.now()
@@ -160,7 +161,7 @@ def _simulate(case: Case, harness: Harness, policies: Policies, workdir: Path,
             env.wait(1)
             now = env.now()
             minute = int((now - start).total_seconds() // 60)
-            anomalies = observe(policies, telemetry, now, minute)
+            anomalies = observe(policies, production, now, minute)
             if anomalies and out.first_signal_at is None:
                 out.first_signal_at = min(a.starts_at for a in anomalies)
             grouper.ingest(anomalies, now)
@@ -221,8 +222,8 @@ def _replay(case: Case, harness: Harness, policies: Policies, workdir: Path,
     assert spec is not None
     production = RecordedProduction(load_recording(case.folder, spec.now))
     arrivals = deliveries(case)
-    actuator = ActuatorLog(production)
-    loop = _Loop(harness, policies, workdir, production, production, actuator)
+    actuator = ActuatorLog(production.actuator)
+    loop = _Loop(harness, policies, workdir, production.swap(actuator=actuator))
     try:
         out.fault_at = spec.onset
         grouper = AlertGrouper(policies.intake, loop.environment("recorded", case),

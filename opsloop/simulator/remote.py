@@ -1,5 +1,5 @@
 """A simulator served over HTTP (`opsloop sim-serve`), seen through the loop's protocols:
-`Telemetry`, `Actuator` and `Clock` as calls to its JSON API.
+its metrics, change feed, clock and actuator as calls to its JSON API.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ class SimApiError(RuntimeError):
 
 
 class SimClient:
-    """Telemetry, Actuator and Clock over a running `SimServer`."""
+    """Metrics, ChangeFeed, Clock and Actuator over a running `SimServer`; a `Production`
+    composes it (`environments.RemoteEnvironment`)."""
 
     def __init__(self, url: str, timeout: float = 10.0, attempts: int = 3) -> None:
         self.url = url.rstrip("/")
@@ -109,7 +110,7 @@ class SimClient:
                                   "in time; is its clock running?")
             time.sleep(min(step / 2, 1.0))
 
-    # -- Telemetry -------------------------------------------------------------------------
+    # -- Metrics and ChangeFeed ----------------------------------------------------------
 
     def services(self) -> list[ServiceInfo]:
         return _SERVICES.validate_python(self._get("/api/services"))

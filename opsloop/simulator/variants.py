@@ -9,27 +9,18 @@ follows from the state, never from the variant's name.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from opsloop.models import (
-    ChaosExperiment,
-    DeployEvent,
-    FlagChange,
-    FlagState,
-    LogLine,
-    MetricSeries,
-    ServiceInfo,
-)
+from opsloop.models import MetricSeries
 from opsloop.models.catalog import METRICS
 from opsloop.simulator import physics
 from opsloop.simulator.events import schedule
 from opsloop.simulator.fleet import new_state
 from opsloop.simulator.scenarios import SCENARIOS, get_scenario
 from opsloop.simulator.state import ServiceState, SimState, tick_time
-from opsloop.tools.protocols import Telemetry
+from opsloop.tools.protocols import Metrics
 
 HEALTHY = "healthy"  # no built-in fault: the variant's events are the whole story
 _EVENT_KINDS = {
@@ -140,47 +131,23 @@ class Variant(BaseModel):
         return state
 
 
-class MaskedTelemetry:
-    """Telemetry with some metrics missing: series and averages end where the exporter died."""
+class MaskedMetrics:
+    """Metrics with some series missing: series and averages end where the exporter died."""
 
-    def __init__(self, inner: Telemetry, hidden: list[HiddenMetric]) -> None:
+    def __init__(self, inner: Metrics, hidden: list[HiddenMetric]) -> None:
         self.inner = inner
         self.hidden = {(h.service, h.metric): tick_time(h.from_minute) for h in hidden}
 
-    def _cutoff(self, service: str, metric: str) -> datetime | None:
-        return self.hidden.get((service, metric))
-
-    def services(self) -> list[ServiceInfo]:
-        return self.inner.services()
-
     def metric(self, service: str, metric: str, minutes: int) -> MetricSeries:
         series = self.inner.metric(service, metric, minutes)
-        cutoff = self._cutoff(service, metric)
+        cutoff = self.hidden.get((service, metric))
         if cutoff is None:
             return series
         points = [p for p in series.points if p.at < cutoff]
         return MetricSeries.model_construct(service=service, metric=metric, points=points)
 
     def average(self, service: str, metric: str, minutes: int) -> float | None:
-        cutoff = self._cutoff(service, metric)
-        if cutoff is None:
+        if (service, metric) not in self.hidden:
             return self.inner.average(service, metric, minutes)
         values = self.metric(service, metric, minutes).values()
         return sum(values) / len(values) if values else None
-
-    def logs(
-        self, service: str, minutes: int, pattern: str | None = None, limit: int = 200
-    ) -> list[LogLine]:
-        return self.inner.logs(service, minutes, pattern, limit)
-
-    def deploys(self, service: str | None, minutes: int) -> list[DeployEvent]:
-        return self.inner.deploys(service, minutes)
-
-    def flags(self, service: str | None = None) -> list[FlagState]:
-        return self.inner.flags(service)
-
-    def flag_changes(self, service: str | None, minutes: int) -> list[FlagChange]:
-        return self.inner.flag_changes(service, minutes)
-
-    def experiments(self, service: str | None = None) -> list[ChaosExperiment]:
-        return self.inner.experiments(service)

@@ -1,9 +1,10 @@
-"""Telemetry from Prometheus: instant and range queries over its HTTP API (httpx, with
-timeouts and tenacity retries), and the `Telemetry` protocol's metric reads on top of them.
+"""Metrics from Prometheus: instant and range queries over its HTTP API (httpx, with
+timeouts and tenacity retries), and the `Metrics` protocol on top of them.
 
-Metric names become PromQL through policies/prometheus/promql.yaml. What Prometheus does not hold —
-the service catalog, logs, deploys, flags, experiments — comes from another backend when
-one is given (`rest`), and is empty otherwise.
+Metric names become PromQL through policies/prometheus/promql.yaml. Prometheus holds no
+logs, deploys, flags or experiments: beside another backend it supplies the metrics part of a
+`Production` and that backend the change feed; alone (`watch_only`) its change feed is the
+PromQL service catalog and nothing else.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ from opsloop.models import (
     MetricSeries,
     ServiceInfo,
 )
+from opsloop.tools.backend import ReadOnlyActuator, WallClock
 from opsloop.tools.promql import PromQLMap
-from opsloop.tools.protocols import Telemetry
+from opsloop.tools.protocols import ChangeFeed, Production
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 NAMES_TTL_SECONDS = 30.0  # how long the service list is trusted before asking again
@@ -172,21 +174,22 @@ def _series(data: Any) -> list[Series]:
     return out
 
 
-class PrometheusTelemetry:
-    """`Telemetry` whose metrics are PromQL against one Prometheus."""
+class PrometheusMetrics:
+    """`Metrics` as PromQL against one Prometheus; `catalog` says which services exist."""
 
     def __init__(
         self,
         client: PrometheusClient,
         promql: PromQLMap,
         *,
-        rest: Telemetry | None = None,
+        catalog: ChangeFeed | None = None,
         timescale: Callable[[], TimeScale] = lambda: REAL_TIME,
         wall_now: Callable[[], float] = time.time,
     ) -> None:
         self.client = client
         self.promql = promql
-        self.rest = rest
+        self.catalog = catalog if catalog is not None else PrometheusCatalog(client, promql,
+                                                                              wall_now)
         self.timescale = timescale
         self.wall_now = wall_now
         self.queries: list[str] = []  # every PromQL sent, for the record and for tests
@@ -196,7 +199,7 @@ class PrometheusTelemetry:
         """KeyError for a service the catalog does not list (the protocol's contract)."""
         now = time.monotonic()
         if self._names is None or now - self._names[0] > NAMES_TTL_SECONDS:
-            self._names = (now, [s.name for s in self.services()])
+            self._names = (now, [s.name for s in self.catalog.services()])
         names = self._names[1]
         if names and service not in names:
             raise KeyError(f"unknown service {service!r}; services: {', '.join(names)}")
@@ -239,9 +242,19 @@ class PrometheusTelemetry:
         values = [p[1] for s in found for p in s.points if math.isfinite(p[1])]
         return sum(values) / len(values) if values else None
 
+
+class PrometheusCatalog:
+    """The change feed Prometheus alone can offer: services from the PromQL `catalog` query
+    (their labels: tier, dependencies, replicas, ...); it holds no logs, deploys, flags or
+    experiments, so those read as none."""
+
+    def __init__(self, client: PrometheusClient, promql: PromQLMap,
+                 wall_now: Callable[[], float] = time.time) -> None:
+        self.client = client
+        self.promql = promql
+        self.wall_now = wall_now
+
     def services(self) -> list[ServiceInfo]:
-        if self.rest is not None:
-            return self.rest.services()
         if not self.promql.policy.catalog:
             return []
         found = self.client.instant(self.promql.policy.catalog, self.wall_now())
@@ -264,19 +277,33 @@ class PrometheusTelemetry:
 
     def logs(self, service: str, minutes: int, pattern: str | None = None,
              limit: int = 200) -> list[LogLine]:
-        return self.rest.logs(service, minutes, pattern, limit) if self.rest else []
+        return []
 
     def deploys(self, service: str | None, minutes: int) -> list[DeployEvent]:
-        return self.rest.deploys(service, minutes) if self.rest else []
+        return []
 
     def flags(self, service: str | None = None) -> list[FlagState]:
-        return self.rest.flags(service) if self.rest else []
+        return []
 
     def flag_changes(self, service: str | None, minutes: int) -> list[FlagChange]:
-        return self.rest.flag_changes(service, minutes) if self.rest else []
+        return []
 
     def experiments(self, service: str | None = None) -> list[ChaosExperiment]:
-        return self.rest.experiments(service) if self.rest else []
+        return []
+
+
+def watch_only(client: PrometheusClient, promql: PromQLMap,
+               wall_now: Callable[[], float] = time.time) -> Production:
+    """Production seen through Prometheus alone: its metrics and service catalog, the wall
+    clock, and no way to change anything."""
+    catalog = PrometheusCatalog(client, promql, wall_now)
+    return Production(
+        metrics=PrometheusMetrics(client, promql, catalog=catalog, wall_now=wall_now),
+        changes=catalog,
+        clock=WallClock(),
+        actuator=ReadOnlyActuator("this production is watched through Prometheus only"),
+        closers=[client.close],
+    )
 
 
 def _mean_by_time(series: Sequence[list[tuple[float, float]]]) -> list[tuple[float, float]]:

@@ -1,7 +1,14 @@
-"""The small protocols agents work through; each has a simulator backend and, later, real ones."""
+"""The narrow protocols agents work through, and the production object that composes them.
+
+Production is four parts, each a protocol a backend implements: `Metrics` (series and
+window averages), `ChangeFeed` (the catalog and what changed: logs, deploys, flags,
+experiments), `Clock` and `Actuator`. `Production` composes one of each and owns `close()`;
+a wrapper swaps the one part it changes (`Production.swap`) instead of forwarding the rest.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -29,18 +36,22 @@ class Clock(Protocol):
     def wait(self, minutes: int) -> None: ...
 
 
-class Telemetry(Protocol):
-    """Read-only view of production."""
-
-    def services(self) -> list[ServiceInfo]: ...
+class Metrics(Protocol):
+    """Per-minute series of one service's metric. Raise KeyError for unknown names."""
 
     def metric(self, service: str, metric: str, minutes: int) -> MetricSeries:
-        """The last `minutes` of one metric, oldest first. Raises KeyError for unknown names."""
+        """The last `minutes` of one metric, oldest first."""
         ...
 
     def average(self, service: str, metric: str, minutes: int) -> float | None:
         """Mean over the last `minutes` (SLO windows may reach far past recent series)."""
         ...
+
+
+class ChangeFeed(Protocol):
+    """The service catalog and what happened to it: logs, deploys, flags, experiments."""
+
+    def services(self) -> list[ServiceInfo]: ...
 
     def logs(
         self, service: str, minutes: int, pattern: str | None = None, limit: int = 200
@@ -55,12 +66,91 @@ class Telemetry(Protocol):
     def experiments(self, service: str | None = None) -> list[ChaosExperiment]: ...
 
 
+class Telemetry(Metrics, ChangeFeed, Protocol):
+    """Both read sides, for readers that need both (the toolbox, severity's impact).
+    `Production` provides it; nothing needs to implement it by hand."""
+
+
 class Actuator(Protocol):
     """Changes production. Implementations must be idempotent per key."""
 
     def execute(self, action: RemediationAction, idempotency_key: str) -> ActionResult: ...
 
     def revert(self, result: ActionResult, idempotency_key: str) -> ActionResult: ...
+
+
+class Production:
+    """What the loop runs an incident against: metrics, a change feed, a clock and an actuator.
+
+    The composed object is itself a `Telemetry`, `Clock` and `Actuator`: each call goes to
+    the part that owns it, so this is the one place that forwards. `close()` releases what
+    the parts hold open (connections), once, whichever view of it is closed.
+    """
+
+    def __init__(self, metrics: Metrics, changes: ChangeFeed, clock: Clock, actuator: Actuator,
+                 closers: list[Callable[[], None]] | None = None) -> None:
+        self.metrics = metrics
+        self.changes = changes
+        self.clock = clock
+        self.actuator = actuator
+        self._closers = closers if closers is not None else []
+
+    def swap(self, *, metrics: Metrics | None = None, changes: ChangeFeed | None = None,
+             clock: Clock | None = None, actuator: Actuator | None = None) -> Production:
+        """The same production with some parts replaced (a mask over the metrics, a recorder
+        on the actuator); it shares this one's connections and closes them with it."""
+        return Production(
+            metrics=self.metrics if metrics is None else metrics,
+            changes=self.changes if changes is None else changes,
+            clock=self.clock if clock is None else clock,
+            actuator=self.actuator if actuator is None else actuator,
+            closers=self._closers,
+        )
+
+    def close(self) -> None:
+        while self._closers:  # a shared list: a second close, of any view, finds it empty
+            self._closers.pop()()
+
+    # Metrics
+    def metric(self, service: str, metric: str, minutes: int) -> MetricSeries:
+        return self.metrics.metric(service, metric, minutes)
+
+    def average(self, service: str, metric: str, minutes: int) -> float | None:
+        return self.metrics.average(service, metric, minutes)
+
+    # ChangeFeed
+    def services(self) -> list[ServiceInfo]:
+        return self.changes.services()
+
+    def logs(self, service: str, minutes: int, pattern: str | None = None,
+             limit: int = 200) -> list[LogLine]:
+        return self.changes.logs(service, minutes, pattern, limit)
+
+    def deploys(self, service: str | None, minutes: int) -> list[DeployEvent]:
+        return self.changes.deploys(service, minutes)
+
+    def flags(self, service: str | None = None) -> list[FlagState]:
+        return self.changes.flags(service)
+
+    def flag_changes(self, service: str | None, minutes: int) -> list[FlagChange]:
+        return self.changes.flag_changes(service, minutes)
+
+    def experiments(self, service: str | None = None) -> list[ChaosExperiment]:
+        return self.changes.experiments(service)
+
+    # Clock
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def wait(self, minutes: int) -> None:
+        self.clock.wait(minutes)
+
+    # Actuator
+    def execute(self, action: RemediationAction, idempotency_key: str) -> ActionResult:
+        return self.actuator.execute(action, idempotency_key)
+
+    def revert(self, result: ActionResult, idempotency_key: str) -> ActionResult:
+        return self.actuator.revert(result, idempotency_key)
 
 
 class Notifier(Protocol):

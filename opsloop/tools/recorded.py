@@ -1,23 +1,17 @@
 """Recorded production: a real incident captured as data, served through the tool protocols.
 
-Telemetry answers from the recording and only from it: a series, a log, a deploy that was
-not recorded is simply absent ("no data"), never invented. The clock starts when the
-incident opened and moves only on `wait`. The actuator does not change anything real: it
-writes down what it was asked, and when the recording knows what that action did
-(`outcomes`), the recorded series after it are what telemetry shows from then on.
-The format is written up in evals/README.md.
+Metrics and the change feed answer from the recording and only from it: a series, a log, a
+deploy that was not recorded is simply absent ("no data"), never invented. The clock starts
+when the incident opened and moves only on `wait`. The actuator does not change anything
+real: it writes down what it was asked, and when the recording knows what that action did
+(`outcomes`), the recorded series after it are what the metrics show from then on.
+The format is `recording.py`'s, written up in evals/README.md.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
-
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from opsloop.models import (
     ActionResult,
@@ -29,130 +23,90 @@ from opsloop.models import (
     LogLine,
     MetricPoint,
     MetricSeries,
-    ParamValue,
     RemediationAction,
     ServiceInfo,
 )
-from opsloop.models.catalog import ACTION_TYPES, METRICS
-from opsloop.tools.recorded_series import Point, SeriesSpec, parse_time
+from opsloop.models.catalog import ACTION_TYPES
+from opsloop.tools.backend import (
+    IdempotentActuator,
+    check_metric,
+    check_service,
+    log_pattern,
+    within,
+)
+from opsloop.tools.protocols import Production
+from opsloop.tools.recorded_series import Point
+from opsloop.tools.recording import Recording, RecordingError, load_recording
 
-SeriesMap = dict[str, dict[str, SeriesSpec]]  # service -> metric -> series
+__all__ = ["RecordedProduction", "RecordingError", "load_recording"]
 
 
-class RecordingError(ValueError):
-    """A recording that cannot be read; the message names the file and the field."""
+class RecordedClock:
+    """The incident's time: it starts when the incident opened and moves only on `wait`."""
+
+    def __init__(self, start: datetime) -> None:
+        self.at = start
+
+    def now(self) -> datetime:
+        return self.at
+
+    def wait(self, minutes: int) -> None:
+        if minutes < 0:
+            raise ValueError(f"cannot wait a negative number of minutes ({minutes})")
+        self.at += timedelta(minutes=minutes)
 
 
-class ActionMatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class RecordedChanges:
+    """The recorded catalog, logs, deploys, flags and experiments, up to the clock's now;
+    actions add the deploy and flag records a real change leaves behind."""
 
-    type: str
-    service: str
-    params: dict[str, ParamValue] = Field(default_factory=dict)  # must all be present
+    def __init__(self, recording: Recording, clock: RecordedClock) -> None:
+        self.recording = recording
+        self.clock = clock
+        self.catalog = {s.name: s.model_copy() for s in recording.services}
+        self.deploy_events = list(recording.deploys)
+        self.flag_states = {(f.service, f.key): f.model_copy() for f in recording.flags.states}
+        self.flag_history = list(recording.flags.changes)
 
-    def matches(self, action: RemediationAction) -> bool:
-        return (
-            action.type == self.type
-            and action.service == self.service
-            and all(str(action.params.get(k)) == str(v) for k, v in self.params.items())
+    def check(self, service: str | None) -> None:
+        if service is not None:
+            check_service(service, self.catalog)
+
+    def services(self) -> list[ServiceInfo]:
+        return [s.model_copy() for s in self.catalog.values()]
+
+    def logs(
+        self, service: str, minutes: int, pattern: str | None = None, limit: int = 200
+    ) -> list[LogLine]:
+        self.check(service)
+        rx = log_pattern(pattern)
+        lines = sorted(
+            (ln for ln in within(self.recording.logs, self.clock.now(), minutes, service)
+             if rx is None or rx.search(ln.message)),
+            key=lambda ln: ln.at,
         )
+        return lines[-limit:] if limit > 0 else []
 
+    def deploys(self, service: str | None, minutes: int) -> list[DeployEvent]:
+        self.check(service)
+        return [d.model_copy() for d in within(self.deploy_events, self.clock.now(), minutes,
+                                               service)]
 
-class Outcome(BaseModel):
-    """What production did after an action; series start the minute after it ran."""
+    def flags(self, service: str | None = None) -> list[FlagState]:
+        self.check(service)
+        return [f.model_copy() for (svc, _), f in self.flag_states.items()
+                if service is None or svc == service]
 
-    model_config = ConfigDict(extra="forbid")
+    def flag_changes(self, service: str | None, minutes: int) -> list[FlagChange]:
+        self.check(service)
+        return [c.model_copy() for c in within(self.flag_history, self.clock.now(), minutes,
+                                               service)]
 
-    when: ActionMatch
-    series: SeriesMap = Field(default_factory=dict)
-    note: str = ""
-
-
-class FlagsFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    states: list[FlagState] = Field(default_factory=list)
-    changes: list[FlagChange] = Field(default_factory=list)
-
-
-class Recording(BaseModel):
-    """Everything the agents may ask about one incident."""
-
-    now: datetime
-    services: list[ServiceInfo]
-    metrics: SeriesMap = Field(default_factory=dict)
-    priors: dict[str, dict[str, float]] = Field(default_factory=dict)  # long-run means
-    logs: list[LogLine] = Field(default_factory=list)
-    deploys: list[DeployEvent] = Field(default_factory=list)
-    flags: FlagsFile = Field(default_factory=FlagsFile)
-    experiments: list[ChaosExperiment] = Field(default_factory=list)
-    outcomes: list[Outcome] = Field(default_factory=list)
-
-
-def _read(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-        return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
-        raise RecordingError(f"{path}: cannot read: {exc}") from None
-
-
-def _section(folder: Path, name: str) -> Any:
-    for suffix in (".yaml", ".yml", ".json"):
-        path = folder / f"{name}{suffix}"
-        if path.exists():
-            return _read(path)
-    return None
-
-
-def _log_files(folder: Path) -> list[dict[str, Any]]:
-    """`logs/<service>.log`, one `<ISO time> <LEVEL> <message>` per line, as exported."""
-    lines: list[dict[str, Any]] = []
-    for path in sorted((folder / "logs").glob("*.log")) if (folder / "logs").is_dir() else []:
-        for n, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if not raw.strip() or raw.lstrip().startswith("#"):
-                continue
-            parts = raw.split(None, 2)
-            if len(parts) < 3:
-                raise RecordingError(f"{path}:{n}: expected '<time> <LEVEL> <message>'")
-            try:
-                at = parse_time(parts[0])
-            except ValueError as exc:
-                raise RecordingError(f"{path}:{n}: {exc}") from None
-            lines.append({"at": at, "service": path.stem, "level": parts[1].upper(),
-                          "message": parts[2]})
-    return lines
-
-
-def load_recording(folder: Path, now: datetime) -> Recording:
-    """Read a case folder's recorded tool outputs (every section but services is optional)."""
-    data: dict[str, Any] = {"now": now}
-    for name in ("services", "metrics", "priors", "deploys", "flags", "experiments", "outcomes"):
-        value = _section(folder, name)
-        if value is not None:
-            data[name] = value
-    if "services" not in data:
-        raise RecordingError(f"{folder}: a recording needs services.yaml (the topology)")
-    logs = _section(folder, "logs") or []
-    data["logs"] = [*logs, *_log_files(folder)]
-    try:
-        recording = Recording.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise RecordingError(f"{folder}: {where}: {first['msg']}") from None
-    names = {s.name for s in recording.services}
-    for label, series in [("metrics", recording.metrics),
-                          *[(f"outcomes[{i}].series", o.series)
-                            for i, o in enumerate(recording.outcomes)]]:
-        for service, metrics in series.items():
-            if service not in names:
-                raise RecordingError(f"{folder}: {label}: service {service!r} is not in services")
-            bad = sorted(set(metrics) - set(METRICS))
-            if bad:
-                raise RecordingError(f"{folder}: {label}.{service}: unknown metric(s) "
-                                     f"{', '.join(bad)}; metrics: {', '.join(METRICS)}")
-    return recording
+    def experiments(self, service: str | None = None) -> list[ChaosExperiment]:
+        self.check(service)
+        now = self.clock.now()
+        return [e.model_copy(deep=True) for e in self.recording.experiments
+                if e.started_at <= now and (service is None or e.target_service == service)]
 
 
 class _Overlay:
@@ -163,48 +117,25 @@ class _Overlay:
         self.until: datetime | None = None
 
 
-class RecordedProduction:
-    """Clock, Telemetry and Actuator over a Recording."""
+class RecordedMetrics:
+    """The recorded series up to the clock's now, with the effects of actions laid over them."""
 
-    def __init__(self, recording: Recording) -> None:
+    def __init__(self, recording: Recording, clock: RecordedClock) -> None:
         self.recording = recording
-        self._now = recording.now
-        self._services = {s.name: s.model_copy() for s in recording.services}
-        self._base: dict[tuple[str, str], list[Point]] = {
+        self.clock = clock
+        self.names = [s.name for s in recording.services]
+        self.base: dict[tuple[str, str], list[Point]] = {
             (service, metric): spec.resolve()
             for service, metrics in recording.metrics.items()
             for metric, spec in metrics.items()
         }
-        self._deploys = list(recording.deploys)
-        self._flags = {(f.service, f.key): f.model_copy() for f in recording.flags.states}
-        self._flag_changes = list(recording.flags.changes)
-        self._overlays: list[_Overlay] = []
-        self.executed: dict[str, ActionResult] = {}
-        self.asked: list[tuple[RemediationAction, str]] = []  # every execute call, in order
-        self._reverted: set[str] = set()
-
-    # -- Clock ---------------------------------------------------------------------------
-
-    def now(self) -> datetime:
-        return self._now
-
-    def wait(self, minutes: int) -> None:
-        if minutes < 0:
-            raise ValueError(f"cannot wait a negative number of minutes ({minutes})")
-        self._now += timedelta(minutes=minutes)
-
-    # -- Telemetry -----------------------------------------------------------------------
-
-    def _check(self, service: str) -> None:
-        if service not in self._services:
-            raise KeyError(f"unknown service {service!r}; services: {', '.join(self._services)}")
+        self.overlays: list[_Overlay] = []
 
     def _points(self, service: str, metric: str) -> list[Point]:
-        self._check(service)
-        if metric not in METRICS:
-            raise KeyError(f"unknown metric {metric!r}; metrics: {', '.join(METRICS)}")
-        points = self._base.get((service, metric), [])
-        for overlay in self._overlays:  # later actions win over earlier ones
+        check_service(service, self.names)
+        check_metric(metric)
+        points = self.base.get((service, metric), [])
+        for overlay in self.overlays:  # later actions win over earlier ones
             effect = overlay.series.get((service, metric))
             if effect is None:
                 continue
@@ -212,13 +143,11 @@ class RecordedProduction:
             kept = [p for p in points if p[0] <= overlay.at or (end is not None and p[0] > end)]
             added = [p for p in effect if end is None or p[0] <= end]
             points = sorted(kept + added)
-        return [p for p in points if p[0] <= self._now]
-
-    def services(self) -> list[ServiceInfo]:
-        return [s.model_copy() for s in self._services.values()]
+        now = self.clock.now()
+        return [p for p in points if p[0] <= now]
 
     def metric(self, service: str, metric: str, minutes: int) -> MetricSeries:
-        since = self._now - timedelta(minutes=max(minutes, 0))
+        since = self.clock.now() - timedelta(minutes=max(minutes, 0))
         points = [MetricPoint(at=at, value=v) for at, v in self._points(service, metric)
                   if at > since]
         return MetricSeries(service=service, metric=metric, points=points)
@@ -233,88 +162,58 @@ class RecordedProduction:
             return (sum(values) + prior * (minutes - len(values))) / minutes
         return sum(values) / len(values) if values else None
 
-    def logs(
-        self, service: str, minutes: int, pattern: str | None = None, limit: int = 200
-    ) -> list[LogLine]:
-        self._check(service)
-        since = self._now - timedelta(minutes=minutes)
-        rx = None
-        if pattern:
-            try:
-                rx = re.compile(pattern, re.IGNORECASE)
-            except re.error:  # not a regex: the literal text, as the simulator does
-                rx = re.compile(re.escape(pattern), re.IGNORECASE)
-        lines = sorted(
-            (ln for ln in self.recording.logs
-             if ln.service == service and since < ln.at <= self._now
-             and (rx is None or rx.search(ln.message))),
-            key=lambda ln: ln.at,
-        )
-        return lines[-limit:] if limit > 0 else []
 
-    def deploys(self, service: str | None, minutes: int) -> list[DeployEvent]:
-        if service is not None:
-            self._check(service)
-        since = self._now - timedelta(minutes=minutes)
-        return [d.model_copy() for d in self._deploys
-                if since < d.at <= self._now and (service is None or d.service == service)]
+class RecordedActuator(IdempotentActuator):
+    """Writes down what it was asked; a known outcome shows in the metrics from now on."""
 
-    def flags(self, service: str | None = None) -> list[FlagState]:
-        if service is not None:
-            self._check(service)
-        return [f.model_copy() for (svc, _), f in self._flags.items()
-                if service is None or svc == service]
+    def __init__(self, recording: Recording, clock: RecordedClock, changes: RecordedChanges,
+                 metrics: RecordedMetrics) -> None:
+        self.recording = recording
+        self.clock = clock
+        self.changes = changes
+        self.metrics = metrics
+        self.executed: dict[str, ActionResult] = {}
+        self.asked: list[tuple[RemediationAction, str]] = []  # every execute call, in order
+        self.reverted: set[str] = set()
 
-    def flag_changes(self, service: str | None, minutes: int) -> list[FlagChange]:
-        if service is not None:
-            self._check(service)
-        since = self._now - timedelta(minutes=minutes)
-        return [c.model_copy() for c in self._flag_changes
-                if since < c.at <= self._now and (service is None or c.service == service)]
-
-    def experiments(self, service: str | None = None) -> list[ChaosExperiment]:
-        if service is not None:
-            self._check(service)
-        return [e.model_copy(deep=True) for e in self.recording.experiments
-                if e.started_at <= self._now and (service is None or e.target_service == service)]
-
-    # -- Actuator ------------------------------------------------------------------------
+    def _results(self) -> dict[str, ActionResult]:
+        return self.executed
 
     def _apply(self, action: RemediationAction) -> str:
         """The bookkeeping a real change leaves behind: deploy and flag records."""
+        now, changes = self.clock.now(), self.changes
         if action.type == "rollback_deploy":
-            own = sorted((d for d in self._deploys if d.service == action.service),
+            own = sorted((d for d in changes.deploy_events if d.service == action.service),
                          key=lambda d: d.at)
-            current = self._services[action.service].version
+            current = changes.catalog[action.service].version
             target = str(action.params.get("to_version") or (own[-1].previous_version
                                                             if own else current))
-            self._deploys.append(DeployEvent(at=self._now, service=action.service,
-                                             version=target, previous_version=current,
-                                             author="opsloop", kind="rollback"))
-            self._services[action.service].version = target
+            changes.deploy_events.append(DeployEvent(at=now, service=action.service,
+                                                     version=target, previous_version=current,
+                                                     author="opsloop", kind="rollback"))
+            changes.catalog[action.service].version = target
             return f"rolled back {action.service} {current} -> {target}"
         if action.type in ("disable_flag", "set_flag_rollout"):
             key = str(action.params.get("flag", ""))
-            flag = self._flags.get((action.service, key))
+            flag = changes.flag_states.get((action.service, key))
             if flag is None:
                 raise LookupError(f"no flag {key!r} on {action.service} in the recording")
             percent = float(action.params.get("percent", 0.0))
-            self._flag_changes.append(FlagChange(
-                at=self._now, key=key, service=action.service, enabled=percent > 0,
+            changes.flag_history.append(FlagChange(
+                at=now, key=key, service=action.service, enabled=percent > 0,
                 from_percent=flag.rollout_percent, to_percent=percent, author="opsloop"))
-            flag.enabled, flag.rollout_percent, flag.updated_at = percent > 0, percent, self._now
+            flag.enabled, flag.rollout_percent, flag.updated_at = percent > 0, percent, now
             return f"flag {key} on {action.service} set to {percent:g}%"
         return f"{action.describe()} sent"
 
-    def execute(self, action: RemediationAction, idempotency_key: str) -> ActionResult:
+    def _execute(self, action: RemediationAction, idempotency_key: str) -> ActionResult:
         """Record the action; when the recording knows its effect, show that effect from now."""
-        if idempotency_key in self.executed:
-            return self.executed[idempotency_key].model_copy(update={"replayed": True})
         self.asked.append((action.model_copy(deep=True), idempotency_key))
+        now = self.clock.now()
         status, undo = ActionStatus.SUCCEEDED, dict[str, Any]()
         if action.type not in ACTION_TYPES:
             status, detail = ActionStatus.FAILED, f"unknown action type {action.type!r}"
-        elif action.service not in self._services:
+        elif action.service not in self.changes.catalog:
             status, detail = ActionStatus.FAILED, f"unknown service {action.service!r}"
         else:
             try:
@@ -326,38 +225,47 @@ class RecordedProduction:
             if outcome is None:
                 detail += "; the recording has no outcome for it: nothing observable changes"
             else:
-                self._overlays.append(_Overlay(idempotency_key, self._now, {
-                    (svc, metric): spec.after(self._now)
+                self.metrics.overlays.append(_Overlay(idempotency_key, now, {
+                    (svc, metric): spec.after(now)
                     for svc, metrics in outcome.series.items() for metric, spec in metrics.items()
                 }))
                 detail += "; recorded outcome applies" + (f": {outcome.note}" if outcome.note
                                                           else "")
             if ACTION_TYPES[action.type]:
                 undo = {"kind": "recorded", "key": idempotency_key}
-        result = ActionResult(action_id=action.id, action=action.describe(),
-                              idempotency_key=idempotency_key, status=status, detail=detail,
-                              at=self._now, undo=undo)
-        self.executed[idempotency_key] = result
-        return result.model_copy(deep=True)
+        return ActionResult(action_id=action.id, action=action.describe(),
+                            idempotency_key=idempotency_key, status=status, detail=detail,
+                            at=now, undo=undo)
 
-    def revert(self, result: ActionResult, idempotency_key: str) -> ActionResult:
+    def _revert(self, result: ActionResult, idempotency_key: str) -> ActionResult:
         """End a reversible action's recorded effect; production goes back to its own course."""
-        if idempotency_key in self.executed:
-            return self.executed[idempotency_key].model_copy(update={"replayed": True})
+        now = self.clock.now()
         status, detail = ActionStatus.SKIPPED, f"{result.action} is not reversible"
         if result.status is not ActionStatus.SUCCEEDED:
             detail = f"nothing to revert: {result.action} did not succeed"
         elif result.undo.get("kind") == "recorded":
-            live = [o for o in self._overlays if o.key == result.undo["key"] and o.until is None]
+            live = [o for o in self.metrics.overlays
+                    if o.key == result.undo["key"] and o.until is None]
             for overlay in live:
-                overlay.until = self._now
-            reverted = not live and result.undo["key"] in self._reverted
+                overlay.until = now
+            reverted = not live and result.undo["key"] in self.reverted
             status = ActionStatus.SKIPPED if reverted else ActionStatus.SUCCEEDED
             detail = f"{result.action} was already reverted" if reverted else (
                 f"reverted {result.action}")
-            self._reverted.add(result.undo["key"])
-        out = ActionResult(action_id=result.action_id, action=f"revert {result.action}",
-                           idempotency_key=idempotency_key, status=status, detail=detail,
-                           at=self._now)
-        self.executed[idempotency_key] = out
-        return out.model_copy(deep=True)
+            self.reverted.add(result.undo["key"])
+        return ActionResult(action_id=result.action_id, action=f"revert {result.action}",
+                            idempotency_key=idempotency_key, status=status, detail=detail,
+                            at=now)
+
+
+class RecordedProduction(Production):
+    """A recording served as production: its four parts share one clock."""
+
+    def __init__(self, recording: Recording) -> None:
+        clock = RecordedClock(recording.now)
+        changes = RecordedChanges(recording, clock)
+        metrics = RecordedMetrics(recording, clock)
+        actuator = RecordedActuator(recording, clock, changes, metrics)
+        super().__init__(metrics=metrics, changes=changes, clock=clock, actuator=actuator)
+        self.recording = recording
+        self.asked = actuator.asked  # what the loop asked for, for the harness and tests

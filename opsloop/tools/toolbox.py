@@ -1,4 +1,4 @@
-"""The agent toolbox: named, typed diagnostic tools over the `Telemetry` protocol.
+"""The agent toolbox: named, typed diagnostic tools over production's metrics and change feed.
 
 Every call returns a `ToolResult` (ok / no_data / error) with a JSON-friendly `data` dict
 that runbook `expect` clauses read, and a one-line `summary` for people. A tool never
@@ -40,17 +40,10 @@ class ToolInputError(ValueError):
 @dataclass
 class ToolContext:
     telemetry: Telemetry
-    clock: Clock | None
+    clock: Clock | None  # None: the wall clock (ages in production's own time need its clock)
 
     def now(self) -> datetime:
-        if self.clock is not None:
-            return self.clock.now()
-        now = getattr(self.telemetry, "now", None)
-        if callable(now):  # the simulator environment is its own clock
-            value = now()
-            if isinstance(value, datetime):
-                return value
-        return datetime.now(UTC)
+        return self.clock.now() if self.clock is not None else datetime.now(UTC)
 
     def minutes_ago(self, at: datetime) -> float:
         return round((self.now() - at).total_seconds() / 60.0, 1)
@@ -397,7 +390,7 @@ class Toolbox:
             result = ToolResult(tool=tool, args=args, status=status, data=data, summary=summary)
         except ToolInputError as exc:
             result = error(str(exc), args)
-        except KeyError as exc:  # the Telemetry protocol's way of saying "no such name"
+        except KeyError as exc:  # the protocols' way of saying "no such name"
             result = error(f"{tool}: unknown name {exc}", args)
         except Exception as exc:  # a backend failure must not take the diagnosis down
             result = error(f"{tool} failed: {type(exc).__name__}: {exc}", args)

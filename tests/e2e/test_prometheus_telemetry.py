@@ -1,4 +1,4 @@
-"""The `Telemetry` protocol over a real Prometheus scraping the served simulator: the series it
+"""The `Metrics` protocol over a real Prometheus scraping the served simulator: the series it
 returns are the simulator's own, minute for minute, on the simulated clock."""
 
 from __future__ import annotations
@@ -61,4 +61,4 @@ def test_prometheus_series_are_the_simulators_own_on_its_clock(
     assert mean == pytest.approx(sum(values[-10:]) / 10, rel=0.05)
     with pytest.raises(KeyError):
         env.metric("nope", "error_ratio", 5)
-    assert env.prometheus.queries[0] == 'opsloop_sim_memory_utilization{service=~"inventory"}'
+    assert env.metrics.queries[0] == 'opsloop_sim_memory_utilization{service=~"inventory"}'

@@ -1,0 +1,139 @@
+"""What simulated production shows: its metrics and its change feed, read from one SimState."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from opsloop.models import (
+    ChaosExperiment,
+    DeployEvent,
+    FlagChange,
+    FlagState,
+    LogLine,
+    MetricPoint,
+    MetricSeries,
+    ServiceInfo,
+)
+from opsloop.simulator.state import SimState, tick_time
+from opsloop.tools.backend import check_metric, check_service, log_pattern, within
+
+
+class SimMetrics:
+    """`Metrics` over the simulated series, one value per simulated minute."""
+
+    def __init__(self, state: SimState) -> None:
+        self.state = state
+
+    def _values(self, service: str, metric: str) -> list[float]:
+        check_service(service, self.state.services)
+        check_metric(metric)
+        return self.state.series.get(service, {}).get(metric, [])
+
+    def metric(self, service: str, metric: str, minutes: int) -> MetricSeries:
+        """The last `minutes` one-minute points, oldest first, the newest at now()."""
+        values = self._values(service, metric)
+        count = min(max(minutes, 0), len(values))
+        first = self.state.tick - count + 1
+        start = tick_time(first)
+        # model_construct: these values come from our own state, and evaluators pull thousands.
+        points = [
+            MetricPoint.model_construct(at=start + timedelta(minutes=i), value=v)
+            for i, v in enumerate(values[len(values) - count :])
+        ]
+        return MetricSeries.model_construct(service=service, metric=metric, points=points)
+
+    def average(self, service: str, metric: str, minutes: int) -> float | None:
+        """Mean over the last `minutes`; for error_ratio, unrecorded minutes count at the prior.
+
+        This answers long SLO windows (28 days) from a few hours of simulated history.
+        """
+        if minutes < 1:
+            raise ValueError(f"minutes must be at least 1, got {minutes}")
+        values = self._values(service, metric)
+        if minutes <= len(values):
+            return sum(values[-minutes:]) / minutes
+        if metric == "error_ratio":
+            prior = self.state.services[service].prior_error_ratio
+            return (sum(values) + prior * (minutes - len(values))) / minutes
+        return sum(values) / len(values) if values else None
+
+
+class SimChangeFeed:
+    """`ChangeFeed` over the simulated fleet: its catalog, logs, deploys, flags, experiments."""
+
+    def __init__(self, state: SimState) -> None:
+        self.state = state
+
+    def _check(self, service: str | None) -> None:
+        if service is not None:
+            check_service(service, self.state.services)
+
+    def services(self) -> list[ServiceInfo]:
+        infos = []
+        for svc in self.state.services.values():
+            deps = [c.callee for c in svc.calls]
+            if svc.external_dependency:
+                deps.append(svc.external_dependency)  # external: it has no telemetry of its own
+            infos.append(
+                ServiceInfo(
+                    name=svc.name,
+                    tier=svc.tier,
+                    dependencies=deps,
+                    replicas=svc.replicas,
+                    version=svc.version,
+                    region=svc.region,
+                    team=svc.team,
+                )
+            )
+        return infos
+
+    def logs(
+        self, service: str, minutes: int, pattern: str | None = None, limit: int = 200
+    ) -> list[LogLine]:
+        """Lines from the last `minutes`, oldest first; `pattern` is a case-insensitive regex."""
+        self._check(service)
+        since = self.state.tick - minutes
+        regex = log_pattern(pattern)
+        picked = [
+            (tick, level, message)
+            for tick, level, message in self.state.logs.get(service, [])
+            if tick > since and (regex is None or regex.search(message))
+        ]
+        picked = picked[-limit:] if limit > 0 else []
+        return [
+            LogLine(at=tick_time(t), service=service, level=lvl, message=msg)
+            for t, lvl, msg in picked
+        ]
+
+    def deploys(self, service: str | None, minutes: int) -> list[DeployEvent]:
+        self._check(service)
+        return [d.model_copy() for d in within(self.state.deploys, self.state.now(), minutes,
+                                               service)]
+
+    def flags(self, service: str | None = None) -> list[FlagState]:
+        self._check(service)
+        return [
+            FlagState(
+                key=f.key,
+                service=f.service,
+                enabled=f.enabled,
+                rollout_percent=f.rollout_percent,
+                updated_at=tick_time(f.updated_tick),
+                owner=f.owner,
+            )
+            for f in self.state.flags
+            if service is None or f.service == service
+        ]
+
+    def flag_changes(self, service: str | None, minutes: int) -> list[FlagChange]:
+        self._check(service)
+        return [c.model_copy() for c in within(self.state.flag_changes, self.state.now(),
+                                               minutes, service)]
+
+    def experiments(self, service: str | None = None) -> list[ChaosExperiment]:
+        self._check(service)
+        return [
+            r.experiment.model_copy(deep=True)
+            for r in self.state.experiments
+            if service is None or r.experiment.target_service == service
+        ]
