@@ -153,6 +153,12 @@ def open_environment(ref: str, settings: Settings) -> Production:
     path = settings.environments_dir / f"{env_id}.json"
     if not path.exists():
         raise UnknownEnvironment(f"environment {ref!r} has no saved state at {path}")
-    env = SimEnvironment.load(path)
+    try:
+        env = SimEnvironment.load(path)
+    except (OSError, UnicodeDecodeError, ValidationError) as exc:
+        detail = exc.errors()[0].get("msg") if isinstance(exc, ValidationError) else exc
+        raise UnknownEnvironment(
+            f"environment {ref!r}: its saved state {path} cannot be read ({detail}); "
+            f"restore the file from a backup") from None
     env.autosave_path = path
     return env

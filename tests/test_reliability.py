@@ -310,3 +310,15 @@ def test_document_listings_never_follow_a_symlink_out_of_their_folder(tmp_path: 
     assert documents(tmp_path / "linked") == []
     records = Records.load([], tmp_path / "postmortems", folder)
     assert [s["id"] for s in records.signals] == ["sig-1"]
+
+
+def test_an_unreadable_environment_is_named_and_the_approval_still_waits(
+    loop: OperateLoop,
+) -> None:
+    request = waiting_request(loop, "bad_deploy")
+    ref = loop.store.get_incident(request.incident_id).environment
+    path = loop.settings.environments_dir / f"{ref.removeprefix('sim:')}.json"
+    path.write_text("{broken")
+    with pytest.raises(Exception, match=rf"{path.name} cannot be read"):
+        loop.decide(request.id, Verdict.APPROVE, "alice")
+    assert [r.id for r in loop.pending()] == [request.id]

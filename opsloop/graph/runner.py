@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -151,14 +151,14 @@ class OperateLoop:
         """
         request, _ = self.store.get_request(approval_id)
         incident = self.store.get_incident(request.incident_id)
-        with self._hold(incident.id, f"{verdict.past} by {by}"):
+        with self._hold(incident.id, f"{verdict.past} by {by}"), ExitStack() as opened:
             request, status = self.store.get_request(approval_id)  # as it is now we hold it
             if status != "pending":
                 raise StoreError(self._already_decided(approval_id, status, incident.id))
             if approval_id not in self._waiting(incident.id):
                 raise StoreError(f"approval {approval_id} is not waiting in {incident.id}'s "
                                  f"graph; `opsloop show {incident.id}` shows where it stands")
-            env = env or open_environment(incident.environment, self.settings)
+            env = env or self._open(incident, opened)
             typed: dict[str, ParamValue] = {}
             if verdict is Verdict.MODIFY:
                 typed = self.check_modification(request, dict(changes or {}), env, ctx)
@@ -209,7 +209,7 @@ class OperateLoop:
         the last checkpoint it records what the graph finished. Actions replay under their
         idempotency keys and notifications under theirs, so nothing happens twice.
         """
-        with self._hold(incident_id, f"resume by {by}"):
+        with self._hold(incident_id, f"resume by {by}"), ExitStack() as opened:
             incident = self.store.get_incident(incident_id)
             config = self._config(incident_id)
             snapshot = thread_state(self.graph, config)
@@ -218,7 +218,7 @@ class OperateLoop:
                     raise StoreError(f"{incident_id} has nothing left to run "
                                      f"({incident.status.value})")
                 self.store.audit(incident_id, by, "resumed", {"next": ["intake"]})
-                env = env or open_environment(incident.environment, self.settings)
+                env = env or self._open(incident, opened)
                 return self._run({"incident": incident}, incident_id, env)
             if snapshot.interrupts:
                 answered = self._answered(snapshot.interrupts)
@@ -226,7 +226,7 @@ class OperateLoop:
                     return self._record(incident_id, config)
                 self.store.audit(incident_id, by, "approval_resumed",
                                  answered.model_dump(mode="json"))
-                env = env or open_environment(incident.environment, self.settings)
+                env = env or self._open(incident, opened)
                 return self._run(Command(resume=answered.model_dump(mode="json")),
                                  incident_id, env)
             if not snapshot.next:  # the graph finished; the store may not know it yet
@@ -235,9 +235,15 @@ class OperateLoop:
                     return self._record(incident_id, config)
                 raise StoreError(f"{incident_id} has nothing left to run "
                                  f"({incident.status.value})")
-            env = env or open_environment(incident.environment, self.settings)
+            env = env or self._open(incident, opened)
             self.store.audit(incident_id, by, "resumed", {"next": list(snapshot.next)})
             return self._run(None, incident_id, env)
+
+    def _open(self, incident: Incident, opened: ExitStack) -> Production:
+        """The incident's production, closed when `opened` ends."""
+        env = open_environment(incident.environment, self.settings)
+        opened.callback(env.close)
+        return env
 
     def _answered(self, interrupts: Sequence[Interrupt]) -> Approval | None:
         """A recorded decision on a request the graph still waits on (the deciding run died
