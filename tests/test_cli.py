@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -94,3 +96,24 @@ def test_a_broken_policy_stops_the_demo_before_anything_runs(
     assert code == 1
     assert "severity.yaml" in err and "Traceback" not in err
     assert not (tmp_path / "work" / "state" / "opsloop.db").exists()
+
+
+def test_listings_load_neither_the_model_stack_nor_chromadb(tmp_path: Path) -> None:
+    # Seconds of imports that `approvals`, `show` and friends never use: a fresh interpreter
+    # shows what a command really loads (this one has loaded everything already).
+    heavy = ("langchain_openai", "openai", "chromadb", "matplotlib", "langgraph")
+    script = (
+        "import sys\n"
+        "from opsloop.cli import main\n"
+        "from opsloop.llm.config import model_client\n"
+        "from opsloop.settings import Settings\n"
+        "assert model_client(Settings()) is None\n"
+        f"for command in ('approvals', 'incidents'):\n"
+        f"    assert main([command, '--json', '--work-dir', {str(tmp_path)!r}]) == 0\n"
+        f"print(sorted(m for m in {heavy!r} if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "[]"
+
