@@ -63,6 +63,15 @@ CREATE TABLE IF NOT EXISTS auto_actions (
     at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS auto_actions_service ON auto_actions(environment, service, at);
+-- What an incident has in common with others (a service, a root-cause category, a fix):
+-- learn reads the incidents related to this one, not the whole history.
+CREATE TABLE IF NOT EXISTS incident_keys (
+    incident_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    opened_at TEXT NOT NULL,
+    PRIMARY KEY (incident_id, key)
+);
+CREATE INDEX IF NOT EXISTS incident_keys_key ON incident_keys(key, opened_at);
 -- Notifications by key: a replayed step never sends the same one twice.
 CREATE TABLE IF NOT EXISTS notifications (
     key TEXT PRIMARY KEY,
@@ -71,6 +80,9 @@ CREATE TABLE IF NOT EXISTS notifications (
     at TEXT NOT NULL
 );
 """
+
+
+_INDEXED_VERSION = 2  # incident_keys and auto_actions filled for every stored incident
 
 
 def _now() -> str:
@@ -101,6 +113,17 @@ def open_sqlite(path: Path, what: str) -> sqlite3.Connection:
     return conn
 
 
+def relation_keys(incident: Incident) -> set[str]:
+    """The incident's services, root-cause category and succeeded fixes, as index keys."""
+    keys = {f"service:{s}" for s in incident.services}
+    if incident.root_cause is not None:
+        keys.add(f"category:{incident.root_cause.category}")
+    for case in incident.actions:
+        if case.result is not None and case.result.status is ActionStatus.SUCCEEDED:
+            keys.add(f"action:{case.action.type}")
+    return keys
+
+
 def _unreadable(incident_id: str, path: Path, exc: ValidationError) -> str:
     first = exc.errors()[0]
     field = ".".join(str(p) for p in first.get("loc", ())) or "(record)"
@@ -118,6 +141,16 @@ class IncidentStore:
             self._db.close()
             raise StoreError(f"{path}: not an opsloop incident store: {exc}") from exc
         self.leases = LeaseKeeper(path)
+        self._index_history()
+
+    def _index_history(self) -> None:
+        """Relation keys and the action ledger for incidents stored before the store kept
+        them: once per store file (its user_version marks it done)."""
+        if self._db.execute("PRAGMA user_version").fetchone()[0] >= _INDEXED_VERSION:
+            return
+        for incident in self.incidents():
+            self.save_incident(incident)
+        self._db.execute(f"PRAGMA user_version={_INDEXED_VERSION}")
 
     def close(self) -> None:
         self.leases.close()
@@ -158,6 +191,31 @@ class IncidentStore:
                 and c.result.status is ActionStatus.SUCCEEDED and not c.result.replayed
             ],
         )
+
+        self._db.execute("DELETE FROM incident_keys WHERE incident_id=?", (incident.id,))
+        self._db.executemany(
+            "INSERT OR IGNORE INTO incident_keys(incident_id, key, opened_at) VALUES(?,?,?)",
+            [(incident.id, key, _utc(incident.opened_at)) for key in relation_keys(incident)])
+
+    def related(self, incident: Incident, since: datetime) -> list[Incident]:
+        """Stored incidents opened at or after `since` that share a service, a root-cause
+        category or a fix with `incident` (itself excluded): what improvement signals
+        compare it with. The cost follows the related history, not the whole store."""
+        keys = sorted(relation_keys(incident))
+        if not keys:
+            return []
+        marks = ",".join("?" * len(keys))
+        rows = self._db.execute(
+            f"SELECT i.id, i.body FROM incidents i WHERE i.id IN (SELECT DISTINCT incident_id "
+            f"FROM incident_keys WHERE key IN ({marks}) AND opened_at >= ?) AND i.id <> ? "
+            f"ORDER BY i.seq, i.id", [*keys, _utc(since), incident.id]).fetchall()
+        found = []
+        for _, body in rows:
+            try:
+                found.append(Incident.model_validate_json(body))
+            except ValidationError:
+                continue  # named by the listings; one bad row never stops learning
+        return found
 
     def get_incident(self, incident_id: str) -> Incident:
         row = self._db.execute("SELECT body FROM incidents WHERE id=?", (incident_id,)).fetchone()

@@ -322,3 +322,31 @@ def test_an_unreadable_environment_is_named_and_the_approval_still_waits(
     with pytest.raises(Exception, match=rf"{path.name} cannot be read"):
         loop.decide(request.id, Verdict.APPROVE, "alice")
     assert [r.id for r in loop.pending()] == [request.id]
+
+
+# -- history reads follow what a rule needs, not the size of the store -------------------------
+
+
+def test_learn_reads_related_incidents_inside_the_lookback_only(loop: OperateLoop) -> None:
+    from datetime import timedelta
+
+    run_scenario(loop, "memory_leak", 7, lambda _m: None)
+    [done] = loop.store.incidents()
+    assert done.root_cause is not None
+    stranger = done.model_copy(update={
+        "id": "INC-9001", "services": ["elsewhere"], "actions": [],
+        "root_cause": done.root_cause.model_copy(update={"category": "other"})})
+    old_friend = done.model_copy(update={"id": "INC-9002",
+                                         "opened_at": done.opened_at - timedelta(days=90)})
+    friend = done.model_copy(update={"id": "INC-9003", "actions": [],
+                                     "opened_at": done.opened_at - timedelta(days=3)})
+    for incident in (stranger, old_friend, friend):
+        loop.store.save_incident(incident)
+    since = done.opened_at - timedelta(days=30)
+    assert [i.id for i in loop.store.related(done, since)] == ["INC-9003"]
+    moved = friend.model_copy(update={"services": ["elsewhere"], "root_cause": None})
+    loop.store.save_incident(moved)  # re-saving replaces its keys
+    assert loop.store.related(done, since) == []
+    rate = loop.store.auto_actions_since(done.environment, done.services[0],
+                                         since, done.opened_at + timedelta(days=1), "INC-X")
+    assert rate == len([c for c in done.actions if c.result is not None])
