@@ -25,6 +25,7 @@ bench: $(STAMP)
 	$(VENV)/bin/python bench/graph_overhead.py
 	$(VENV)/bin/python bench/retrieval.py
 	$(VENV)/bin/python bench/alert_storm.py
+	$(VENV)/bin/python bench/history_cost.py
 
 clean:
 	rm -rf $(VENV) work/state work/environments work/index

@@ -1,11 +1,12 @@
 """Benchmark: does an incident cost more when the store holds more history?
 
-For each history size (10, 1,000, 10,000 stored incidents by default) it fills a fresh store
-with synthetic past incidents — spread over the last year, over the fleet's services and ten
-root-cause categories, one in eight with the same automatic fix — then runs the same scenarios round the loop and reports the
-per-incident time (intake to learn) and the time of the two history reads the loop makes:
-the guardrails' rate-limit count (automatic actions on this service in the last hour) and
-learn's history for improvement signals (related incidents inside the lookback).
+For each history size (10, 1,000, 10,000 stored incidents by default) it fills a fresh
+store with synthetic past incidents (spread over the last year, over the fleet's services
+and ten root-cause categories, one in eight with the same automatic fix), then runs the same
+scenarios round the loop. It reports the per-incident time (intake to learn) and the time
+of the two history reads the loop makes: the guardrails' rate-limit count (automatic
+actions on this service in the last hour) and learn's history for improvement signals
+(related incidents inside the lookback).
 
     .venv/bin/python bench/history_cost.py [--sizes 10 1000 10000] [--rounds 2] [--json]
 """
