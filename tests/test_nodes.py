@@ -8,13 +8,14 @@ edges say where it goes next.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
 import pytest
 from langchain_core.runnables import RunnableConfig
-from langgraph.graph import START
+from langgraph.graph import END, START, StateGraph
 from langgraph.pregel import Pregel
 from langgraph.runtime import Runtime
 from langgraph.types import Command, Send
@@ -32,6 +33,7 @@ from opsloop.graph.nodes.supervisor import fan_out, merge, route
 from opsloop.graph.nodes.triage import triage
 from opsloop.graph.nodes.verify import verify
 from opsloop.graph.runner import OperateLoop
+from opsloop.graph.state import LoopState
 from opsloop.graph.thread import thread_state
 from opsloop.models import (
     ActionCase,
@@ -47,6 +49,7 @@ from opsloop.models import (
     Verdict,
 )
 from opsloop.simulator import SimEnvironment
+from opsloop.store import StoreError
 
 Node = Callable[[Any, Runtime[LoopContext]], Any]
 
@@ -307,3 +310,23 @@ def test_a_paused_loop_shows_the_incident_as_the_change_path_left_it(loop: Opera
     done = thread_state(graph, config)
     assert done.next == () and done.interrupts == ()
     assert done.values["incident"].status is IncidentStatus.REJECTED
+
+
+def test_a_thread_the_earlier_graph_ran_is_refused_not_read_as_finished() -> None:
+    # Before the subgraphs the loop had a `supervisor` step and paused at a top-level
+    # `approval`; this graph would see such a thread as done and record it wrongly.
+    saver = memory_checkpointer()
+
+    def supervisor(state: LoopState) -> LoopState:
+        return state
+
+    earlier = StateGraph(LoopState)
+    earlier.add_node("supervisor", supervisor)
+    earlier.add_edge(START, "supervisor")
+    earlier.add_edge("supervisor", END)
+    config: RunnableConfig = {"configurable": {"thread_id": "INC-0001"}}
+    incident = Incident(id="INC-0001", title="t", environment="sim:x", group_key="{}",
+                        opened_at=datetime(2026, 11, 2, 9, 0, tzinfo=UTC))
+    earlier.compile(checkpointer=saver).invoke({"incident": incident}, config)
+    with pytest.raises(StoreError, match=r"INC-0001 was run by an earlier opsloop .*supervisor"):
+        thread_state(build_graph(saver), config)

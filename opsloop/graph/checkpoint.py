@@ -19,6 +19,9 @@ from opsloop.crashpoints import crash_point
 from opsloop.graph import state
 from opsloop.store import StoreError, open_sqlite
 
+# Where a type lived when older checkpoints were written; each still imports from there.
+_MOVED = [("opsloop.models.incident", "TimelineEvent")]
+
 
 def _state_types() -> list[tuple[str, str]]:
     """Our domain types and the graph's own records, the only custom classes the checkpoint
@@ -28,7 +31,7 @@ def _state_types() -> list[tuple[str, str]]:
         for module in (models, state)
         for _, obj in inspect.getmembers(module, inspect.isclass)
         if issubclass(obj, BaseModel | enum.Enum) and obj.__module__.startswith("opsloop.")
-    ]
+    ] + _MOVED
 
 
 class _Saver(SqliteSaver):

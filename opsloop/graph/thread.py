@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.pregel import Pregel
 from langgraph.types import StateSnapshot
+
+from opsloop.store import StoreError
 
 
 def thread_state(graph: Pregel[Any, Any, Any, Any], config: RunnableConfig) -> StateSnapshot:
@@ -18,6 +21,7 @@ def thread_state(graph: Pregel[Any, Any, Any, Any], config: RunnableConfig) -> S
     answer, until the subgraph finishes. `next` stays the outer one, so a thread whose
     subgraph is done but not yet recorded by its parent still reads as unfinished.
     """
+    _refuse_other_graphs(graph, config)
     outer = graph.get_state(config, subgraphs=True)
     inner = outer
     for _ in range(8):  # subgraphs nest one level today; the bound holds whatever the graph
@@ -29,3 +33,23 @@ def thread_state(graph: Pregel[Any, Any, Any, Any], config: RunnableConfig) -> S
     if inner is outer:
         return outer
     return outer._replace(values=inner.values, interrupts=inner.interrupts)
+
+
+def _refuse_other_graphs(graph: Pregel[Any, Any, Any, Any], config: RunnableConfig) -> None:
+    """A thread that steps this graph does not have ran under an earlier shape of the loop
+    (before the diagnosis and change subgraphs): this graph would read it as finished."""
+    saver = graph.checkpointer
+    if not isinstance(saver, BaseCheckpointSaver):
+        return
+    saved = saver.get_tuple(config)
+    if saved is None:
+        return
+    strangers = sorted(name for name in saved.checkpoint["versions_seen"]
+                       if not name.startswith("__") and name not in graph.nodes)
+    if strangers:
+        thread = config.get("configurable", {}).get("thread_id", "this incident")
+        raise StoreError(
+            f"{thread} was run by an earlier opsloop whose graph had steps this one lacks "
+            f"({', '.join(strangers)}); this version can neither resume nor decide it. Its "
+            f"record, audit log and pending approval are kept (`opsloop show {thread}`): a "
+            f"person finishes it by hand")
