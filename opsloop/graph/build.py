@@ -33,27 +33,20 @@ Checkpointer = BaseCheckpointSaver[Any] | None  # None: a subgraph shares its pa
 LoopGraph = CompiledStateGraph[LoopState, LoopContext, LoopState, LoopState]
 
 
-# -- where the change path goes after each step ----------------------------------------------
+def build_graph(checkpointer: Checkpointer = None) -> LoopGraph:
+    """One incident, start to finish: its thread pauses inside `change` while a human decides."""
+    g = StateGraph(LoopState, context_schema=LoopContext)
+    g.add_node("intake", intake)
+    g.add_node("triage", triage)
+    g.add_node("diagnose", build_diagnosis())
+    g.add_node("change", build_change_path())
 
-
-def after_guardrails(state: LoopState) -> Literal["approval", "act", "learn"]:
-    """A human first if policy wants one for any action; else act on what policy cleared."""
-    cases = state["incident"].actions
-    if any(case.awaits_human for case in cases):
-        return "approval"
-    return "act" if any(case.cleared for case in cases) else "learn"
-
-
-def after_approval(state: LoopState) -> Literal["act", "learn"]:
-    return "act" if any(case.cleared for case in state["incident"].actions) else "learn"
-
-
-def after_act(state: LoopState) -> Literal["verify", "learn"]:
-    """Only a change that took effect has anything to verify."""
-    return "verify" if any(case.succeeded for case in state["incident"].actions) else "learn"
-
-
-# -- the graphs ------------------------------------------------------------------------------
+    g.add_edge(START, "intake")
+    g.add_edge("intake", "triage")
+    g.add_edge("triage", "diagnose")
+    g.add_edge("diagnose", "change")
+    g.add_edge("change", END)
+    return g.compile(checkpointer=checkpointer)
 
 
 def build_diagnosis(
@@ -93,17 +86,21 @@ def build_change_path(checkpointer: Checkpointer = None) -> LoopGraph:
     return g.compile(checkpointer=checkpointer, name="change")
 
 
-def build_graph(checkpointer: Checkpointer = None) -> LoopGraph:
-    """One incident, start to finish: its thread pauses inside `change` while a human decides."""
-    g = StateGraph(LoopState, context_schema=LoopContext)
-    g.add_node("intake", intake)
-    g.add_node("triage", triage)
-    g.add_node("diagnose", build_diagnosis())
-    g.add_node("change", build_change_path())
+# Where the change path goes after each step: pure functions of the incident's action cases.
 
-    g.add_edge(START, "intake")
-    g.add_edge("intake", "triage")
-    g.add_edge("triage", "diagnose")
-    g.add_edge("diagnose", "change")
-    g.add_edge("change", END)
-    return g.compile(checkpointer=checkpointer)
+
+def after_guardrails(state: LoopState) -> Literal["approval", "act", "learn"]:
+    """A human first if policy wants one for any action; else act on what policy cleared."""
+    cases = state["incident"].actions
+    if any(case.awaits_human for case in cases):
+        return "approval"
+    return "act" if any(case.cleared for case in cases) else "learn"
+
+
+def after_approval(state: LoopState) -> Literal["act", "learn"]:
+    return "act" if any(case.cleared for case in state["incident"].actions) else "learn"
+
+
+def after_act(state: LoopState) -> Literal["verify", "learn"]:
+    """Only a change that took effect has anything to verify."""
+    return "verify" if any(case.succeeded for case in state["incident"].actions) else "learn"
