@@ -6,6 +6,11 @@ triage, routing, runbook retrieval, every tool call, guardrails, actuation, the 
 verification window, checkpoint writes and drafting. Simulating the minutes *before*
 detection is reported separately (it is the simulator's cost, not the loop's).
 
+In the same run, each incident is replayed through a bare LangGraph graph of the same shape
+(bench/bare_graph.py: same steps and fan-out, same SQLite checkpointer, each node writing
+what the real node wrote) whose nodes do nothing else; the ratio of the two medians is the
+figure we track.
+
     .venv/bin/python bench/graph_overhead.py [--rounds 3] [--json]
 """
 
@@ -20,7 +25,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from bare_graph import Shape, build_bare_graph, footprint, shape_of, sqlite_checkpointer
+
+from opsloop.agents.specialists import SPECIALISTS
 from opsloop.graph.runner import OperateLoop
+from opsloop.models import Incident
 from opsloop.settings import Settings
 from opsloop.simulator import SCENARIOS
 from opsloop.watch import run_scenario
@@ -32,6 +41,24 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
+def time_bare(incidents: list[tuple[Incident, Shape]], state_dir: Path
+               ) -> tuple[list[float], list[tuple[int, int]]]:
+    """Seconds per incident through the bare graph, and its (checkpoints, bytes) per thread."""
+    checkpointer = sqlite_checkpointer(state_dir / "bare-checkpoints.sqlite")
+    graph = build_bare_graph(list(SPECIALISTS), checkpointer)
+    seconds: list[float] = []
+    sizes: list[tuple[int, int]] = []
+    for n, (_, shape) in enumerate(incidents):
+        thread = f"bare-{n}"
+        t0 = time.perf_counter()
+        graph.invoke({"incident": shape.outer[0]}, {"configurable": {"thread_id": thread}},
+                     context=shape, durability="sync")
+        seconds.append(time.perf_counter() - t0)
+        sizes.append(footprint(checkpointer.conn, thread))
+    checkpointer.conn.close()
+    return seconds, sizes
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -40,6 +67,8 @@ def main() -> int:
 
     per_incident: list[float] = []
     per_scenario: list[float] = []
+    replay: list[tuple[Incident, Shape]] = []
+    sizes: list[tuple[int, int]] = []
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(work_dir=Path(tmp))
         loop = OperateLoop(settings)
@@ -50,9 +79,13 @@ def main() -> int:
                 run = run_scenario(loop, name, seed=round_ + 1, progress=lambda _m: None)
                 per_scenario.append(time.perf_counter() - t0)
                 per_incident.extend(run.loop_seconds)
+                for incident in run.incidents:
+                    replay.append((incident, shape_of(loop.checkpointer, incident)))
+                    sizes.append(footprint(loop.checkpointer.conn, incident.id))
                 took = ", ".join(f"{s * 1000:.0f} ms" for s in run.loop_seconds) or "no incident"
                 print(f"round {round_ + 1} {name}: {took}", file=sys.stderr)
         loop.close()
+        bare, bare_sizes = time_bare(replay, Path(tmp))
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result = {
         "incidents": len(per_incident),
@@ -65,6 +98,15 @@ def main() -> int:
             "median": statistics.median(per_scenario) * 1000,
             "p95": percentile(per_scenario, 0.95) * 1000,
         },
+        "bare_graph_per_incident_ms": {
+            "median": statistics.median(bare) * 1000,
+            "p95": percentile(bare, 0.95) * 1000,
+        },
+        "ratio_to_bare_graph": statistics.median(per_incident) / statistics.median(bare),
+        "checkpoints_per_incident": statistics.median(c for c, _ in sizes),
+        "checkpoint_kb_per_incident": statistics.median(b for _, b in sizes) / 1024,
+        "bare_checkpoints_per_incident": statistics.median(c for c, _ in bare_sizes),
+        "bare_checkpoint_kb_per_incident": statistics.median(b for _, b in bare_sizes) / 1024,
         "peak_rss_mb": round(peak_mb, 1),
     }
     if args.json:
@@ -81,6 +123,19 @@ def main() -> int:
             f"whole scenario (simulate + detect + loop): median {ps['median']:.0f} ms, "
             f"p95 {ps['p95']:.0f} ms"
         )
+        pb = result["bare_graph_per_incident_ms"]
+        print(
+            f"bare LangGraph graph, same shape and state: median {pb['median']:.0f} ms, "
+            f"p95 {pb['p95']:.0f} ms"
+        )
+        print(
+            f"checkpoints per incident: opsloop {result['checkpoints_per_incident']:.0f} "
+            f"({result['checkpoint_kb_per_incident']:.0f} KB), bare "
+            f"{result['bare_checkpoints_per_incident']:.0f} "
+            f"({result['bare_checkpoint_kb_per_incident']:.0f} KB)"
+        )
+        print(f"graph overhead ratio (opsloop / bare, medians): "
+              f"{result['ratio_to_bare_graph']:.2f}x")
         print(f"peak RSS: {result['peak_rss_mb']} MB")
     return 0
 
