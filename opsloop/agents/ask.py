@@ -9,9 +9,8 @@ the offline one.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import BaseModel, ConfigDict, Field
 
 from opsloop.agents.ask_answers import ANSWERERS, kind_of
@@ -22,11 +21,12 @@ from opsloop.agents.ask_records import (
     parse_query,
     select,
 )
-from opsloop.llm.client import ModelClient
 from opsloop.llm.prompting import data_block, prompt
 from opsloop.llm.structured import schema_text
-from opsloop.llm.toolloop import ANSWER_ONLY, LoopFailed, ToolLoop
 from opsloop.models import Incident
+
+if TYPE_CHECKING:  # the model stack loads only when a model answers
+    from opsloop.llm.client import ModelClient
 
 _NEEDS_NO_INCIDENT = {"runbook", "signals", "count", "list", "top_services"}
 _MAX_RECORDS = 8
@@ -101,6 +101,10 @@ def answer(question: str, records: Records, client: ModelClient | None = None) -
     offline = answer_offline(question, records)
     if client is None:
         return offline
+    from langchain_core.messages import HumanMessage, SystemMessage
+
+    from opsloop.llm.toolloop import ANSWER_ONLY, LoopFailed, ToolLoop
+
     by_id = {i.id: i for i in records.incidents}
     given = [_incident_record(by_id[i]) for i in offline.incidents[:_MAX_RECORDS]]
     given += [{"ref": c.ref, "kind": c.kind, "text": c.excerpt} for c in offline.citations

@@ -30,7 +30,6 @@ from email.utils import parsedate_to_datetime
 from functools import partial
 from typing import Any
 
-import openai
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from pydantic import BaseModel
@@ -95,6 +94,8 @@ class Reply:
 
 def transient(exc: BaseException) -> bool:
     """Worth another try: rate limited, server error, timeout, connection lost."""
+    import openai
+
     if isinstance(exc, openai.RateLimitError | openai.APIConnectionError | AttemptTimedOut):
         return True  # APITimeoutError is an APIConnectionError
     return isinstance(exc, openai.APIStatusError) and exc.status_code >= 500
@@ -135,6 +136,8 @@ def reply_chars(message: AIMessage) -> int:
 
 
 def _format_refused(exc: BaseException) -> bool:
+    import openai
+
     return isinstance(exc, openai.BadRequestError) and "response_format" in str(exc)
 
 
@@ -244,6 +247,8 @@ class ModelClient:
                 # tool call instead of letting the loop show the model its mistake.
                 kwargs["extra_body"] = {"response_format": fmt}
             runnable: Any = self.chat.bind_tools(tools) if tools else self.chat
+            import openai
+
             try:
                 result = self._within_deadline(partial(runnable.invoke, messages, **kwargs))
             except openai.BadRequestError as exc:
@@ -283,6 +288,8 @@ class ModelClient:
             raise AttemptTimedOut(f"no whole reply within {deadline:g}s")
         if "error" in outcome:
             error = outcome["error"]
+            import openai
+
             if isinstance(error, openai.OpenAIError):
                 raise error
             # Past the SDK, only langchain reading the body runs: an empty `choices` is an
