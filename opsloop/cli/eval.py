@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from opsloop.cli.detect import add_detector_options, detector_settings
 from opsloop.cli.render import Ui, UserError
 from opsloop.evals.cases import OFFLINE, CaseError, load_cases, load_suites, select
 from opsloop.evals.compare import check_thresholds, load_baseline, load_thresholds, regressions
@@ -21,8 +22,9 @@ from opsloop.tools.retrieval.names import BACKENDS
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("eval", parents=[common],
                        help="measure the agents' decisions on eval suites (or `eval retrieval`)")
-    p.add_argument("target", nargs="?", choices=["retrieval"],
-                   help="`retrieval`: the runbook-retrieval eval instead of the agent suites")
+    p.add_argument("target", nargs="?", choices=["retrieval", "anomalies"],
+                   help="`retrieval`: the runbook-retrieval eval instead of the agent suites; "
+                        "`anomalies`: the anomaly detectors on a NAB corpus")
     p.add_argument("--suite", metavar="NAME", help="a suite from evals/suites/ (default: all)")
     p.add_argument("--case", metavar="GLOB", help="only cases whose id matches the glob")
     p.add_argument("--model", action="extend", nargs="+", metavar="M",
@@ -42,6 +44,11 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="leave the retrieval metrics out of the report")
     p.add_argument("--backend", action="extend", nargs="+", metavar="NAME",
                    help="retrieval backends (only with `eval retrieval`)")
+    p.add_argument("--data", type=Path, metavar="DIR",
+                   help="with `anomalies`: the folder the windows file's paths are relative to")
+    p.add_argument("--windows", type=Path, metavar="FILE",
+                   help="with `anomalies`: NAB's combined_windows.json")
+    add_detector_options(p)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(handler=evaluate)
 
@@ -79,6 +86,33 @@ def retrieval(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
     return 0 if all("error" not in r for r in rows) else 1
 
 
+def anomalies(args: argparse.Namespace, ui: Ui) -> int:
+    """`opsloop eval anomalies --data DIR --windows FILE`: NAB scores for the three profiles."""
+    from opsloop.evals.anomalies import CorpusError, evaluate_corpus
+
+    if args.data is None or args.windows is None:
+        raise UserError("eval anomalies needs --data DIR and --windows FILE")
+    if not args.data.is_dir():
+        raise UserError(f"--data {args.data}: not a directory")
+    try:
+        result = evaluate_corpus(args.data, args.windows, detector_settings(args),
+                                 progress=lambda m: ui.err.print("  " + m, markup=False))
+    except CorpusError as exc:
+        raise UserError(str(exc)) from None
+    if args.json:
+        ui.json({"series": result.series, "rows": result.rows, "windows": result.windows,
+                 "seconds": round(result.seconds, 2),
+                 "profiles": [vars(r) for r in result.results]})
+        return 0
+    ui.table(f"NAB: {result.series} series, {result.rows} rows, {result.windows} windows",
+             ["profile", "score", "threshold", "TP", "FP", "FN", "raw"],
+             [[r.profile, f"{r.score:.1f}", f"{r.threshold:.4f}", str(r.true_positives),
+               str(r.false_positives), str(r.false_negatives), f"{r.raw:.2f}"]
+              for r in result.results])
+    ui.out.print(f"time: {result.seconds:.1f}s (detection and scoring)", markup=False)
+    return 0
+
+
 def _settings(args: argparse.Namespace, settings: Settings) -> Settings:
     update: dict[str, Any] = {}
     if args.policies is not None:
@@ -101,6 +135,10 @@ def evaluate(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
 
     if args.target == "retrieval":
         return retrieval(args, settings, ui)
+    if args.target == "anomalies":
+        return anomalies(args, ui)
+    if args.data or args.windows:
+        raise UserError("--data and --windows belong to `opsloop eval anomalies`")
     if args.backend:
         raise UserError("--backend belongs to `opsloop eval retrieval`")
     settings = _settings(args, settings)

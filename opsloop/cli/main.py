@@ -10,6 +10,7 @@ from pathlib import Path
 
 from opsloop.cli import approvals, demo, incidents, policy
 from opsloop.cli import ask as ask_cmd
+from opsloop.cli import detect as detect_cmd
 from opsloop.cli import eval as eval_cmd
 from opsloop.cli import runbooks as runbooks_cmd
 from opsloop.cli import serve as serve_cmd
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     runbooks_cmd.register(sub, common)
     serve_cmd.register(sub, common)
     slo_cmd.register(sub, common)
+    detect_cmd.register(sub, common)
     return parser
 
 

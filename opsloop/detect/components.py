@@ -1,0 +1,93 @@
+"""The ensemble's two views of a series, each a surprise in standard deviations per point.
+
+- `ForecastResidual`: the distance from an exponentially smoothed forecast, in units of that
+  forecast's usual error (short memory: catches jumps and spikes).
+- `SeasonalBaseline`: the distance from the median of the same time of day on the previous
+  days, in units of that baseline's usual error (catches what is odd for the hour).
+
+Both learn from every point after scoring it, so a score never depends on its own point.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+from opsloop.detect.stats import EwStats
+
+
+class Range:
+    """The running minimum and maximum: a scale for error floors on any series."""
+
+    __slots__ = ("high", "low")
+
+    def __init__(self) -> None:
+        self.low = math.inf
+        self.high = -math.inf
+
+    def update(self, x: float) -> None:
+        self.low = min(self.low, x)
+        self.high = max(self.high, x)
+
+    @property
+    def span(self) -> float:
+        return self.high - self.low if self.high > self.low else 0.0
+
+
+def _floor(span: float) -> float:
+    # A flat series has no error at all; a tiny floor keeps the first change finite.
+    return 1e-3 * span + 1e-12
+
+
+class ForecastResidual:
+    def __init__(self, level_alpha: float = 0.2, error_alpha: float = 0.005) -> None:
+        self.level_alpha = level_alpha
+        self.level: float | None = None
+        self.errors = EwStats(error_alpha)
+
+    def update(self, x: float, span: float) -> float:
+        if self.level is None:
+            self.level = x
+            return 0.0
+        error = x - self.level
+        z = abs(self.errors.z(error, floor=_floor(span)))
+        self.errors.update(error)
+        self.level += self.level_alpha * error
+        return z if self.errors.count > 10 else 0.0
+
+    def state(self) -> dict[str, object]:
+        return {"level": self.level, "errors": self.errors.state()}
+
+    def restore(self, state: dict[str, object]) -> None:
+        self.level = state["level"]  # type: ignore[assignment]
+        self.errors = EwStats.restore(state["errors"])  # type: ignore[arg-type]
+
+
+class SeasonalBaseline:
+    def __init__(self, period: int, days: int = 7, error_alpha: float = 0.005) -> None:
+        self.period = max(period, 1)
+        self.history: deque[float] = deque(maxlen=self.period * days)
+        self.errors = EwStats(error_alpha)
+
+    def update(self, x: float, span: float) -> float:
+        h = self.history
+        n = len(h)
+        z = 0.0
+        if self.period > 1 and n >= self.period:
+            same_time = sorted(h[n - k * self.period] for k in range(1, n // self.period + 1))
+            m = len(same_time)
+            median = (same_time[(m - 1) // 2] + same_time[m // 2]) / 2.0
+            error = x - median
+            z = abs(self.errors.z(error, floor=_floor(span)))
+            self.errors.update(error)
+            if self.errors.count <= self.period:
+                z = 0.0
+        h.append(x)
+        return z
+
+    def state(self) -> dict[str, object]:
+        return {"history": list(self.history), "errors": self.errors.state()}
+
+    def restore(self, state: dict[str, object]) -> None:
+        self.history.extend(state["history"])  # type: ignore[arg-type]
+        self.errors = EwStats.restore(state["errors"])  # type: ignore[arg-type]

@@ -1,0 +1,111 @@
+"""The detector ensemble: two surprises, scaled by the series' own usual extremes, one score.
+
+Per point: the larger of the forecast residual's and the seasonal baseline's surprise
+(in standard deviations), divided by the median of the largest surprise of each of the last
+few multi-day blocks — so a series that is always spiky must spike beyond its usual worst to
+score high — and mapped into [0, 1) as z / (z + usual). A reported peak then holds lower
+scores at 0 for a day (`quiet_days`): one report per event, not one per minute of it. The
+unquieted value is kept as `level`, for rules that need a condition to hold for minutes.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from opsloop.detect.components import ForecastResidual, Range, SeasonalBaseline
+
+NAME = "ensemble(forecast-residual, seasonal-baseline)"
+
+
+@dataclass(frozen=True)
+class DetectorSettings:
+    """The ensemble's settings, in days so they mean the same at any sampling interval."""
+
+    season_days: int = 7        # days of same-time-of-day history for the seasonal baseline
+    block_days: float = 3.0     # one "usual extreme" per block of this many days
+    blocks: int = 5             # the median over this many blocks
+    quiet_days: float = 1.0     # after a reported peak, lower scores are held at 0 this long
+    level_alpha: float = 0.2    # forecast smoothing
+    error_alpha: float = 0.005  # memory of the usual error of both views
+
+
+class BlockMaxima:
+    """The median of the last few blocks' largest value: how big a usual extreme is."""
+
+    def __init__(self, block: int, blocks: int) -> None:
+        self.block = max(block, 1)
+        self.maxima: deque[float] = deque(maxlen=blocks)
+        self.current = 0.0
+        self.filled = 0
+
+    def update(self, x: float) -> None:
+        self.current = max(self.current, x)
+        self.filled += 1
+        if self.filled == self.block:
+            self.maxima.append(self.current)
+            self.current = 0.0
+            self.filled = 0
+
+    def reference(self) -> float:
+        if not self.maxima:
+            return 0.0
+        ordered = sorted(self.maxima)
+        return ordered[len(ordered) // 2]
+
+
+class Ensemble:
+    """One series' detector: `update(value)` returns the anomaly score of that value."""
+
+    def __init__(self, points_per_day: int, settings: DetectorSettings | None = None) -> None:
+        self.settings = s = settings or DetectorSettings()
+        self.points_per_day = max(points_per_day, 1)
+        self.range = Range()
+        self.forecast = ForecastResidual(s.level_alpha, s.error_alpha)
+        self.seasonal = SeasonalBaseline(self.points_per_day, s.season_days, s.error_alpha)
+        self.maxima = BlockMaxima(round(s.block_days * self.points_per_day), s.blocks)
+        quiet = round(s.quiet_days * self.points_per_day)
+        self.recent: deque[float] = deque(maxlen=max(quiet, 1))
+        self.quiet = quiet > 0
+        self.level = 0.0
+
+    def update(self, value: float) -> float:
+        self.range.update(value)
+        span = self.range.span
+        z = max(self.forecast.update(value, span), self.seasonal.update(value, span))
+        usual = self.maxima.reference()
+        self.maxima.update(z)
+        self.level = score = z / (z + usual) if usual > 0 else 0.0
+        if self.quiet:
+            peak = max(self.recent, default=0.0)
+            self.recent.append(score)
+            if score <= peak:
+                return 0.0
+        return score
+
+    def state(self) -> dict[str, Any]:
+        """Everything the detector remembers, as plain JSON data (bounded by the settings)."""
+        return {
+            "settings": asdict(self.settings),
+            "points_per_day": self.points_per_day,
+            "range": [self.range.low, self.range.high],
+            "forecast": self.forecast.state(),
+            "seasonal": self.seasonal.state(),
+            "maxima": [list(self.maxima.maxima), self.maxima.current, self.maxima.filled],
+            "recent": list(self.recent),
+            "level": self.level,
+        }
+
+    @classmethod
+    def restore(cls, state: dict[str, Any]) -> Ensemble:
+        """A detector that continues exactly where the one that wrote `state` stopped."""
+        e = cls(int(state["points_per_day"]), DetectorSettings(**state["settings"]))
+        e.range.low, e.range.high = state["range"]
+        e.forecast.restore(state["forecast"])
+        e.seasonal.restore(state["seasonal"])
+        maxima, e.maxima.current, e.maxima.filled = state["maxima"]
+        e.maxima.maxima.extend(maxima)
+        e.recent.extend(state["recent"])
+        e.level = state["level"]
+        return e
