@@ -19,10 +19,11 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    TypeAdapter,
     ValidationError,
 )
 
-from opsloop.fingerprint import label_fingerprint
+from opsloop.fingerprint import label_fingerprint, label_fingerprints
 from opsloop.models import Anomaly, AnomalyStatus
 
 # Prometheus' classic label name syntax, which Alertmanager 0.25 enforces on alerts.
@@ -185,6 +186,31 @@ def _limit_errors(index: int, alert: WebhookAlert, limits: PayloadLimits) -> lis
     return errors
 
 
+_checked_names: set[str] = set()  # label names already found valid (names repeat in a storm)
+_CHECKED_NAMES_LIMIT = 65_536
+
+
+def _within_limits(alert: WebhookAlert, limits: PayloadLimits) -> bool:
+    """True when `_limit_errors` would find nothing, decided without visiting each pair in
+    Python when the label names have been seen before."""
+    labels, annotations = alert.labels, alert.annotations
+    if not (len(labels) <= limits.max_labels and len(annotations) <= limits.max_annotations
+            and max(map(len, labels)) <= limits.max_name_chars
+            and max(map(len, annotations), default=0) <= limits.max_name_chars
+            and max(map(len, labels.values())) <= limits.max_label_value_chars
+            and max(map(len, annotations.values()), default=0)
+            <= limits.max_annotation_value_chars):
+        return False
+    if labels.keys() <= _checked_names:
+        return True
+    if not all(LABEL_NAME.match(name) for name in labels):
+        return False
+    if len(_checked_names) > _CHECKED_NAMES_LIMIT:
+        _checked_names.clear()
+    _checked_names.update(labels)
+    return True
+
+
 def _resolved(alert: WebhookAlert, received_at: datetime) -> bool:
     """Resolved by status, or by an endsAt already past (Alertmanager's own `Resolved()`)."""
     if alert.status == "resolved":
@@ -195,18 +221,24 @@ def _resolved(alert: WebhookAlert, received_at: datetime) -> bool:
 
 def to_anomaly(alert: WebhookAlert, received_at: datetime) -> Anomaly:
     """The alert as an `Anomaly`, fingerprinted from its labels the way Alertmanager does."""
+    return Anomaly.model_validate(_anomaly_fields(alert, received_at,
+                                                  label_fingerprint(alert.labels)))
+
+
+def _anomaly_fields(alert: WebhookAlert, received_at: datetime,
+                    fingerprint: str) -> dict[str, Any]:
     resolved = _resolved(alert, received_at)
     ends = alert.ends_at if alert.ends_at and alert.ends_at.year > _ZERO_TIME_YEAR else None
-    return Anomaly(
-        fingerprint=label_fingerprint(alert.labels),
-        status=AnomalyStatus.RESOLVED if resolved else AnomalyStatus.FIRING,
-        labels=dict(alert.labels),
-        annotations=dict(alert.annotations),
-        starts_at=alert.starts_at,
-        ends_at=ends,
-        source="alertmanager",
-        generator_url=alert.generator_url,
-    )
+    return {
+        "fingerprint": fingerprint,
+        "status": AnomalyStatus.RESOLVED if resolved else AnomalyStatus.FIRING,
+        "labels": alert.labels,
+        "annotations": alert.annotations,
+        "starts_at": alert.starts_at,
+        "ends_at": ends,
+        "source": "alertmanager",
+        "generator_url": alert.generator_url,
+    }
 
 
 def decode_json(raw: bytes) -> Any:
@@ -252,15 +284,40 @@ def parse_webhook(
         problems = _pydantic_errors("", exc)
         message = WebhookMessage(version="4", alerts=envelope.alerts)
     batch = WebhookBatch(message=message, rejected=problems)
-    for index, item in enumerate(message.alerts):
-        try:
-            alert = WebhookAlert.model_validate(item)
-        except ValidationError as exc:
-            batch.rejected.extend(_pydantic_errors(f"alerts[{index}]", exc))
+    good: list[WebhookAlert] = []
+    for index, alert in _validated(message.alerts, batch.rejected):
+        if _within_limits(alert, limits):
+            good.append(alert)
             continue
         problems = _limit_errors(index, alert, limits)
         if problems:
             batch.rejected.extend(problems)
-            continue
-        batch.anomalies.append(to_anomaly(alert, received_at))
+        else:
+            good.append(alert)
+    fingerprints = label_fingerprints([alert.labels for alert in good])
+    batch.anomalies = _ANOMALY_LIST.validate_python(
+        [_anomaly_fields(alert, received_at, fp)
+         for alert, fp in zip(good, fingerprints, strict=True)])
     return batch
+
+
+_ALERT_LIST = TypeAdapter(list[WebhookAlert])
+_ANOMALY_LIST = TypeAdapter(list[Anomaly])
+
+
+def _validated(items: list[Any], rejected: list[FieldError]) -> list[tuple[int, WebhookAlert]]:
+    """(index, alert) for each valid alert; each invalid one is added to `rejected`.
+
+    The whole list is validated at once; only a list with a bad alert in it is validated
+    again alert by alert, so the good ones are kept and each bad one is named."""
+    try:
+        return list(enumerate(_ALERT_LIST.validate_python(items)))
+    except ValidationError:
+        pass
+    out = []
+    for index, item in enumerate(items):
+        try:
+            out.append((index, WebhookAlert.model_validate(item)))
+        except ValidationError as exc:
+            rejected.extend(_pydantic_errors(f"alerts[{index}]", exc))
+    return out

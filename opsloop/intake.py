@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 
 from opsloop.intake_state import AlertGroup, IntakeState, IntakeWrite
 from opsloop.models import Anomaly, AnomalyStatus, Incident
-from opsloop.policy.schema.intake import InhibitRule, IntakePolicy, all_match
+from opsloop.policy.schema.intake import InhibitRule, IntakePolicy, compile_matchers
 
 __all__ = ["AlertGroup", "AlertGrouper", "GroupUpdate", "IntakeStats", "representatives"]
 
@@ -73,6 +73,8 @@ class Inhibitor:
 
     def __init__(self, rules: list[InhibitRule]) -> None:
         self.rules = rules
+        self._source_match = [compile_matchers(rule.source_matchers) for rule in rules]
+        self._target_match = [compile_matchers(rule.target_matchers) for rule in rules]
         self._sources: list[dict[tuple[str, ...], set[str]]] = [{} for _ in rules]
         self._both: list[dict[tuple[str, ...], set[str]]] = [{} for _ in rules]
 
@@ -82,13 +84,13 @@ class Inhibitor:
 
     def observe(self, anomaly: Anomaly) -> None:
         for i, rule in enumerate(self.rules):
-            if not all_match(rule.source_matchers, anomaly.labels):
+            if not self._source_match[i](anomaly.labels):
                 continue
             key = self._key(rule, anomaly.labels)
             fp = anomaly.fingerprint
             if anomaly.status is AnomalyStatus.FIRING:
                 self._sources[i].setdefault(key, set()).add(fp)
-                if all_match(rule.target_matchers, anomaly.labels):
+                if self._target_match[i](anomaly.labels):
                     self._both[i].setdefault(key, set()).add(fp)
                 continue
             for index in (self._sources[i], self._both[i]):
@@ -100,13 +102,13 @@ class Inhibitor:
 
     def inhibits(self, anomaly: Anomaly) -> bool:
         for i, rule in enumerate(self.rules):
-            if not all_match(rule.target_matchers, anomaly.labels):
+            if not self._target_match[i](anomaly.labels):
                 continue
             key = self._key(rule, anomaly.labels)
             sources = self._sources[i].get(key)
             if not sources:
                 continue
-            if all_match(rule.source_matchers, anomaly.labels):
+            if self._source_match[i](anomaly.labels):
                 if sources - self._both[i].get(key, set()):
                     return True
             else:
@@ -155,6 +157,9 @@ class AlertGrouper:
         self.inhibited: deque[Anomaly] = deque(maxlen=RECENT_DROPPED)
         self.stats = IntakeStats()
         self.inhibitor = Inhibitor(policy.inhibit_rules)
+        # Silence.silences, with the matchers compiled once (a storm checks every alert).
+        self._silences = [(s.starts_at, s.ends_at, compile_matchers(s.matchers))
+                          for s in policy.silences]
         # Firing alerts held before a restart still mute their targets. Sources that were
         # themselves silenced or inhibited are not held; their next re-send restores them.
         for group in self.groups.values():
@@ -172,7 +177,8 @@ class AlertGrouper:
         return "{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
 
     def _silenced(self, anomaly: Anomaly, now: datetime) -> bool:
-        return any(s.silences(anomaly.labels, now) for s in self.policy.silences)
+        return any(starts <= now < ends and match(anomaly.labels)
+                   for starts, ends, match in self._silences)
 
     @contextmanager
     def _step(self) -> Iterator[tuple[IntakeWrite, dict[str, AlertGroup | None]]]:

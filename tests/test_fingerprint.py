@@ -1,4 +1,4 @@
-from opsloop.fingerprint import label_fingerprint
+from opsloop.fingerprint import label_fingerprint, label_fingerprints
 
 
 def test_empty_label_set_is_the_fnv_offset_basis() -> None:
@@ -17,3 +17,19 @@ def test_label_order_does_not_matter_but_values_do() -> None:
     c = label_fingerprint({"service": "payments", "alertname": "HighErrorRate"})
     assert a == b != c
     assert len(a) == 16
+
+
+def test_a_batch_fingerprints_each_label_set_bit_for_bit() -> None:
+    # Enough unseen label sets to take the vectorised path, of uneven lengths and non-ASCII.
+    sets = [{"alertname": "PodDown", "pod": f"pod-{i}" * (i % 7), "zone": "é€" * (i % 3)}
+            for i in range(300)] + [{}, {"name": "garland, briggs", "fear": "love is not enough"}]
+    expected = [label_fingerprint(labels) for labels in sets]
+    assert label_fingerprints(sets) == expected
+    assert label_fingerprints(sets) == expected  # the second time from what was remembered
+    assert int(label_fingerprints(sets)[-1], 16) == 5799056148416392346
+
+
+def test_a_small_batch_and_a_reordered_label_set_agree_with_the_single_fingerprint() -> None:
+    a = {"service": "checkout", "alertname": "HighErrorRate"}
+    b = {"alertname": "HighErrorRate", "service": "checkout"}
+    assert label_fingerprints([a, b]) == [label_fingerprint(a)] * 2

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from test_policy_support import shipped
 
 from opsloop.policy.schema import InhibitRule, IntakePolicy, Matcher
+from opsloop.policy.schema.intake import all_match, compile_matchers
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
@@ -98,3 +99,22 @@ def test_alerts_matching_both_sides_do_not_inhibit_each_other() -> None:
     a = {"alertname": "A", "service": "x"}
     b = {"alertname": "B", "service": "x"}
     assert not rule.inhibits(a, [a, b])
+
+
+def test_compiled_matchers_decide_as_the_matchers_do() -> None:
+    matchers = [Matcher.model_validate(text) for text in
+                ('service=~"check.*"', 'env!="staging"', 'team=""', 'pod!~"canary-.*"')]
+    match = compile_matchers(matchers)
+    cases = [
+        {"service": "checkout", "env": "prod"},
+        {"service": "checkout", "env": "staging"},
+        {"service": "xcheckout", "env": "prod"},  # a regex matches the whole value
+        {"service": "checkout", "team": "payments"},
+        {"service": "checkout", "pod": "canary-1"},
+        {"service": "checkout", "pod": "main-1"},
+        {},
+    ]
+    assert [match(labels) for labels in cases] == [all_match(matchers, labels)
+                                                   for labels in cases]
+    assert [match(labels) for labels in cases] == [True, False, False, False, False, True,
+                                                   False]
