@@ -12,6 +12,7 @@ finishes what a killed process left half done.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from collections.abc import Callable
@@ -36,6 +37,7 @@ log = logging.getLogger("opsloop.serve")
 
 DISPATCH_SECONDS = 0.25  # how often groups are checked for group_wait / group_interval
 DECISION_WAIT_SECONDS = 2.0  # an approval answers inline if its run finishes this fast
+SERVE_GC_THRESHOLDS = (10_000, 20, 100)  # while serving; see IntakeRuntime.start
 
 
 class IntakeRuntime:
@@ -70,10 +72,17 @@ class IntakeRuntime:
         self.runs: dict[str, Future[Incident | None]] = {}
         self.errors: list[str] = []
         self._slo_firing: dict[str, Anomaly] = {}
+        self._gc_thresholds: tuple[int, int, int] | None = None  # to restore on stop
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> IntakeRuntime:
+        # An alert storm allocates millions of short-lived objects while the groups hold
+        # hundreds of thousands of long-lived ones; at the default thresholds the collector
+        # rescans those again and again (a third of intake's time in bench/alert_storm.py).
+        # Nothing intake holds is cyclic, so collecting less often costs little memory.
+        self._gc_thresholds = gc.get_threshold()
+        gc.set_threshold(*SERVE_GC_THRESHOLDS)
         self.recover()
         if self.environment is not None:
             # Runs a killed process left between checkpoints finish now, on a worker, each
@@ -98,6 +107,9 @@ class IntakeRuntime:
         self.intake_state.close()
         if self.env is not None:
             self.env.close()
+        if self._gc_thresholds is not None:
+            gc.set_threshold(*self._gc_thresholds)
+            self._gc_thresholds = None
 
     def alive(self) -> bool:
         return bool(self._threads) and all(t.is_alive() for t in self._threads)
