@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from opsloop.detection import MetricDetectors
 from opsloop.environments import new_simulation
 from opsloop.graph.runner import OperateLoop
 from opsloop.intake import AlertGrouper
@@ -39,13 +40,26 @@ class ScenarioRun:
 
 
 def observe(
-    policies: Policies, telemetry: Telemetry, now: datetime, minute: int
+    policies: Policies,
+    telemetry: Telemetry,
+    now: datetime,
+    minute: int,
+    detectors: MetricDetectors | None = None,
 ) -> list[Anomaly]:
-    """Everything that fires this minute: alert rules, and SLO burn rates every few minutes."""
+    """Everything that fires this minute: alert rules, the anomaly detectors (when the policy
+    has them), and SLO burn rates every few minutes."""
     anomalies = evaluate_rules(policies.alerts.rules, telemetry, now)
+    if detectors is not None:
+        anomalies += detectors.observe(telemetry, now)
     if minute % SLO_EVALUATION_EVERY_MINUTES == 0:
         anomalies += burn_rate_anomalies(policies, telemetry, now, labels={"env": ENVIRONMENT})
     return anomalies
+
+
+def metric_detectors(policies: Policies) -> MetricDetectors | None:
+    """One set of streaming detectors for a watch, if alerts.yaml asks for them."""
+    policy = policies.alerts.detectors
+    return MetricDetectors(policy, ENVIRONMENT) if policy is not None else None
 
 
 def detect(loop: OperateLoop, name: str, seed: int) -> tuple[ScenarioRun, SimEnvironment]:
@@ -62,10 +76,11 @@ def detect(loop: OperateLoop, name: str, seed: int) -> tuple[ScenarioRun, SimEnv
     # Detection replays deterministically from the seed: save once when it ends, not on
     # every simulated minute (actions and the loop's waits still save as they happen).
     path, env.autosave_path = env.autosave_path, None
+    detectors = metric_detectors(loop.policies)
     for minute in range(1, scenario.run_minutes + 1):
         env.wait(1)
         now = env.now()
-        anomalies = observe(loop.policies, env, now, minute)
+        anomalies = observe(loop.policies, env, now, minute, detectors)
         if anomalies and run.detected_at is None:
             run.detected_at = min(a.starts_at for a in anomalies)
         grouper.ingest(anomalies, now)

@@ -12,6 +12,7 @@ import pytest
 from opsloop.agents.reasoner import diagnose
 from opsloop.agents.specialist_tools import runbook_tool
 from opsloop.agents.specialists import SPECIALISTS
+from opsloop.detection import MetricDetectors
 from opsloop.models import Anomaly, DeployEvent, Diagnosis, ExperimentStatus, Incident
 from opsloop.observe import AlertRule, evaluate_rules
 from opsloop.policy.loader import load_policies
@@ -21,6 +22,8 @@ from opsloop.tools.toolbox import Toolbox
 
 REPO = Path(__file__).resolve().parent.parent
 TOOL_BUDGET = 60  # Settings.tool_calls_per_specialist
+DETECTORS = load_policies(REPO / "policies").alerts.detectors
+assert DETECTORS is not None
 
 
 @pytest.fixture(scope="module")
@@ -60,13 +63,16 @@ def fired(name: str, rules: list[AlertRule], seed: int = 7) -> tuple[SimEnvironm
     """Advance past the fault until alert rules fire; the incident is what they say."""
     scenario = SCENARIOS[name]
     env = SimEnvironment.create(name, seed)
+    # A fault no rule covers is seen by the anomaly detectors, as the watch runs them.
+    detectors = None if scenario.rules_cover else MetricDetectors(DETECTORS)
     anomalies: list[Anomaly] = []
     waited = 0
     while waited < scenario.run_minutes:
         env.wait(2)
         waited += 2
+        found = detectors.observe(env, env.now()) if detectors is not None else []
         if waited > max(scenario.fault_at_minute, 0):
-            anomalies = evaluate_rules(rules, env, env.now())
+            anomalies = evaluate_rules(rules, env, env.now()) + found
             if anomalies:
                 break
     if not anomalies:  # a slow burn trips no threshold rule; the SLO evaluator reports it

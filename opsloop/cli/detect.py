@@ -20,9 +20,14 @@ _SETTING_HELP = {
     "block_days": "days per block whose largest surprise sets the usual extreme",
     "blocks": "blocks the usual extreme is the median of",
     "quiet_days": "after a reported peak, lower scores are held at 0 this many days",
+    "shift_days": "days of recent points the level-shift view averages (0: off)",
+    "shift_baseline_days": "days of points before them whose median is the old level",
     "level_alpha": "smoothing of the forecast (weight of the newest value)",
     "error_alpha": "memory of the usual error (weight of the newest error)",
 }
+
+
+_MAY_BE_ZERO = {"quiet_days", "shift_days", "shift_baseline_days"}
 
 
 def add_detector_options(p: argparse.ArgumentParser) -> None:
@@ -44,7 +49,7 @@ def detector_settings(args: argparse.Namespace) -> DetectorSettings:
     for f in fields(DetectorSettings):
         value = getattr(args, f"detector_{f.name}", None)
         if value is not None:
-            if value < 0 or (value == 0 and f.name not in ("quiet_days",)):
+            if value < 0 or (value == 0 and f.name not in _MAY_BE_ZERO):
                 raise UserError(f"--{f.name.replace('_', '-')} {value}: must be positive")
             chosen[f.name] = value
     return DetectorSettings(**chosen)

@@ -2,6 +2,9 @@
 
 - `ForecastResidual`: the distance from an exponentially smoothed forecast, in units of that
   forecast's usual error (short memory: catches jumps and spikes).
+- `RecentShift`: how far the mean of the last few points is from the median of the points
+  before them, in units of that difference's usual size (catches a level shift for as long
+  as the old level is still in its baseline, where the forecast adapts within minutes).
 - `SeasonalBaseline`: the distance from the median of the same time of day on the previous
   days, in units of that baseline's usual error (catches what is odd for the hour).
 
@@ -90,4 +93,40 @@ class SeasonalBaseline:
 
     def restore(self, state: dict[str, object]) -> None:
         self.history.extend(state["history"])  # type: ignore[arg-type]
+        self.errors = EwStats.restore(state["errors"])  # type: ignore[arg-type]
+
+
+class RecentShift:
+    def __init__(self, recent: int, baseline: int, error_alpha: float = 0.005) -> None:
+        self.recent = max(recent, 1)
+        self.baseline = max(baseline, 1)
+        self.window: deque[float] = deque(maxlen=self.recent + self.baseline)
+        self.recent_sum = 0.0
+        self.errors = EwStats(error_alpha)
+
+    def update(self, x: float, span: float) -> float:
+        w = self.window
+        if len(w) >= self.recent:
+            self.recent_sum -= w[len(w) - self.recent]
+        full = len(w) == w.maxlen
+        w.append(x)
+        self.recent_sum += x
+        if not full:
+            return 0.0
+        before = sorted(w[i] for i in range(self.baseline))
+        m = len(before)
+        median = (before[(m - 1) // 2] + before[m // 2]) / 2.0
+        error = self.recent_sum / self.recent - median
+        z = abs(self.errors.z(error, floor=_floor(span)))
+        # A shift that lasts must not teach the scale that it is normal within minutes.
+        self.errors.update_clipped(error, limit=3.0, floor=_floor(span))
+        return z if self.errors.count > self.baseline else 0.0
+
+    def state(self) -> dict[str, object]:
+        return {"window": list(self.window), "recent_sum": self.recent_sum,
+                "errors": self.errors.state()}
+
+    def restore(self, state: dict[str, object]) -> None:
+        self.window.extend(state["window"])  # type: ignore[arg-type]
+        self.recent_sum = state["recent_sum"]  # type: ignore[assignment]
         self.errors = EwStats.restore(state["errors"])  # type: ignore[arg-type]

@@ -14,7 +14,7 @@ from collections import deque
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from opsloop.detect.components import ForecastResidual, Range, SeasonalBaseline
+from opsloop.detect.components import ForecastResidual, Range, RecentShift, SeasonalBaseline
 
 NAME = "ensemble(forecast-residual, seasonal-baseline)"
 
@@ -27,6 +27,8 @@ class DetectorSettings:
     block_days: float = 3.0     # one "usual extreme" per block of this many days
     blocks: int = 5             # the median over this many blocks
     quiet_days: float = 1.0     # after a reported peak, lower scores are held at 0 this long
+    shift_days: float = 0.01    # recent points averaged for the level-shift view (0: off)
+    shift_baseline_days: float = 0.1  # the points before them whose median is the old level
     level_alpha: float = 0.2    # forecast smoothing
     error_alpha: float = 0.005  # memory of the usual error of both views
 
@@ -64,6 +66,11 @@ class Ensemble:
         self.range = Range()
         self.forecast = ForecastResidual(s.level_alpha, s.error_alpha)
         self.seasonal = SeasonalBaseline(self.points_per_day, s.season_days, s.error_alpha)
+        self.shift = (
+            RecentShift(round(s.shift_days * self.points_per_day),
+                        round(s.shift_baseline_days * self.points_per_day), s.error_alpha)
+            if s.shift_days > 0 and s.shift_baseline_days > 0 else None
+        )
         self.maxima = BlockMaxima(round(s.block_days * self.points_per_day), s.blocks)
         quiet = round(s.quiet_days * self.points_per_day)
         self.recent: deque[float] = deque(maxlen=max(quiet, 1))
@@ -74,6 +81,8 @@ class Ensemble:
         self.range.update(value)
         span = self.range.span
         z = max(self.forecast.update(value, span), self.seasonal.update(value, span))
+        if self.shift is not None:
+            z = max(z, self.shift.update(value, span))
         usual = self.maxima.reference()
         self.maxima.update(z)
         self.level = score = z / (z + usual) if usual > 0 else 0.0
@@ -92,6 +101,7 @@ class Ensemble:
             "range": [self.range.low, self.range.high],
             "forecast": self.forecast.state(),
             "seasonal": self.seasonal.state(),
+            "shift": self.shift.state() if self.shift is not None else None,
             "maxima": [list(self.maxima.maxima), self.maxima.current, self.maxima.filled],
             "recent": list(self.recent),
             "level": self.level,
@@ -104,6 +114,8 @@ class Ensemble:
         e.range.low, e.range.high = state["range"]
         e.forecast.restore(state["forecast"])
         e.seasonal.restore(state["seasonal"])
+        if e.shift is not None:
+            e.shift.restore(state["shift"])
         maxima, e.maxima.current, e.maxima.filled = state["maxima"]
         e.maxima.maxima.extend(maxima)
         e.recent.extend(state["recent"])

@@ -24,6 +24,13 @@ class EwStats:
         self.mean += a * d
         self.var = (1.0 - a) * (self.var + a * d * d)
 
+    def update_clipped(self, x: float, limit: float, floor: float) -> None:
+        """Learn from `x` pulled in to `limit` deviations of the mean."""
+        if self.count > 10:
+            sd = max(math.sqrt(self.var), floor)
+            x = min(max(x, self.mean - limit * sd), self.mean + limit * sd)
+        self.update(x)
+
     def z(self, x: float, floor: float) -> float:
         """How many deviations `x` is from the mean (the deviation floored at `floor`)."""
         return (x - self.mean) / max(math.sqrt(self.var), floor)

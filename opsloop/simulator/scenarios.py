@@ -38,6 +38,9 @@ class Scenario:
     setup: Callable[[SimState, int], None]  # schedules the fault (and noise) into the state
     expected: Expected
     history_minutes: int = 120  # simulated before 09:00 so baselines and offsets have data
+    # False for a fault no alert rule in policies/alerts.yaml catches: only the anomaly
+    # detectors (alerts.yaml `detectors:`) can see it.
+    rules_cover: bool = True
 
     def build(self, seed: int) -> SimState:
         """A state at 09:00 with `history_minutes` of telemetry behind it."""
@@ -150,6 +153,20 @@ def _latency_regression(state: SimState, at: int) -> None:
         version="4.8.0",
         author="discovery-ci",
         behaviour={"latency_multiplier": 2.5},
+    )
+
+
+def _quiet_slowdown(state: SimState, at: int) -> None:
+    # p99 ~1.6x: past the runbook's "well above baseline" (1.5x), under HighLatencyP99's 2x.
+    schedule(state, -60, "deploy", "recommendations", version="1.8.4", author="discovery-ci")
+    schedule(
+        state,
+        at,
+        "deploy",
+        "inventory",
+        version="3.5.0",
+        author="catalog-ci",
+        behaviour={"latency_multiplier": 1.8},
     )
 
 
@@ -277,6 +294,17 @@ SCENARIOS: dict[str, Scenario] = {
             90,
             _latency_regression,
             Expected("performance", "latency_regression", "search", "rollback_deploy"),
+        ),
+        Scenario(
+            "quiet_slowdown",
+            "Inventory 3.5.0 is 1.6x slower at p99, under the 2x alert rule",
+            "inventory 3.5.0 raises its p99 ~1.6x without errors; no alert rule fires, only "
+            "the anomaly detectors see it.",
+            30,
+            120,
+            _quiet_slowdown,
+            Expected("performance", "latency_regression", "inventory", "rollback_deploy"),
+            rules_cover=False,
         ),
         Scenario(
             "cost_runaway",
