@@ -1,7 +1,8 @@
 """The runbook index: any team's markdown runbooks, found by hybrid search in chromadb.
 
 Each runbook is chunked by section and embedded into a persistent chromadb collection (one
-collection per embedding backend); a BM25 index over the same chunks is rebuilt in memory.
+collection per embedding backend); a BM25 index over the same chunks is saved beside it and
+rebuilt only when the runbooks (or the code that scores them) change.
 A query is ranked by three signals fused into one score in 0..1:
 
     score = W_VECTOR × best chunk cosine + W_LEXICAL × best chunk BM25 share
@@ -12,6 +13,7 @@ and a best score below the no-match threshold means no runbook fits: a novel fai
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -29,7 +31,8 @@ from opsloop.runbooks.load import alert_key, load_runbook, match_keys
 from opsloop.tools.protocols import RunbookHit
 from opsloop.tools.retrieval.backends import EmbeddingBackend
 from opsloop.tools.retrieval.chunks import CHUNKER_VERSION, chunk_runbook
-from opsloop.tools.retrieval.lexical import LexicalIndex
+from opsloop.tools.retrieval.lexical import LexicalIndex, code_digest
+from opsloop.tools.retrieval.parsed import ParsedRunbooks
 
 if TYPE_CHECKING:
     from opsloop.settings import Settings
@@ -81,6 +84,8 @@ class RunbookIndex:
                 configuration={"hnsw": {"space": "cosine"}},
                 metadata={"backend": self.backend.name, "identity": identity})
         self._col = col
+        self._lexical_file = persist_dir / f"{name}.bm25.npz"
+        self._parsed_file = persist_dir / f"{name}.runbooks.json"
         self._runbooks: dict[str, Runbook] = {}
         self._problems: list[RunbookProblem] = []
         self.refresh(progress)
@@ -94,12 +99,12 @@ class RunbookIndex:
 
     def refresh(self, progress: Progress | None = None) -> dict[str, int]:
         """Re-read the folders; embed only files whose content changed. Returns counts."""
-        stored: dict[str, str] = {}
-        for meta in self._col.get(include=["metadatas"])["metadatas"] or []:
-            stored[str(meta["file"])] = str(meta["hash"])
+        stored = self._stored_hashes()
+        parsed = ParsedRunbooks(self._parsed_file)
         files = sorted({p.resolve() for d in self.runbook_dirs if d.is_dir()
                         for p in d.rglob("*.md") if p.name.lower() != "readme.md"})
         runbooks: dict[str, Runbook] = {}
+        digests: dict[str, str] = {}  # runbook id -> hash of its file, as stored with its chunks
         problems: list[RunbookProblem] = []
         counts = {"indexed": 0, "unchanged": 0, "removed": 0, "broken": 0}
         pending: list[tuple[str, str, dict[str, Any]]] = []
@@ -109,7 +114,7 @@ class RunbookIndex:
             raw = path.read_bytes()
             digest = hashlib.sha256(raw + CHUNKER_VERSION.encode()).hexdigest()
             try:
-                rb = load_runbook(path, raw.decode("utf-8"))
+                rb = parsed.get(str(path), digest) or load_runbook(path, raw.decode("utf-8"))
                 if rb.id in runbooks:
                     raise RunbookError([RunbookProblem(
                         file=str(path), field="id",
@@ -123,6 +128,8 @@ class RunbookIndex:
                     self._drop(str(path))  # a stale copy of a now-broken runbook would mislead
                 continue
             runbooks[rb.id] = rb
+            digests[rb.id] = digest
+            parsed.put(str(path), digest, rb)
             if stored.get(str(path)) == digest:
                 counts["unchanged"] += 1
                 continue
@@ -142,9 +149,25 @@ class RunbookIndex:
             self._drop(gone)
             counts["removed"] += 1
         self._runbooks, self._problems = runbooks, problems
-        self._build_lexical()
+        parsed.save()
+        self._build_lexical(digests)
         self.last_counts = counts
         return counts
+
+    def _stored_hashes(self) -> dict[str, str]:
+        """The content hash each indexed file's chunks were embedded from, by file.
+
+        Read from each file's first chunk (`<file>#0`) rather than from every chunk's
+        metadata: at 10k chunks that is a fifth of the rows. A file whose first chunk is
+        missing reads as changed, and is embedded again."""
+        files = {chunk_id.rsplit("#", 1)[0] for chunk_id in self._col.get(include=[])["ids"]}
+        stored = dict.fromkeys(files, "")
+        if files:
+            firsts = self._col.get(ids=[f"{file}#0" for file in sorted(files)],
+                                   include=["metadatas"])
+            for meta in firsts["metadatas"] or []:
+                stored[str(meta["file"])] = str(meta["hash"])
+        return stored
 
     def _upsert(self, rows: list[tuple[str, str, dict[str, Any]]]) -> None:
         if rows:
@@ -154,20 +177,24 @@ class RunbookIndex:
     def _drop(self, file: str) -> None:
         self._col.delete(where={"file": file})
 
-    def _build_lexical(self) -> None:
-        """BM25 over the same chunks chromadb holds, derived from the parsed runbooks."""
+    def _build_lexical(self, digests: dict[str, str]) -> None:
+        """BM25 over the same chunks chromadb holds, derived from the parsed runbooks; saved
+        beside the vectors and read back while the runbooks are the same ones."""
         self._ids = sorted(self._runbooks)
         position = {rid: i for i, rid in enumerate(self._ids)}
-        texts: list[str] = []
-        owners: list[int] = []
-        self._sections: list[str] = []
-        for rid in self._ids:
-            for chunk in chunk_runbook(self._runbooks[rid]):
-                texts.append(chunk.text)
-                owners.append(position[rid])
-                self._sections.append(chunk.section)
-        self._owner = np.asarray(owners, dtype=np.int64)
-        self._lexical = LexicalIndex(texts)
+        chunks = [(position[rid], chunk) for rid in self._ids
+                  for chunk in chunk_runbook(self._runbooks[rid])]
+        self._owner = np.asarray([owner for owner, _ in chunks], dtype=np.int64)
+        self._sections = [chunk.section for _, chunk in chunks]
+        key = hashlib.sha256(json.dumps(
+            [code_digest(), [(rid, digests[rid]) for rid in self._ids]]).encode()).hexdigest()
+        saved = LexicalIndex.load(self._lexical_file, key)
+        if saved is not None and saved.size == len(chunks):
+            self._lexical = saved
+        else:
+            self._lexical = LexicalIndex([chunk.text for _, chunk in chunks])
+            with contextlib.suppress(OSError):  # a read-only index dir: rebuilt next time
+                self._lexical.save(self._lexical_file, key)
         self._by_key: dict[str, list[str]] = {}
         for rid in self._ids:
             for key in match_keys(self._runbooks[rid]):

@@ -8,16 +8,32 @@ at the highest idf, so an alert about something no runbook mentions scores low e
 
 from __future__ import annotations
 
+import hashlib
 import math
+import os
+import zipfile
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
+from opsloop.tools.retrieval import analyzer
 from opsloop.tools.retrieval.analyzer import terms
 
 K1 = 1.2
 B = 0.75
+_ARRAYS = ("docs", "parts", "starts", "idf")
+
+
+def code_digest() -> str:
+    """What a saved index was built by: this module and the analyzer, byte for byte, so a
+    change to either (a stem, a concept, k1) makes saved indexes stale without a version to
+    remember to bump."""
+    digest = hashlib.sha256()
+    for module in (__file__, analyzer.__file__):
+        digest.update(Path(module).read_bytes())
+    return digest.hexdigest()
 
 
 class LexicalIndex:
@@ -49,6 +65,34 @@ class LexicalIndex:
         df = np.diff(self._starts).astype(np.float64)
         self._idf = np.log(1 + (self.size - df + 0.5) / (df + 0.5))
         self._unseen_idf = math.log(1 + (self.size + 0.5) / 0.5)
+
+    def save(self, path: Path, key: str) -> None:
+        """Write the index to `path` (numpy .npz, no pickles) under `key`; atomic."""
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        with tmp.open("wb") as out:
+            np.savez(out, key=np.asarray(key), size=np.asarray(self.size),
+                     unseen_idf=np.asarray(self._unseen_idf),
+                     vocab=np.asarray(list(self._vocab), dtype=np.str_),
+                     **{name: getattr(self, f"_{name}") for name in _ARRAYS})
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path, key: str) -> LexicalIndex | None:
+        """The index saved at `path` under `key`, or None when there is none or it was saved
+        for other documents or by other code."""
+        try:
+            with np.load(path, allow_pickle=False) as saved:
+                if str(saved["key"]) != key:
+                    return None
+                index = cls.__new__(cls)
+                index.size = int(saved["size"])
+                index._unseen_idf = float(saved["unseen_idf"])
+                index._vocab = {term: i for i, term in enumerate(saved["vocab"].tolist())}
+                for name in _ARRAYS:
+                    setattr(index, f"_{name}", saved[name])
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            return None  # missing, torn or foreign: rebuilt by the caller
+        return index
 
     def scores(self, query: str) -> tuple[np.ndarray, float]:
         """(BM25 per document, the most a document could score for this query)."""
