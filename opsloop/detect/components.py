@@ -120,7 +120,7 @@ class RecentShift:
         z = abs(self.errors.z(error, floor=_floor(span)))
         # A shift that lasts must not teach the scale that it is normal within minutes.
         self.errors.update_clipped(error, limit=3.0, floor=_floor(span))
-        return z if self.errors.count > self.baseline else 0.0
+        return z if self.errors.count > 10 else 0.0
 
     def state(self) -> dict[str, object]:
         return {"window": list(self.window), "recent_sum": self.recent_sum,

@@ -1,11 +1,12 @@
-"""The detector ensemble: two surprises, scaled by the series' own usual extremes, one score.
+"""The detector ensemble: three surprises, each scaled by its own usual extremes, one score.
 
-Per point: the larger of the forecast residual's and the seasonal baseline's surprise
-(in standard deviations), divided by the median of the largest surprise of each of the last
-few multi-day blocks — so a series that is always spiky must spike beyond its usual worst to
-score high — and mapped into [0, 1) as z / (z + usual). A reported peak then holds lower
-scores at 0 for a day (`quiet_days`): one report per event, not one per minute of it. The
-unquieted value is kept as `level`, for rules that need a condition to hold for minutes.
+Per point, each view (forecast residual, seasonal baseline, level shift; see components)
+gives a surprise z in standard deviations. Each z is set against that view's usual extreme,
+the median of its largest z in each of the last few multi-day blocks — so a series that is
+always spiky must spike beyond its usual worst to score high — as z / (z + usual), in [0, 1).
+The score is half the largest of these and half their mean. A reported peak then holds
+lower scores at 0 for a day (`quiet_days`): one report per event, not one per minute of it.
+The unquieted value is kept as `level`, for rules that need a condition to hold for minutes.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 from opsloop.detect.components import ForecastResidual, Range, RecentShift, SeasonalBaseline
 
-NAME = "ensemble(forecast-residual, seasonal-baseline)"
+NAME = "ensemble(forecast-residual, seasonal-baseline, level-shift)"
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ class DetectorSettings:
     shift_days: float = 0.01    # recent points averaged for the level-shift view (0: off)
     shift_baseline_days: float = 0.1  # the points before them whose median is the old level
     level_alpha: float = 0.2    # forecast smoothing
-    error_alpha: float = 0.005  # memory of the usual error of both views
+    error_alpha: float = 0.002  # memory of the usual error of every view
 
 
 class BlockMaxima:
@@ -71,7 +72,9 @@ class Ensemble:
                         round(s.shift_baseline_days * self.points_per_day), s.error_alpha)
             if s.shift_days > 0 and s.shift_baseline_days > 0 else None
         )
-        self.maxima = BlockMaxima(round(s.block_days * self.points_per_day), s.blocks)
+        views = 3 if self.shift is not None else 2
+        self.usual = [BlockMaxima(round(s.block_days * self.points_per_day), s.blocks)
+                      for _ in range(views)]
         quiet = round(s.quiet_days * self.points_per_day)
         self.recent: deque[float] = deque(maxlen=max(quiet, 1))
         self.quiet = quiet > 0
@@ -80,12 +83,19 @@ class Ensemble:
     def update(self, value: float) -> float:
         self.range.update(value)
         span = self.range.span
-        z = max(self.forecast.update(value, span), self.seasonal.update(value, span))
+        zs = [self.forecast.update(value, span), self.seasonal.update(value, span)]
         if self.shift is not None:
-            z = max(z, self.shift.update(value, span))
-        usual = self.maxima.reference()
-        self.maxima.update(z)
-        self.level = score = z / (z + usual) if usual > 0 else 0.0
+            zs.append(self.shift.update(value, span))
+        ratios = []
+        for z, maxima in zip(zs, self.usual, strict=False):
+            usual = maxima.reference()
+            maxima.update(z)
+            if usual > 0:  # a view still learning what is usual has no vote yet
+                ratios.append(z / (z + usual))
+        # Half the strongest view, half their average: one view alone can report an
+        # anomaly, and views that agree report it with more confidence.
+        score = 0.5 * max(ratios) + 0.5 * sum(ratios) / len(ratios) if ratios else 0.0
+        self.level = score
         if self.quiet:
             peak = max(self.recent, default=0.0)
             self.recent.append(score)
@@ -102,7 +112,7 @@ class Ensemble:
             "forecast": self.forecast.state(),
             "seasonal": self.seasonal.state(),
             "shift": self.shift.state() if self.shift is not None else None,
-            "maxima": [list(self.maxima.maxima), self.maxima.current, self.maxima.filled],
+            "usual": [[list(m.maxima), m.current, m.filled] for m in self.usual],
             "recent": list(self.recent),
             "level": self.level,
         }
@@ -116,8 +126,9 @@ class Ensemble:
         e.seasonal.restore(state["seasonal"])
         if e.shift is not None:
             e.shift.restore(state["shift"])
-        maxima, e.maxima.current, e.maxima.filled = state["maxima"]
-        e.maxima.maxima.extend(maxima)
+        for m, (maxima, current, filled) in zip(e.usual, state["usual"], strict=True):
+            m.maxima.extend(maxima)
+            m.current, m.filled = current, filled
         e.recent.extend(state["recent"])
         e.level = state["level"]
         return e
