@@ -2,7 +2,9 @@
 
 Each runbook is chunked by section and embedded into a persistent chromadb collection (one
 collection per embedding backend); a BM25 index over the same chunks is saved beside it and
-rebuilt only when the runbooks (or the code that scores them) change.
+rebuilt only when the runbooks (or the code that scores them) change. The vectors are read
+back from chromadb at the first search and ranked in memory (`retrieval/vectors.py`): every
+search of one query text shares one similarity computation.
 A query is ranked by three signals fused into one score in 0..1:
 
     score = W_VECTOR × best chunk cosine + W_LEXICAL × best chunk BM25 share
@@ -17,6 +19,7 @@ import contextlib
 import hashlib
 import json
 import re
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +36,7 @@ from opsloop.tools.retrieval.backends import EmbeddingBackend
 from opsloop.tools.retrieval.chunks import CHUNKER_VERSION, chunk_runbook
 from opsloop.tools.retrieval.lexical import LexicalIndex, code_digest
 from opsloop.tools.retrieval.parsed import ParsedRunbooks
+from opsloop.tools.retrieval.vectors import ChunkVectors
 
 if TYPE_CHECKING:
     from opsloop.settings import Settings
@@ -86,6 +90,9 @@ class RunbookIndex:
         self._col = col
         self._lexical_file = persist_dir / f"{name}.bm25.npz"
         self._parsed_file = persist_dir / f"{name}.runbooks.json"
+        self._chunk_vectors: ChunkVectors | None = None
+        self._lexical_memo: dict[str, tuple[np.ndarray, float]] = {}
+        self._vectors_lock = threading.Lock()
         self._runbooks: dict[str, Runbook] = {}
         self._problems: list[RunbookProblem] = []
         self.refresh(progress)
@@ -182,23 +189,58 @@ class RunbookIndex:
         beside the vectors and read back while the runbooks are the same ones."""
         self._ids = sorted(self._runbooks)
         position = {rid: i for i, rid in enumerate(self._ids)}
-        chunks = [(position[rid], chunk) for rid in self._ids
-                  for chunk in chunk_runbook(self._runbooks[rid])]
-        self._owner = np.asarray([owner for owner, _ in chunks], dtype=np.int64)
-        self._sections = [chunk.section for _, chunk in chunks]
+        chunks = [(rid, i, chunk) for rid in self._ids
+                  for i, chunk in enumerate(chunk_runbook(self._runbooks[rid]))]
+        self._owner = np.asarray([position[rid] for rid, _, _ in chunks], dtype=np.int64)
+        self._sections = [chunk.section for _, _, chunk in chunks]
+        # Each row's chromadb id is `<file>#<i>`, i counting that runbook's chunks from 0.
+        self._chunk_keys = [(rid, i) for rid, i, _ in chunks]
+        self._chunk_vectors = None
+        self._lexical_memo = {}
         key = hashlib.sha256(json.dumps(
             [code_digest(), [(rid, digests[rid]) for rid in self._ids]]).encode()).hexdigest()
         saved = LexicalIndex.load(self._lexical_file, key)
         if saved is not None and saved.size == len(chunks):
             self._lexical = saved
         else:
-            self._lexical = LexicalIndex([chunk.text for _, chunk in chunks])
+            self._lexical = LexicalIndex([chunk.text for _, _, chunk in chunks])
             with contextlib.suppress(OSError):  # a read-only index dir: rebuilt next time
                 self._lexical.save(self._lexical_file, key)
         self._by_key: dict[str, list[str]] = {}
         for rid in self._ids:
             for key in match_keys(self._runbooks[rid]):
                 self._by_key.setdefault(key, []).append(rid)
+
+    def _vectors(self) -> ChunkVectors:
+        """The chunks' vectors from chromadb, read at the first search after a refresh."""
+        with self._vectors_lock:
+            if self._chunk_vectors is None:
+                row_of = {f"{self._runbooks[rid].file}#{i}": row
+                          for row, (rid, i) in enumerate(self._chunk_keys)}
+                stored = self._col.get(include=["embeddings"])
+                embeddings = stored["embeddings"]
+                dims = len(embeddings[0]) if embeddings is not None and len(embeddings) else 1
+                vectors = np.zeros((len(self._chunk_keys), dims), dtype=np.float64)
+                present = np.zeros(len(self._chunk_keys), dtype=bool)
+                for chunk_id, vector in zip(stored["ids"], embeddings if embeddings is not None
+                                            else [], strict=False):
+                    row = row_of.get(chunk_id)
+                    if row is not None:
+                        vectors[row], present[row] = vector, True
+                self._chunk_vectors = ChunkVectors(vectors, present, self.embedder)
+            return self._chunk_vectors
+
+    def _lexical_scores(self, query: str) -> tuple[np.ndarray, float]:
+        """BM25 per chunk, computed once per query text (an incident's searches share one)."""
+        with self._vectors_lock:
+            known = self._lexical_memo.get(query)
+        if known is None:
+            known = self._lexical.scores(query)
+            with self._vectors_lock:
+                self._lexical_memo[query] = known
+                while len(self._lexical_memo) > 16:
+                    del self._lexical_memo[next(iter(self._lexical_memo))]
+        return known
 
     def problems(self) -> list[RunbookProblem]:
         return list(self._problems)
@@ -248,21 +290,12 @@ class RunbookIndex:
         n = len(self._ids)
         vec = np.zeros(n, dtype=np.float32)
         vec_section: dict[int, str] = {}
-        total = self._col.count()
-        if total:
-            where: Any = None
-            if not allowed.all():
-                where = {"runbook": {"$in": [self._ids[i] for i in np.flatnonzero(allowed)]}}
-            res = self._col.query(query_texts=[query], n_results=min(total, max(8 * k, 40)),
-                                  where=where, include=["metadatas", "distances"])
-            position = {rid: i for i, rid in enumerate(self._ids)}
-            for meta, dist in zip((res["metadatas"] or [[]])[0], (res["distances"] or [[]])[0],
-                                  strict=False):
-                i = position.get(str(meta["runbook"]))
-                sim = max(0.0, 1.0 - float(dist))  # cosine distance -> similarity
-                if i is not None and sim > vec[i]:
-                    vec[i], vec_section[i] = sim, str(meta["section"])
-        chunk_scores, bound = self._lexical.scores(query)
+        # The 8k (at least 40) nearest allowed chunks, as the chromadb query used to return.
+        for row, sim in self._vectors().nearest(query, allowed[self._owner], max(8 * k, 40)):
+            i = int(self._owner[row])
+            if sim > vec[i]:
+                vec[i], vec_section[i] = sim, self._sections[row]
+        chunk_scores, bound = self._lexical_scores(query)
         share = chunk_scores / bound if bound > 0 else chunk_scores
         lex = np.zeros(n, dtype=np.float32)
         np.maximum.at(lex, self._owner, share)
