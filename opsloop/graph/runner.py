@@ -284,8 +284,7 @@ class OperateLoop:
         incident: Incident = snapshot.values["incident"]
         waiting = [ApprovalRequest.model_validate(i.value) for i in snapshot.interrupts]
         if waiting:
-            incident = incident.model_copy(update={"status": IncidentStatus.AWAITING_APPROVAL},
-                                           deep=True)
+            incident = incident.model_copy(update={"status": IncidentStatus.AWAITING_APPROVAL})
             for request in waiting:
                 if self.store.add_pending(request):
                     self.store.audit(incident_id, "opsloop", "approval_requested",

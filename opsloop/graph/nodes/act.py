@@ -63,4 +63,4 @@ def act(state: LoopState, runtime: Runtime[LoopContext]) -> LoopState:
         log_to_war_room(ctx.settings.warrooms_dir, incident.id, events[-1])
     return {"incident": incident.model_copy(update={
         "actions": cases, "notifications": notifications,
-        "timeline": [*incident.timeline, *events]}, deep=True)}
+        "timeline": [*incident.timeline, *events]})}

@@ -81,4 +81,4 @@ def approval(state: LoopState, runtime: Runtime[LoopContext]) -> LoopState:
         events.append(event(ctx, EventKind.APPROVED, f"{action.describe()} {who}",
                             action_id=action.id))
     return {"incident": incident.model_copy(
-        update={"actions": cases, "timeline": [*incident.timeline, *events]}, deep=True)}
+        update={"actions": cases, "timeline": [*incident.timeline, *events]})}

@@ -96,4 +96,4 @@ def guardrails(state: LoopState, runtime: Runtime[LoopContext]) -> LoopState:
             )
         )
     return {"incident": incident.model_copy(
-        update={"actions": cases, "timeline": [*incident.timeline, *events]}, deep=True)}
+        update={"actions": cases, "timeline": [*incident.timeline, *events]})}

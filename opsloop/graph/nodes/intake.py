@@ -54,4 +54,4 @@ def intake(state: LoopState, runtime: Runtime[LoopContext]) -> LoopState:
         {"group_key": incident.group_key, "alerts": len(incident.anomalies)},
     )
     timeline = [*incident.timeline, *events]
-    return {"incident": incident.model_copy(update={"timeline": timeline}, deep=True)}
+    return {"incident": incident.model_copy(update={"timeline": timeline})}

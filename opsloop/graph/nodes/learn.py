@@ -60,7 +60,6 @@ def learn(state: LoopState, runtime: Runtime[LoopContext]) -> LoopState:
             "notifications": notifications,
             "timeline": [*incident.timeline, *events],
         },
-        deep=True,
     )
     extra = set(ctx.policies.severity.postmortem_severities)
     if needs_postmortem(incident, extra):

@@ -53,7 +53,7 @@ def route(state: DiagnosisState, runtime: Runtime[LoopContext]) -> DiagnosisStat
     chosen = choose_specialists(incident, ctx)
     routed = event(ctx, EventKind.ROUTED, f"routed to {', '.join(chosen)}", specialists=chosen)
     return {"incident": incident.model_copy(
-        update={"specialists": chosen, "timeline": [*incident.timeline, routed]}, deep=True)}
+        update={"specialists": chosen, "timeline": [*incident.timeline, routed]})}
 
 
 def fan_out(state: DiagnosisState) -> list[Send]:
@@ -80,4 +80,4 @@ def merge(state: DiagnosisState, runtime: Runtime[LoopContext]) -> DiagnosisStat
         message = f"root cause ({specialist}, {hypothesis.confidence:.0%}): {hypothesis.cause}"
     update["timeline"] = [*incident.timeline, *(e for f in found for e in f.timeline),
                           event(ctx, EventKind.DIAGNOSED, message)]
-    return {"incident": incident.model_copy(update=update, deep=True)}
+    return {"incident": incident.model_copy(update=update)}

@@ -19,7 +19,7 @@ def triage(state: LoopState, runtime: Runtime[LoopContext]) -> LoopState:
     impact = measure_impact(incident.services, ctx.telemetry, ctx.policies)
     severity, rule = classify(impact, ctx.policies.severity)
     incident = incident.model_copy(
-        update={"severity": severity, "severity_rule": rule, "impact": impact}, deep=True
+        update={"severity": severity, "severity_rule": rule, "impact": impact}
     )
     events = [
         event(

@@ -171,4 +171,4 @@ def verify(state: LoopState, runtime: Runtime[LoopContext]) -> LoopState:
     })
     return {"incident": incident.model_copy(update={
         "actions": cases, "verification": verification,
-        "timeline": [*incident.timeline, *events]}, deep=True)}
+        "timeline": [*incident.timeline, *events]})}
