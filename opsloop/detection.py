@@ -45,6 +45,7 @@ def detector_settings(policy: AnomalyDetection) -> DetectorSettings:
         quiet_days=0.0,
         shift_days=policy.shift_minutes / MINUTES_PER_DAY,
         shift_baseline_days=policy.shift_baseline_minutes / MINUTES_PER_DAY,
+        distribution_points=policy.distribution_minutes,  # one point a minute
     )
 
 

@@ -22,12 +22,14 @@ _SETTING_HELP = {
     "quiet_days": "after a reported peak, lower scores are held at 0 this many days",
     "shift_days": "days of recent points the level-shift view averages (0: off)",
     "shift_baseline_days": "days of points before them whose median is the old level",
+    "distribution_points": "recent points in the distribution view's histogram (0: off)",
+    "distribution_bins": "bins of the distribution view's histogram",
     "level_alpha": "smoothing of the forecast (weight of the newest value)",
     "error_alpha": "memory of the usual error (weight of the newest error)",
 }
 
 
-_MAY_BE_ZERO = {"quiet_days", "shift_days", "shift_baseline_days"}
+_MAY_BE_ZERO = {"quiet_days", "shift_days", "shift_baseline_days", "distribution_points"}
 
 
 def add_detector_options(p: argparse.ArgumentParser) -> None:

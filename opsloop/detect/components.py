@@ -1,10 +1,13 @@
-"""The ensemble's two views of a series, each a surprise in standard deviations per point.
+"""The ensemble's views of a series, each a surprise in standard deviations per point.
 
 - `ForecastResidual`: the distance from an exponentially smoothed forecast, in units of that
   forecast's usual error (short memory: catches jumps and spikes).
 - `RecentShift`: how far the mean of the last few points is from the median of the points
   before them, in units of that difference's usual size (catches a level shift for as long
   as the old level is still in its baseline, where the forecast adapts within minutes).
+- `DistributionShift`: the relative entropy between the histogram of the last few points and
+  the series' long-run histogram (a G-test), as a normal quantile (catches a change of
+  shape — more spikes, a flat line, a new spread — that no single point shows).
 - `SeasonalBaseline`: the distance from the median of the same time of day on the previous
   days, in units of that baseline's usual error (catches what is odd for the hour).
 
@@ -130,3 +133,49 @@ class RecentShift:
         self.window.extend(state["window"])  # type: ignore[arg-type]
         self.recent_sum = state["recent_sum"]  # type: ignore[assignment]
         self.errors = EwStats.restore(state["errors"])  # type: ignore[arg-type]
+
+
+class DistributionShift:
+    """Relative entropy of the recent points' histogram against the long-run one (G-test)."""
+
+    def __init__(self, recent: int, bins: int, memory_alpha: float) -> None:
+        self.bins = bins
+        self.recent: deque[int] = deque(maxlen=max(recent, 2))
+        self.counts = [0] * bins
+        self.reference = [1.0 / bins] * bins
+        self.memory_alpha = memory_alpha
+        self.seen = 0
+
+    def update(self, x: float, low: float, span: float) -> float:
+        b = min(int((x - low) / span * self.bins), self.bins - 1) if span > 0 else 0
+        r = self.recent
+        if len(r) == r.maxlen:
+            self.counts[r[0]] -= 1
+        r.append(b)
+        self.counts[b] += 1
+        self.seen += 1
+        g = 0.0
+        n = len(r)
+        for c, q in zip(self.counts, self.reference, strict=True):
+            if c:
+                g += c * math.log(c / (n * max(q, 1e-4)))
+        a = max(self.memory_alpha, 1.0 / self.seen)
+        self.reference = [(1.0 - a) * q + (a if i == b else 0.0)
+                          for i, q in enumerate(self.reference)]
+        if self.seen <= 2 * n:
+            return 0.0
+        # 2G is chi-squared with bins - 1 degrees of freedom: as a normal quantile
+        # (Wilson-Hilferty), so it reads in standard deviations like the other views.
+        k = float(self.bins - 1)
+        x2 = max(2.0 * g, 0.0)
+        return max(0.0, ((x2 / k) ** (1 / 3) - (1 - 2 / (9 * k))) / math.sqrt(2 / (9 * k)))
+
+    def state(self) -> dict[str, object]:
+        return {"recent": list(self.recent), "counts": self.counts,
+                "reference": self.reference, "seen": self.seen}
+
+    def restore(self, state: dict[str, object]) -> None:
+        self.recent.extend(state["recent"])  # type: ignore[arg-type]
+        self.counts = list(state["counts"])  # type: ignore[call-overload]
+        self.reference = list(state["reference"])  # type: ignore[call-overload]
+        self.seen = state["seen"]  # type: ignore[assignment]

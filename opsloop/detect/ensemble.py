@@ -1,6 +1,7 @@
-"""The detector ensemble: three surprises, each scaled by its own usual extremes, one score.
+"""The detector ensemble: four surprises, each scaled by its own usual extremes, one score.
 
-Per point, each view (forecast residual, seasonal baseline, level shift; see components)
+Per point, each view (forecast residual, seasonal baseline, level shift, distribution
+shift; see components)
 gives a surprise z in standard deviations. Each z is set against that view's usual extreme,
 the median of its largest z in each of the last few multi-day blocks — so a series that is
 always spiky must spike beyond its usual worst to score high — as z / (z + usual), in [0, 1).
@@ -15,9 +16,15 @@ from collections import deque
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from opsloop.detect.components import ForecastResidual, Range, RecentShift, SeasonalBaseline
+from opsloop.detect.components import (
+    DistributionShift,
+    ForecastResidual,
+    Range,
+    RecentShift,
+    SeasonalBaseline,
+)
 
-NAME = "ensemble(forecast-residual, seasonal-baseline, level-shift)"
+NAME = "ensemble(forecast-residual, seasonal-baseline, level-shift, distribution-shift)"
 
 
 @dataclass(frozen=True)
@@ -30,6 +37,10 @@ class DetectorSettings:
     quiet_days: float = 1.0     # after a reported peak, lower scores are held at 0 this long
     shift_days: float = 0.01    # recent points averaged for the level-shift view (0: off)
     shift_baseline_days: float = 0.1  # the points before them whose median is the old level
+    # The distribution view: a histogram of this many recent points (0: off) over this many
+    # bins; 50 points in 10 bins keeps about 5 expected per bin, the G-test's usual floor.
+    distribution_points: int = 50
+    distribution_bins: int = 10
     level_alpha: float = 0.2    # forecast smoothing
     error_alpha: float = 0.002  # memory of the usual error of every view
 
@@ -72,7 +83,11 @@ class Ensemble:
                         round(s.shift_baseline_days * self.points_per_day), s.error_alpha)
             if s.shift_days > 0 and s.shift_baseline_days > 0 else None
         )
-        views = 3 if self.shift is not None else 2
+        self.distribution = (
+            DistributionShift(s.distribution_points, s.distribution_bins, s.error_alpha)
+            if s.distribution_points > 0 else None
+        )
+        views = 2 + (self.shift is not None) + (self.distribution is not None)
         self.usual = [BlockMaxima(round(s.block_days * self.points_per_day), s.blocks)
                       for _ in range(views)]
         quiet = round(s.quiet_days * self.points_per_day)
@@ -86,8 +101,10 @@ class Ensemble:
         zs = [self.forecast.update(value, span), self.seasonal.update(value, span)]
         if self.shift is not None:
             zs.append(self.shift.update(value, span))
+        if self.distribution is not None:
+            zs.append(self.distribution.update(value, self.range.low, span))
         ratios = []
-        for z, maxima in zip(zs, self.usual, strict=False):
+        for z, maxima in zip(zs, self.usual, strict=True):
             usual = maxima.reference()
             maxima.update(z)
             if usual > 0:  # a view still learning what is usual has no vote yet
@@ -112,6 +129,8 @@ class Ensemble:
             "forecast": self.forecast.state(),
             "seasonal": self.seasonal.state(),
             "shift": self.shift.state() if self.shift is not None else None,
+            "distribution": (
+                self.distribution.state() if self.distribution is not None else None),
             "usual": [[list(m.maxima), m.current, m.filled] for m in self.usual],
             "recent": list(self.recent),
             "level": self.level,
@@ -126,6 +145,8 @@ class Ensemble:
         e.seasonal.restore(state["seasonal"])
         if e.shift is not None:
             e.shift.restore(state["shift"])
+        if e.distribution is not None:
+            e.distribution.restore(state["distribution"])
         for m, (maxima, current, filled) in zip(e.usual, state["usual"], strict=True):
             m.maxima.extend(maxima)
             m.current, m.filled = current, filled

@@ -91,6 +91,7 @@ class AnomalyDetection(StrictModel):
     blocks: int = Field(default=24, ge=1)              # the usual extreme: their median
     shift_minutes: int = Field(default=5, ge=1)        # a level shift: these minutes' mean
     shift_baseline_minutes: int = Field(default=60, ge=1)  # against these before them
+    distribution_minutes: int = Field(default=50, ge=0)  # the recent histogram (0: off)
     labels: dict[str, str] = Field(default_factory=dict)
 
     def applies_to(self, service: str) -> bool:
