@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from opsloop import watch
 from opsloop.detection import MetricDetectors
 from opsloop.graph.runner import OperateLoop
+from opsloop.intake import AlertGrouper
 from opsloop.models import Anomaly, IncidentStatus, MetricPoint, MetricSeries, ServiceInfo
 from opsloop.policy import load_policies
 from opsloop.policy.schema.alerts import AnomalyDetection
@@ -150,3 +151,20 @@ def test_without_a_detectors_section_the_watch_runs_rules_only() -> None:
         "alerts": policies.alerts.model_copy(update={"detectors": None})})
     assert watch.metric_detectors(bare) is None
     assert watch.metric_detectors(policies) is not None
+
+
+def test_a_detector_alert_joins_the_rule_alerts_of_its_service_in_one_incident() -> None:
+    policies = load_policies(REPO_ROOT / "policies")
+    (detected,) = _watch(MetricDetectors(_policy()), Series(_noisy(300, {200: 40.0})),
+                         range(120, 300))
+    rule_alert = Anomaly(
+        fingerprint="rule-api", labels={"env": "prod", "alertname": "HighErrorRate",
+                                        "service": "api", "severity": "page"},
+        annotations={"summary": "api: errors", "runbook": "high-error-rate"},
+        starts_at=detected.starts_at, source="rules")
+    grouper = AlertGrouper(policies.intake, "sim", lambda: "INC-1")
+    now = START + timedelta(minutes=300)
+    grouper.ingest([detected, rule_alert], now)
+    (incident,) = grouper.due(now + timedelta(minutes=policies.intake.group_wait_minutes))
+    assert {a.source for a in incident.anomalies} == {"detector", "rules"}
+    assert incident.services == ["api"]
