@@ -116,3 +116,19 @@ def test_eval_anomalies_scores_a_small_corpus(
     standard = result["profiles"][0]
     assert standard["profile"] == "standard" and standard["true_positives"] == 1
     assert standard["score"] > 50
+
+
+def test_eval_anomalies_says_what_is_missing_or_wrong(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["--work-dir", str(tmp_path), "eval", "anomalies"]
+    assert main(base) == 1
+    assert "needs --data DIR and --windows FILE" in capsys.readouterr().err
+    (tmp_path / "windows.json").write_text(json.dumps({"cat/missing.csv": []}))
+    assert main([*base, "--data", str(tmp_path), "--windows",
+                 str(tmp_path / "windows.json")]) == 1
+    err = capsys.readouterr().err
+    assert "names 'cat/missing.csv'" in err and "does not exist" in err
+    (tmp_path / "windows.json").write_text(json.dumps({"a.csv": "soon"}))
+    assert main([*base, "--data", str(tmp_path), "--windows",
+                 str(tmp_path / "windows.json")]) == 1
+    assert "expected a list of [start, end] strings" in capsys.readouterr().err
