@@ -12,14 +12,20 @@ so a restarted watch continues where it stopped.
 
 from __future__ import annotations
 
+import json
+import os
+import tempfile
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, Protocol
 
 from opsloop.detect import NAME, DetectorSettings, Ensemble
 from opsloop.fingerprint import label_fingerprint
 from opsloop.models import Anomaly, MetricSeries, ServiceInfo
+from opsloop.policy import Policies
 from opsloop.policy.schema.alerts import AnomalyDetection, DetectedMetric
 
 MINUTES_PER_DAY = 24 * 60
@@ -211,3 +217,33 @@ class MetricDetectors:
             service, _, metric = key.partition("/")
             d.series[(service, metric)] = _Watched.restore(s)
         return d
+
+
+def save_detectors(detectors: MetricDetectors, path: Path) -> None:
+    """The detectors' memory, written atomically (a temp file, then a rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(detectors.state(), fh)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_detectors(policies: Policies, path: Path, warn: Callable[[str], None],
+                   environment: str) -> MetricDetectors | None:
+    """The detectors alerts.yaml asks for, continuing from `path` when it holds their memory;
+    an unreadable file is named and the detectors start afresh (they relearn; nothing else
+    is lost)."""
+    policy = policies.alerts.detectors
+    if policy is None:
+        return None
+    if path.exists():
+        try:
+            state = json.loads(path.read_text(encoding="utf-8"))
+            return MetricDetectors.restore(policy, state, environment)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            warn(f"{path}: detector memory cannot be read ({exc}); the detectors start afresh")
+    return MetricDetectors(policy, environment)

@@ -85,3 +85,49 @@ def test_an_incident_opened_by_intake_runs_on_a_worker_against_the_served_simula
         assert runtime.errors == []
     finally:
         runtime.stop()
+
+
+def test_serve_runs_the_anomaly_detectors_and_keeps_their_memory_across_a_restart(
+    settings: Settings,
+) -> None:
+    # A fault under every alert rule: only the detectors can see it.
+    server = SimServer(SimEnvironment.create("quiet_slowdown", seed=7),
+                       hold_scenario=True).start()
+    client = SimClient(server.url)
+    policies = load_policies(settings.policies_dir)
+    runtime = IntakeRuntime(settings, policies, remote_ref(server.url))
+    try:
+        client.wait(30)
+        runtime.evaluate_detectors()
+        assert runtime.grouper.stats.received == 0  # a healthy fleet raises nothing
+        assert runtime.detectors is not None and runtime.detectors.series
+        learned = len(runtime.detectors.series)
+        runtime.stop()
+        runtime = IntakeRuntime(settings, policies, remote_ref(server.url))
+        assert runtime.detectors is not None
+        assert len(runtime.detectors.series) == learned  # continued, not relearned
+        client.release_scenario()
+        for _ in range(12):
+            client.wait(10)
+            runtime.evaluate_detectors()
+        firing = [a for g in runtime.grouper.groups.values() for a in g.alerts.values()]
+        assert {(a.name, a.service, a.source) for a in firing} >= {
+            ("MetricAnomaly", "inventory", "detector")}
+    finally:
+        runtime.stop()
+        client.close()
+        server.stop()
+
+
+def test_unreadable_detector_memory_is_named_and_the_detectors_start_afresh(
+    settings: Settings,
+) -> None:
+    from opsloop.detection import load_detectors
+
+    path = settings.state_dir / "detectors.json"
+    path.parent.mkdir(parents=True)
+    path.write_text("{not json")
+    said: list[str] = []
+    detectors = load_detectors(load_policies(settings.policies_dir), path, said.append, "prod")
+    assert detectors is not None and detectors.series == {}
+    assert said and str(path) in said[0]

@@ -21,6 +21,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
 from typing import Any
 
+from opsloop.detection import load_detectors, save_detectors
 from opsloop.environments import Production, UnknownEnvironment, open_environment
 from opsloop.graph.runner import OperateLoop
 from opsloop.intake import AlertGrouper, GroupUpdate, IntakeStats
@@ -72,6 +73,10 @@ class IntakeRuntime:
         self.runs: dict[str, Future[Incident | None]] = {}
         self.errors: list[str] = []
         self._slo_firing: dict[str, Anomaly] = {}
+        self._detectors_path = settings.state_dir / "detectors.json"
+        self.detectors = (load_detectors(policies, self._detectors_path, self._error,
+                                         ENVIRONMENT) if environment else None)
+        self._detector_firing: dict[str, Anomaly] = {}
         self._gc_thresholds: tuple[int, int, int] | None = None  # to restore on stop
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -92,6 +97,9 @@ class IntakeRuntime:
         if self.env is not None:
             self._spawn("slo-evaluate",
                         self._every(self.settings.slo_evaluation_seconds, self.evaluate_slos))
+        if self.env is not None and self.detectors is not None:
+            self._spawn("detectors",
+                        self._every(self.settings.slo_evaluation_seconds, self.evaluate_detectors))
         return self
 
     def stop(self) -> None:
@@ -268,6 +276,23 @@ class IntakeRuntime:
             for fp, a in self._slo_firing.items() if fp not in firing
         ]
         self._slo_firing = firing
+        self.grouper.ingest([*found, *gone], now)
+
+    def evaluate_detectors(self) -> None:
+        """The streaming anomaly detectors over every service's metrics, into intake, as the
+        simulator watch runs them; an alert that stopped firing is sent as resolved. Their
+        memory is saved after each pass, so a restart continues instead of relearning."""
+        if self.env is None or self.detectors is None:
+            return
+        now = self.now()
+        found = self.detectors.observe(self.env, now)
+        firing = {a.fingerprint: a for a in found}
+        gone = [
+            a.model_copy(update={"status": AnomalyStatus.RESOLVED, "ends_at": now})
+            for fp, a in self._detector_firing.items() if fp not in firing
+        ]
+        self._detector_firing = firing
+        save_detectors(self.detectors, self._detectors_path)
         self.grouper.ingest([*found, *gone], now)
 
     # -- graph runs ------------------------------------------------------------------------

@@ -114,6 +114,12 @@ def known_alerts(alerts: AlertsPolicy, health: HealthPolicy, severity: SeverityP
         watched = services if "*" in rule.services else rule.services
         for service in watched or ["any-service"]:
             out.append({**rule.labels, "alertname": rule.name, "service": service})
+    detectors = alerts.detectors
+    if detectors is not None:
+        for service in [s for s in services if detectors.applies_to(s)]:
+            for detected in detectors.metrics:
+                out.append({**detectors.labels, "alertname": detectors.alertname,
+                            "service": service, "metric": detected.metric})
     for slo in health.slos:
         for window in health.burn_rate_windows:
             out.append(
