@@ -91,7 +91,7 @@ def test_kill_at_seeded_random_moments(tmp_path: Path) -> None:
         work = tmp_path / f"random-{attempt}"
         proc = subprocess.Popen(command(work, *scenarios), stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, env=child_env())
-        delay = rng.uniform(0.3, 0.95) * whole
+        delay = rng.uniform(0.5, 0.9) * whole  # start-up and detection come first
         time.sleep(delay)
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
