@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -164,7 +166,23 @@ class IncidentStore:
         cur = self._db.execute("INSERT INTO incident_ids(issued_at) VALUES(?)", (_now(),))
         return f"INC-{int(cur.lastrowid or 0):04d}"
 
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One commit for several writes: all of them land, or none."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
     def save_incident(self, incident: Incident) -> None:
+        """The record with its indexes (action ledger, relation keys), in one commit."""
+        with self._transaction():
+            self._save(incident)
+
+    def _save(self, incident: Incident) -> None:
         seq = int(incident.id.rsplit("-", 1)[-1]) if incident.id[-1:].isdigit() else 0
         self._db.execute(
             "INSERT INTO incidents(id, seq, status, severity, opened_at, body) "
@@ -191,7 +209,6 @@ class IncidentStore:
                 and c.result.status is ActionStatus.SUCCEEDED and not c.result.replayed
             ],
         )
-
         self._db.execute("DELETE FROM incident_keys WHERE incident_id=?", (incident.id,))
         self._db.executemany(
             "INSERT OR IGNORE INTO incident_keys(incident_id, key, opened_at) VALUES(?,?,?)",
