@@ -259,7 +259,8 @@ def test_allow_unsafe_does_not_excuse_other_errors(capsys: pytest.CaptureFixture
 # --- running the loop ----------------------------------------------------------------------
 
 
-def test_loading_unsafe_policies_is_refused_without_the_opt_in(tmp_path: Path) -> None:
+def test_loading_unsafe_policies_is_refused_without_the_opt_in(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     directory = _apply(tmp_path, SEV1_AUTO)
     with pytest.raises(PolicyError) as caught:
         load_policies(directory)
@@ -269,6 +270,8 @@ def test_loading_unsafe_policies_is_refused_without_the_opt_in(tmp_path: Path) -
     policies = load_policies(directory, allow_unsafe=True)
     assert policies.remediation.severities["SEV1"].outcome == "auto"
     assert any("unsafe (allowed)" in w for w in policies.warnings)
+    said = [r.getMessage() for r in caplog.records if r.name == "opsloop.policy"]
+    assert any("severities.SEV1.outcome" in m for m in said)  # never silently
 
 
 def test_the_demo_refuses_unsafe_policies_without_a_traceback(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import types
 import typing
@@ -19,6 +20,7 @@ from opsloop.policy.safety import accept_unsafe
 from opsloop.policy.schema import POLICY_FILES, Policies, PolicyFile
 
 Loc = tuple[str | int, ...]
+log = logging.getLogger("opsloop.policy")
 
 
 def load_policies(directory: Path, *, allow_unsafe: bool = False) -> Policies:
@@ -32,6 +34,10 @@ def load_policies(directory: Path, *, allow_unsafe: bool = False) -> Policies:
         problems = accept_unsafe(problems)
     if any(p.level is ProblemLevel.ERROR for p in problems):
         raise PolicyError(problems)
+    for problem in problems:
+        if problem.allowed:  # the loop runs them, but never silently
+            log.warning("running with an unsafe policy (OPSLOOP_ALLOW_UNSAFE_POLICIES): %s",
+                        problem)
     return Policies(
         source_dir=Path(directory),
         warnings=[str(p) for p in problems],
