@@ -20,7 +20,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from opsloop.detect import points_per_day, read_series, score_values
+from opsloop.detect import read_series, score_values
 
 
 def _synthetic() -> list[tuple[str, list[float], int]]:
@@ -34,7 +34,7 @@ def _corpus(data: Path) -> list[tuple[str, list[float], int]]:
     out = []
     for path in sorted(data.rglob("*.csv")):
         series = read_series(path)
-        out.append((str(path.relative_to(data)), series.values, points_per_day(series.timestamps)))
+        out.append((str(path.relative_to(data)), series.values, series.per_day))
     return out
 
 

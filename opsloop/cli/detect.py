@@ -71,7 +71,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 def detect(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
     import time
 
-    from opsloop.detect import SeriesError, points_per_day, read_series, score_values, write_scores
+    from opsloop.detect import SeriesError, score_file, write_scores
 
     chosen = detector_settings(args)
     out_dir: Path = args.output_dir
@@ -83,15 +83,14 @@ def detect(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
     for i, path in enumerate(args.csv, start=1):
         started = time.perf_counter()
         try:
-            series = read_series(path)
-            per_day = points_per_day(series.timestamps)
+            series, scores = score_file(path, chosen)
         except SeriesError as exc:
             raise UserError(str(exc)) from None
-        scores = score_values(series.values, per_day, chosen)
         target = out_dir / path.name
         if target.resolve() == path.resolve():
             raise UserError(f"{target}: would overwrite its input; choose another --output-dir")
         write_scores(target, series, scores)
         ui.err.print(f"[{i}/{len(args.csv)}] {path} → {target}: {len(scores)} rows, "
-                     f"{per_day} per day, {time.perf_counter() - started:.2f}s", markup=False)
+                     f"{series.per_day} per day, {time.perf_counter() - started:.2f}s",
+                     markup=False)
     return 0

@@ -10,6 +10,7 @@ from opsloop.detect.series import (
     SeriesError,
     points_per_day,
     read_series,
+    score_file,
     score_values,
     write_scores,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "SeriesError",
     "points_per_day",
     "read_series",
+    "score_file",
     "score_values",
     "write_scores",
 ]

@@ -25,6 +25,11 @@ class Series:
     values: list[float]
     texts: list[str]  # the values as written, copied to the output unchanged
 
+    @property
+    def per_day(self) -> int:
+        """Points per day, from the timestamps' spacing."""
+        return points_per_day(self.timestamps)
+
 
 def read_series(path: Path) -> Series:
     """A NAB-format CSV: a `timestamp,value` header, then one row per point in time order."""
@@ -71,6 +76,13 @@ def score_values(
     """Each value's anomaly score, reading the series once in order (no look-ahead)."""
     detector = Ensemble(per_day, settings)
     return [detector.update(v) for v in values]
+
+
+def score_file(path: Path, settings: DetectorSettings | None = None) -> tuple[Series, list[float]]:
+    """A NAB-format CSV read and scored, its points per day taken from its timestamps;
+    SeriesError names the file when it cannot be read."""
+    series = read_series(path)
+    return series, score_values(series.values, series.per_day, settings)
 
 
 def write_scores(path: Path, series: Series, scores: Sequence[float]) -> None:

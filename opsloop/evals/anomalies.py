@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from opsloop.detect import DetectorSettings, SeriesError, points_per_day, read_series, score_values
+from opsloop.detect import DetectorSettings, SeriesError, score_file
 from opsloop.evals.nab import ProfileResult, ScoredSeries, load_windows, score_corpus, window_rows
 
 
@@ -45,11 +45,9 @@ def evaluate_corpus(
         if not path.is_file():
             raise CorpusError(f"{windows_file} names {name!r} but {path} does not exist")
         try:
-            series = read_series(path)
-            per_day = points_per_day(series.timestamps)
+            series, scores = score_file(path, settings)
         except SeriesError as exc:
             raise CorpusError(str(exc)) from None
-        scores = score_values(series.values, per_day, settings)
         corpus.append(ScoredSeries(name, scores, window_rows(series.timestamps, windows[name])))
         if progress is not None:
             progress(f"{name}: {len(scores)} rows")
