@@ -1,0 +1,1 @@
+"""One module per scheduled agent; `opsloop.scheduled.registry` lists them."""
