@@ -5,21 +5,36 @@ us that operations alone will not fix. Each rule reads only the record; a signal
 hash of its kind and the subject it is about (a service, an action type, a policy rule), so
 re-deriving it, or seeing the pattern again next week, updates one file instead of filing
 a new one.
+
+The file is the signal's one record, triage included: once a person decides (accepted,
+declined, merged; `opsloop.agents.signal_triage`), its status and the history of who decided
+what, when and why are added to the front matter. A signal nobody has decided yet is written
+exactly as before, so files from before triage read as `new`. Every write of the signals
+folder happens under one lock (`signals_lock`), so learn re-filing a signal never loses a
+decision made at the same moment.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
-from collections.abc import Iterable
+import os
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from opsloop.agents.markdown import (
     atomic_write,
+    bullets,
     fmt_duration,
     fmt_time,
+    front_matter,
+    inline,
     iso,
     one_line,
     render_signal,
@@ -32,6 +47,44 @@ DEFAULT_LOOKBACK_DAYS = 30
 DEFAULT_THRESHOLD = 3
 DEFAULT_TOIL_THRESHOLD = 5
 DEFAULT_SLOW_APPROVAL_MINUTES = 30.0
+LOCK_TIMEOUT_SECONDS = 10.0
+
+
+class SignalStatus(StrEnum):
+    NEW = "new"  # nobody has decided yet
+    ACCEPTED = "accepted"  # taken on as a mission: work/missions/<id>.md
+    DECLINED = "declined"
+    MERGED = "merged"  # a duplicate: its evidence counts towards `merged_into`
+
+
+class StatusChange(BaseModel):
+    """One decision about a signal: from which status to which, who, when and why."""
+
+    status: SignalStatus
+    previous: SignalStatus
+    by: str
+    at: datetime
+    reason: str
+    into: str | None = None  # the signal a merge pointed at
+    mission: str | None = None  # the brief an acceptance wrote
+    incidents: int = 0  # how many incidents the signal rested on when this was decided
+
+
+class SignalRecord(Signal):
+    """A signal as filed: what learn derived, plus its triage status and decision history."""
+
+    status: SignalStatus = SignalStatus.NEW
+    merged_into: str | None = None
+    mission: str | None = None  # path of the mission brief, once accepted
+    history: list[StatusChange] = Field(default_factory=list)
+
+    @property
+    def decided(self) -> bool:
+        return self.status is not SignalStatus.NEW or bool(self.history)
+
+
+class SignalsLocked(RuntimeError):
+    """Another process held the signals folder's lock for longer than we would wait."""
 
 
 def signal_id(kind: str, *subject: str) -> str:
@@ -250,7 +303,76 @@ def _merge(old: Signal, new: Signal) -> Signal:
     })
 
 
-def _existing(directory: Path, signal: Signal) -> tuple[Path, Signal] | None:
+def _refiled(old: SignalRecord, new: Signal) -> SignalRecord:
+    """A known signal seen again: merged evidence, and the decisions people made kept."""
+    merged = _merge(old, new)
+    return SignalRecord(**{**old.model_dump(), **Signal.model_validate(merged).model_dump()})
+
+
+def render_record(record: Signal) -> str:
+    """A signal's file. Undecided, it is exactly `render_signal`'s; once people decided, the
+    front matter gains status and history and the body a Triage section."""
+    text = render_signal(record)
+    if not isinstance(record, SignalRecord) or not record.decided:
+        return text
+    meta, body = split_front_matter(text)
+    meta["status"] = record.status.value
+    if record.merged_into:
+        meta["merged_into"] = record.merged_into
+    if record.mission:
+        meta["mission"] = record.mission
+    meta["history"] = [c.model_dump(mode="json", exclude_none=True) for c in record.history]
+    lines = [f"{fmt_time(c.at)}: {c.previous.value} → {c.status.value} by {inline(c.by, 80)}"
+             + (f" into {inline(c.into, 40)}" if c.into else "")
+             + f": {inline(c.reason, 400)}" for c in record.history]
+    return (f"{front_matter(meta)}{body.rstrip()}\n\n## Triage\n\n"
+            f"Status: {record.status.value}.\n\n{bullets(lines)}\n")
+
+
+def read_record(path: Path) -> SignalRecord:
+    """One signal file; ValueError naming the file and field when it is not a signal."""
+    try:
+        meta, _ = split_front_matter(path.read_text(encoding="utf-8"))
+    except (FrontMatterError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: not a readable signal file: {err}") from err
+    try:
+        return SignalRecord.model_validate(meta)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ValueError(
+            f"{path}: front matter is not a valid signal ({err.error_count()} error(s), "
+            f"first: {where}: {first['msg']}); fix or move the file and run again") from err
+
+
+@contextmanager
+def signals_lock(directory: Path, timeout: float = LOCK_TIMEOUT_SECONDS) -> Iterator[None]:
+    """Hold the signals folder's lock: learn filing and people deciding never interleave.
+
+    The lock is flock(2) on the folder itself (no lock file among the signals). Waits at most
+    `timeout` seconds, then raises SignalsLocked naming the folder. The kernel frees the
+    lock when its holder dies, even by kill -9.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        deadline = time.monotonic() + max(timeout, 0.0)
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise SignalsLocked(
+                        f"{directory}: another process has been changing signals for over "
+                        f"{timeout:g} s; try again in a moment") from None
+                time.sleep(0.02)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def _existing(directory: Path, signal: Signal) -> tuple[Path, SignalRecord] | None:
     for path in sorted(directory.glob(f"*-{signal.kind}-{_short(signal)}.md")):
         try:
             meta, _ = split_front_matter(path.read_text(encoding="utf-8"))
@@ -258,27 +380,29 @@ def _existing(directory: Path, signal: Signal) -> tuple[Path, Signal] | None:
             continue  # unreadable front matter names no signal; this one gets its own file
         if meta.get("id") != signal.id:
             continue  # a different signal whose short id collides
-        try:
-            return path, Signal.model_validate(meta)
-        except ValidationError as err:
-            raise ValueError(
-                f"{path}: front matter is not a valid signal ({err.error_count()} error(s), "
-                f"first: {err.errors()[0]['loc']}: {err.errors()[0]['msg']}); fix or move the "
-                "file and run again") from err
+        return path, read_record(path)
     return None
 
 
 def write_signals(signals: list[Signal], directory: Path) -> list[Path]:
-    """One file per signal, `<date>-<kind>-<shortid>.md`; a known id is merged, not duplicated."""
+    """One file per signal, `<date>-<kind>-<shortid>.md`; a known id is merged, not
+    duplicated, and keeps the status and history people gave it."""
     batch: dict[str, Signal] = {}
     for s in signals:
         batch[s.id] = _merge(batch[s.id], s) if s.id in batch else s
-    paths = []
-    for signal in batch.values():
-        found = _existing(directory, signal) if directory.is_dir() else None
-        if found is not None:
-            path, signal = found[0], _merge(found[1], signal)
-        else:
-            path = directory / f"{iso(signal.created_at)[:10]}-{signal.kind}-{_short(signal)}.md"
-        paths.append(atomic_write(path, render_signal(signal)))
+    paths: list[Path] = []
+    if not batch:
+        return paths
+    with signals_lock(directory):
+        for signal in batch.values():
+            found = _existing(directory, signal)
+            if found is not None:
+                path, signal = found[0], _refiled(found[1], signal)
+            else:
+                path = directory / signal_file_name(signal)
+            paths.append(atomic_write(path, render_record(signal)))
     return paths
+
+
+def signal_file_name(signal: Signal) -> str:
+    return f"{iso(signal.created_at)[:10]}-{signal.kind}-{_short(signal)}.md"
