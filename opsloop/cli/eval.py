@@ -1,7 +1,10 @@
 """`opsloop eval`: run eval suites, print the table, write the report, gate on regressions.
 
 `opsloop eval retrieval ...` runs the runbook-retrieval eval (opsloop.evals.retrieval) and
-prints its table: the eval measures, the CLI renders.
+prints its table: the eval measures, the CLI renders. `opsloop eval replay --policies DIR`
+replays the stored incidents' actions through the guardrails under the current policies and
+under DIR's, and shows what would have changed (opsloop.evals.policy_replay). Without
+`replay`, `--policies DIR` keeps its meaning: run the eval suites under DIR's policies.
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ from opsloop.tools.retrieval.names import BACKENDS
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("eval", parents=[common],
                        help="measure the agents' decisions on eval suites (or `eval retrieval`)")
-    p.add_argument("target", nargs="?", choices=["retrieval", "anomalies"],
+    p.add_argument("target", nargs="?", choices=["retrieval", "anomalies", "replay"],
                    help="`retrieval`: the runbook-retrieval eval instead of the agent suites; "
-                        "`anomalies`: the anomaly detectors on a NAB corpus")
+                        "`anomalies`: the anomaly detectors on a NAB corpus; "
+                        "`replay --policies DIR`: the stored incidents' actions decided again "
+                        "under DIR's policies, against the current ones")
     p.add_argument("--suite", metavar="NAME", help="a suite from evals/suites/ (default: all)")
     p.add_argument("--case", metavar="GLOB", help="only cases whose id matches the glob")
     p.add_argument("--model", action="extend", nargs="+", metavar="M",
@@ -37,7 +42,11 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="an earlier run id (or result.json); exit non-zero on any regression")
     p.add_argument("--evals-dir", type=Path, default=REPO_ROOT / "evals", metavar="DIR",
                    help="cases/, suites/ and thresholds.yaml (default: the repo's evals/)")
-    p.add_argument("--policies", type=Path, metavar="DIR", help="evaluate these policies instead")
+    p.add_argument("--policies", type=Path, metavar="DIR",
+                   help="evaluate these policies instead (with `replay`: replay the stored "
+                        "incidents under them)")
+    p.add_argument("--all", action="store_true",
+                   help="with `replay`: list every replayed action, not only the changed ones")
     p.add_argument("--runbooks", type=Path, action="append", metavar="DIR",
                    help="evaluate these runbook folders instead (repeatable)")
     p.add_argument("--no-retrieval", action="store_true",
@@ -113,6 +122,42 @@ def anomalies(args: argparse.Namespace, ui: Ui) -> int:
     return 0
 
 
+def policy_replay(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
+    """`opsloop eval replay --policies DIR [--all] [--json]`: one row per action whose
+    decision would change (with --all, every action); exit 0 whatever changed."""
+    from opsloop.evals.policy_replay import COLUMNS, ReplayError, replay_store, row
+
+    if args.policies is None:
+        raise UserError("eval replay needs --policies DIR: the policies to replay under")
+    if not args.policies.is_dir():
+        raise UserError(f"--policies {args.policies}: not a directory")
+    try:
+        run = replay_store(settings, args.policies)
+    except ReplayError as exc:
+        raise UserError(str(exc)) from None
+    for problem in run.problems:
+        ui.err.print(f"skipped: {problem}", markup=False, style="yellow")
+    for problem in run.unsafe:
+        ui.err.print(f"policy check would refuse {args.policies}: {problem}", markup=False,
+                     style="yellow")
+    if args.json:
+        ui.json(run.to_dict())
+        return 0
+    shown = run.result.actions if args.all else run.result.changed
+    ui.table(f"Replay of {run.incidents} stored incident(s), {len(run.result.actions)} "
+             f"action(s): {settings.policies_dir} -> {args.policies}", COLUMNS,
+             [row(a) for a in shown])
+    moves = run.result.transitions()
+    summary = ", ".join(f"{k}: {v}" for k, v in sorted(moves.items())) or "no outcome changes"
+    ui.out.print(f"{len(run.result.changed)} decision(s) change ({summary})", markup=False)
+    drift = [a for a in run.result.actions if a.drift]
+    if drift:
+        ui.out.print(f"{len(drift)} action(s) replay differently from what was recorded under "
+                     "the current policies (policies changed since, or a fact the record "
+                     "lacks); see --json `drift`", markup=False)
+    return 0
+
+
 def _settings(args: argparse.Namespace, settings: Settings) -> Settings:
     update: dict[str, Any] = {}
     if args.policies is not None:
@@ -137,6 +182,10 @@ def evaluate(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
         return retrieval(args, settings, ui)
     if args.target == "anomalies":
         return anomalies(args, ui)
+    if args.target == "replay":
+        return policy_replay(args, settings, ui)
+    if args.all:
+        raise UserError("--all belongs to `opsloop eval replay`")
     if args.data or args.windows:
         raise UserError("--data and --windows belong to `opsloop eval anomalies`")
     if args.backend:
