@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 
 from opsloop.models import DecisionOutcome, PolicyDecision, RemediationAction, Severity
+from opsloop.policy.health import BudgetState
 from opsloop.policy.schema import ActionPolicy, ParamSpec, Policies, strictest
 
 
@@ -21,7 +22,9 @@ class GuardrailContext:
 
     auto_actions_last_hour: int = 0  # auto actions already taken on this service
     auto_actions_this_incident: int = 0  # auto actions already taken in this incident
-    budget_exhausted: bool = False  # the target service is in a change freeze
+    budget_exhausted: bool = False  # the target is in remediation.yaml's change freeze
+    # The target's error-budget policy state (health.yaml); None: not measured (normal).
+    budget: BudgetState | None = None
     current_replicas: int | None = None  # of the target service (scale bounds)
     flag_percent: float | None = None  # current rollout percent (set_flag_rollout)
     kill_switch_tripped: bool = False  # rollback.yaml kill_switch criteria hold now
@@ -62,6 +65,7 @@ def decide(
         found = _severity_constraints(action, entry, severity, policies, ctx)
         found += _param_constraints(action, entry)
         found += _replica_constraints(action, entry, policies, ctx)
+        found += _budget_constraints(action, entry, policies, ctx)
         found += _freeze_constraints(action, entry, policies, ctx)
         if not ctx.target_in_incident:
             found.append(_Constraint(
@@ -271,18 +275,44 @@ def _replica_constraints(
     return out
 
 
+def _adds_risk(action: RemediationAction, entry: ActionPolicy, ctx: GuardrailContext) -> bool:
+    """remediation.yaml's `risk` of this action, with its parameters and production's state."""
+    if entry.risk == "adds_when_increasing" and entry.risk_param is not None:
+        new = action.params.get(entry.risk_param)
+        current = ctx.flag_percent
+        # Unknown current value: assume the change widens exposure.
+        return current is None or not isinstance(new, int | float) or new > current
+    return entry.risk == "adds"
+
+
+def _budget_constraints(
+    action: RemediationAction, entry: ActionPolicy, policies: Policies, ctx: GuardrailContext
+) -> list[_Constraint]:
+    """health.yaml error_budget_policy: in hold or freeze, risk-adding actions get the
+    state's `risk_adding`; risk-reducing ones are how the budget recovers, so they pass."""
+    budget = ctx.budget
+    if budget is None:
+        return []
+    line = policies.health.error_budget_policy.line(budget.state)
+    if line is None:  # normal
+        return []
+    if not _adds_risk(action, entry, ctx):
+        return [_Constraint(
+            AUTO, budget.rule,
+            f"{action.service} in error-budget {budget.state} ({budget.reason}), but "
+            f"{action.type} reduces risk: allowed")]
+    return [_Constraint(
+        DecisionOutcome(line.risk_adding), budget.rule,
+        f"{action.service} in error-budget {budget.state} ({budget.reason}): risk-adding "
+        f"{action.type} is {line.risk_adding}")]
+
+
 def _freeze_constraints(
     action: RemediationAction, entry: ActionPolicy, policies: Policies, ctx: GuardrailContext
 ) -> list[_Constraint]:
     if not ctx.budget_exhausted:
         return []
-    adds = entry.risk == "adds"
-    if entry.risk == "adds_when_increasing" and entry.risk_param is not None:
-        new = action.params.get(entry.risk_param)
-        current = ctx.flag_percent
-        # Unknown current value: assume the change widens exposure.
-        adds = current is None or not isinstance(new, int | float) or new > current
-    if not adds:
+    if not _adds_risk(action, entry, ctx):
         return [
             _Constraint(
                 AUTO,

@@ -1,8 +1,10 @@
-"""SLO evaluation: burn rates per window pair (SRE Workbook), error budget, change freeze."""
+"""SLO evaluation: burn rates per window pair (SRE Workbook), error budget, and the
+error-budget policy state (normal / hold / freeze) the guardrails obey."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 
 from pydantic import BaseModel
@@ -10,6 +12,7 @@ from pydantic import BaseModel
 from opsloop.fingerprint import label_fingerprint
 from opsloop.models import Anomaly
 from opsloop.policy.schema import BurnWindow, Policies, Slo, format_minutes
+from opsloop.policy.schema.health import BudgetStateName
 from opsloop.policy.series import window_mean, window_values
 from opsloop.tools.protocols import Telemetry
 
@@ -40,15 +43,23 @@ class SloStatus(BaseModel):
         return [w for w in self.windows if w.firing]
 
 
+def bad_shares(slo: Slo, values: Iterable[float]) -> list[float]:
+    """Each minute's bad fraction under the SLO's indicator: the error ratio itself, or 1/0
+    for a latency minute over/under its threshold. A non-finite value stays NaN (unknown),
+    never good: `nan > threshold` would otherwise count it as a good minute."""
+    if slo.indicator.kind == "error_ratio":
+        return [v if math.isfinite(v) else math.nan for v in values]
+    threshold = slo.indicator.threshold or 0.0
+    return [math.nan if not math.isfinite(v) else 1.0 if v > threshold else 0.0 for v in values]
+
+
 def bad_ratio(slo: Slo, telemetry: Telemetry, minutes: int) -> float | None:
-    """The fraction of bad events over the last `minutes`; None when there is no data."""
+    """The fraction of bad events over the last `minutes`; None when there is no data
+    (NaN when the data holds a value that is not a number)."""
     if slo.indicator.kind == "error_ratio":
         return window_mean(telemetry, slo.service, slo.indicator.metric, minutes)
-    values = window_values(telemetry, slo.service, slo.indicator.metric, minutes)
-    if not values:
-        return None
-    threshold = slo.indicator.threshold or 0.0
-    return sum(1 for v in values if v > threshold) / len(values)
+    shares = bad_shares(slo, window_values(telemetry, slo.service, slo.indicator.metric, minutes))
+    return sum(shares) / len(shares) if shares else None
 
 
 def burn_rate(slo: Slo, telemetry: Telemetry, minutes: int) -> float | None:
@@ -72,12 +83,7 @@ def budget_remaining(slo: Slo, telemetry: Telemetry) -> float:
             bad_fraction = 0.0
     else:
         values = window_values(telemetry, slo.service, slo.indicator.metric, slo.time_window)
-        if slo.indicator.kind == "error_ratio":
-            bad_minutes = sum(values)
-        else:
-            threshold = slo.indicator.threshold or 0.0
-            bad_minutes = float(sum(1 for v in values if v > threshold))
-        bad_fraction = bad_minutes / slo.time_window
+        bad_fraction = sum(bad_shares(slo, values)) / slo.time_window
     return 1.0 - bad_fraction / slo.error_budget
 
 
@@ -177,9 +183,55 @@ def _time_to_exhaust(slo: Slo, row: WindowBurn) -> str:
     return f"about {minutes:.0f} minutes"
 
 
+class BudgetState(BaseModel):
+    """A service's error-budget policy state, and the SLO and rule that put it there."""
+
+    service: str
+    state: BudgetStateName
+    remaining: float | None  # the lowest budget remaining of its SLOs; None: none measurable
+    slo: str | None = None  # the SLO that decided
+    rule: str  # e.g. health.yaml:error_budget_policy.hold
+    reason: str
+
+
+_RANK: dict[BudgetStateName, int] = {"normal": 0, "hold": 1, "freeze": 2}
+_POLICY = "health.yaml:error_budget_policy"
+
+
+def budget_state(service: str, policies: Policies, telemetry: Telemetry) -> BudgetState:
+    """normal / hold / freeze for `service`: the strictest state any of its SLOs puts it in
+    (health.yaml `error_budget_policy`); an unmeasurable budget counts as `no_data` says."""
+    policy = policies.health.error_budget_policy
+    slos = policies.health.slos_for(service)
+    if not slos:
+        return BudgetState(service=service, state="normal", remaining=None, rule="health.yaml:slos",
+                           reason=f"no SLO in health.yaml covers {service}: no budget to guard")
+    found: list[BudgetState] = []
+    for slo in slos:
+        remaining = budget_remaining(slo, telemetry)
+        if not math.isfinite(remaining):
+            found.append(BudgetState(
+                service=service, state=policy.no_data, remaining=None, slo=slo.name,
+                rule=f"{_POLICY}.no_data",
+                reason=f"{slo.name}: budget remaining cannot be measured ({remaining}); "
+                       f"treated as {policy.no_data}"))
+            continue
+        state = policy.state_for(remaining)
+        line = policy.line(state)
+        found.append(BudgetState(
+            service=service, state=state, remaining=remaining, slo=slo.name,
+            rule=f"{_POLICY}.{state}" if line is not None else _POLICY,
+            reason=(f"{slo.name}: {remaining:.1%} of the error budget left, at or below the "
+                    f"{state} line {line.budget_remaining_lte:.0%}") if line is not None
+            else f"{slo.name}: {remaining:.1%} of the error budget left"))
+    worst = max(_RANK[b.state] for b in found)
+    deciding = [b for b in found if _RANK[b.state] == worst]
+    # Among equals, the unmeasurable one first (it is why), then the least budget left.
+    pick = min(deciding, key=lambda b: -math.inf if b.remaining is None else b.remaining)
+    measured = [b.remaining for b in found if b.remaining is not None]
+    return pick.model_copy(update={"remaining": min(measured) if measured else None})
+
+
 def budget_exhausted(service: str, policies: Policies, telemetry: Telemetry) -> bool:
-    """True when any SLO of the service is at or below health.yaml's change-freeze line."""
-    line = policies.health.change_freeze.budget_remaining_lte
-    return any(
-        budget_remaining(slo, telemetry) <= line for slo in policies.health.slos_for(service)
-    )
+    """True when the service is in an error-budget freeze (health.yaml error_budget_policy)."""
+    return budget_state(service, policies, telemetry).state == "freeze"

@@ -19,7 +19,7 @@ from opsloop.models import (
     Severity,
 )
 from opsloop.policy.guardrails import GuardrailContext, decide
-from opsloop.policy.health import budget_exhausted
+from opsloop.policy.health import budget_state
 from opsloop.policy.rollback import kill_switch_tripped
 
 
@@ -44,11 +44,13 @@ def guardrail_context(
         (f.rollout_percent for f in ctx.telemetry.flags(action.service) if f.key == flag), None
     )
     same_service = sum(1 for a in earlier_auto if a.service == action.service)
+    budget = budget_state(action.service, ctx.policies, ctx.telemetry)
     return GuardrailContext(
         auto_actions_last_hour=auto_actions_last_hour(ctx, incident, action.service)
         + same_service,
         auto_actions_this_incident=len(earlier_auto),
-        budget_exhausted=budget_exhausted(action.service, ctx.policies, ctx.telemetry),
+        budget_exhausted=budget.state == "freeze",
+        budget=budget,
         current_replicas=replicas,
         flag_percent=percent,
         kill_switch_tripped=action.type == ctx.policies.rollback.kill_switch.action
