@@ -336,11 +336,15 @@ def _candidates(kind: str, known: list[Incident]) -> Iterable[tuple[str, ...]]:
                     yield (tag, rule, c.action.type)
         elif kind == "toil":
             yield from (("toil", c.action.type) for c in cases)
+        elif kind in {"alert_without_action", "noisy_alert"}:  # the alert-quality agent's
+            yield from ((a.name, a.service or "-") for a in i.anomalies)
 
 
 def describe_subject(record: SignalRecord, subject: tuple[str, ...] | None) -> str:
     if subject is None:
         return record.title
+    if record.kind in {"alert_without_action", "noisy_alert"}:
+        return " on ".join(subject)
     parts = list(subject[1:]) if subject[0] in {record.kind, "novel", "toil"} else list(subject)
     return " ".join(parts)
 
@@ -371,6 +375,8 @@ def _theme(record: SignalRecord, subject: tuple[str, ...] | None,
         services = {subject[1]}
     elif subject and subject[0] == "category":
         categories = {subject[1]}
+    elif subject and record.kind in {"alert_without_action", "noisy_alert"}:
+        services = {subject[1]}
     if len(services) == 1 and len(categories) == 1:
         return f"{next(iter(services))} / {next(iter(categories))}"
     return None
