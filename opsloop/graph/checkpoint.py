@@ -16,7 +16,8 @@ from pydantic import BaseModel
 
 from opsloop import models
 from opsloop.crashpoints import crash_point
-from opsloop.graph import state
+from opsloop.graph import agent_run, state
+from opsloop.scheduled import base as scheduled_base
 from opsloop.store import StoreError, open_sqlite
 
 # Where a type lived when older checkpoints were written; each still imports from there.
@@ -28,7 +29,7 @@ def _state_types() -> list[tuple[str, str]]:
     may rebuild."""
     return [
         (obj.__module__, obj.__name__)
-        for module in (models, state)
+        for module in (models, state, agent_run, scheduled_base)
         for _, obj in inspect.getmembers(module, inspect.isclass)
         if issubclass(obj, BaseModel | enum.Enum) and obj.__module__.startswith("opsloop.")
     ] + _MOVED

@@ -22,3 +22,6 @@ class LoopContext:
     notifier: Notifier
     store: IncidentStore
     model: ModelClient | None = None  # None: specialists reason offline
+    # A scheduled agent's run stops between steps past this time.monotonic() value (its
+    # max_run_time from schedule.yaml, counted from this invocation).
+    deadline: float | None = None

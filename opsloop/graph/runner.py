@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, ExitStack
+from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -12,6 +14,7 @@ from langgraph.types import Command, Interrupt
 from opsloop.agents.warroom import log_to_war_room
 from opsloop.crashpoints import crash_point
 from opsloop.environments import Production, open_environment
+from opsloop.graph.agent_run import RunInfo, build_agent_graph, is_agent_run
 from opsloop.graph.build import build_graph
 from opsloop.graph.checkpoint import sqlite_checkpointer
 from opsloop.graph.context import LoopContext
@@ -35,11 +38,28 @@ from opsloop.models import (
 from opsloop.policy import Policies, load_policies
 from opsloop.policy.changes import InvalidChange, check_changes
 from opsloop.policy.guardrails import decide
+from opsloop.scheduled.base import Analysis
 from opsloop.settings import Settings
 from opsloop.store import IncidentStore, StoreError
 from opsloop.tools.notify import OutboxNotifier
 from opsloop.tools.protocols import Actuator, RunbookIndex, Telemetry
 from opsloop.tools.runbook_index import RunbookIndex as ChromaRunbookIndex
+
+
+@dataclass
+class AgentOutcome:
+    """What a scheduled run left: its analysis, and the change record when it proposed."""
+
+    analysis: Analysis | None
+    record: Incident | None
+
+    @property
+    def status(self) -> str:
+        if self.record is None:
+            return "succeeded"
+        if self.record.status is IncidentStatus.AWAITING_APPROVAL:
+            return "awaiting_approval"
+        return f"succeeded ({self.record.status.value})"
 
 
 class OperateLoop:
@@ -53,6 +73,8 @@ class OperateLoop:
         self.store = IncidentStore(settings.state_dir / "opsloop.db")
         self.checkpointer = sqlite_checkpointer(settings.state_dir / "checkpoints.sqlite")
         self.graph = build_graph(self.checkpointer)
+        # Scheduled agents' runs: observe -> analyse -> the same change path (thread = run id).
+        self.agent_graph = build_agent_graph(self.checkpointer)
         self._runbooks: RunbookIndex | None = runbooks  # shared when given, else built lazily
         self.notifier = OutboxNotifier(settings.work_dir / "notifications.jsonl", self.store)
         self.model = model_client(settings)  # None: offline reasoner
@@ -83,6 +105,10 @@ class OperateLoop:
             model=self.model,
         )
 
+    def _graph_for(self, thread_id: str) -> Any:
+        """The graph a thread belongs to: an incident's, or a scheduled agent's run."""
+        return self.agent_graph if is_agent_run(thread_id) else self.graph
+
     def _config(self, incident_id: str) -> RunnableConfig:
         return {
             "configurable": {"thread_id": incident_id},
@@ -111,7 +137,7 @@ class OperateLoop:
 
     def _waiting(self, incident_id: str) -> set[str]:
         """Ids of the approval requests the incident's checkpoint is paused on."""
-        snapshot = thread_state(self.graph, self._config(incident_id))
+        snapshot = thread_state(self._graph_for(incident_id), self._config(incident_id))
         return {str(i.value.get("id")) for i in snapshot.interrupts if isinstance(i.value, dict)}
 
     def check_modification(self, request: ApprovalRequest, changes: dict[str, object],
@@ -193,7 +219,7 @@ class OperateLoop:
         verdict = Verdict(status).past if status in Verdict._value2member_map_ else status
         message = (f"approval {approval_id} was already decided ({verdict}{who}); "
                    f"nothing was changed")
-        snapshot = self.graph.get_state(self._config(incident_id))
+        snapshot = self._graph_for(incident_id).get_state(self._config(incident_id))
         if snapshot.next:
             message += (f"; its run stopped before finishing: `opsloop resume {incident_id}` "
                         f"continues it")
@@ -212,7 +238,7 @@ class OperateLoop:
         with self._hold(incident_id, f"resume by {by}"), ExitStack() as opened:
             incident = self.store.get_incident(incident_id)
             config = self._config(incident_id)
-            snapshot = thread_state(self.graph, config)
+            snapshot = thread_state(self._graph_for(incident_id), config)
             if not snapshot.values:  # died before the first checkpoint
                 if incident.status is not IncidentStatus.OPEN:
                     raise StoreError(f"{incident_id} has nothing left to run "
@@ -274,13 +300,14 @@ class OperateLoop:
         config = self._config(incident_id)
         # No save here: an environment that persists itself does so on every action and wait.
         # Each step's checkpoint is on disk before the next step's side effects begin.
-        self.graph.invoke(payload, config, context=ctx or self.context(env), durability="sync")
+        self._graph_for(incident_id).invoke(payload, config, context=ctx or self.context(env),
+                                            durability="sync")
         crash_point("run.invoked")
         return self._record(incident_id, config)
 
     def _record(self, incident_id: str, config: RunnableConfig) -> Incident:
         """Persist the incident as the graph left it, and any approval it now waits on."""
-        snapshot = thread_state(self.graph, config)
+        snapshot = thread_state(self._graph_for(incident_id), config)
         incident: Incident = snapshot.values["incident"]
         waiting = [ApprovalRequest.model_validate(i.value) for i in snapshot.interrupts]
         if waiting:
@@ -298,8 +325,38 @@ class OperateLoop:
         self.store.save_incident(incident)
         return incident
 
+    # scheduled agents ---------------------------------------------------------------------
+
+    def run_agent(self, run: RunInfo, env: Production, max_seconds: float | None = None,
+                  by: str = "scheduler") -> AgentOutcome:
+        """Run (or continue) one scheduled agent's run to its end or to a human's decision.
+
+        The run's thread is its id: a run that died is continued from its last checkpoint,
+        never started over (observations are not taken twice, proposals not opened twice).
+        Its proposals travel the incidents' change path; the change record is stored like an
+        incident and waits for approval like one.
+        """
+        with self._hold(run.run_id, f"agent run by {by}"):
+            config = self._config(run.run_id)
+            snapshot = thread_state(self.agent_graph, config)
+            payload: Any = {"run": run}
+            if snapshot.values:
+                if snapshot.interrupts or not snapshot.next:  # waiting, or done
+                    return self._agent_outcome(run.run_id, config)
+                payload = None  # continue at the step that did not finish
+            ctx = self.context(env)
+            if max_seconds is not None:
+                ctx.deadline = time.monotonic() + max_seconds
+            self.agent_graph.invoke(payload, config, context=ctx, durability="sync")
+            return self._agent_outcome(run.run_id, config)
+
+    def _agent_outcome(self, run_id: str, config: RunnableConfig) -> AgentOutcome:
+        snapshot = thread_state(self.agent_graph, config)
+        record = self._record(run_id, config) if "incident" in snapshot.values else None
+        return AgentOutcome(analysis=snapshot.values.get("analysis"), record=record)
+
     def pending(self) -> list[ApprovalRequest]:
         return self.store.pending()
 
 
-__all__ = ["InvalidChange", "OperateLoop", "StoreError"]
+__all__ = ["AgentOutcome", "InvalidChange", "OperateLoop", "StoreError"]

@@ -32,7 +32,9 @@ def thread_state(graph: Pregel[Any, Any, Any, Any], config: RunnableConfig) -> S
         inner = running
     if inner is outer:
         return outer
-    return outer._replace(values=inner.values, interrupts=inner.interrupts)
+    # The inner values win (the incident as the change path has it); keys only the outer
+    # graph holds (a scheduled run's analysis) stay readable.
+    return outer._replace(values={**outer.values, **inner.values}, interrupts=inner.interrupts)
 
 
 def _refuse_other_graphs(graph: Pregel[Any, Any, Any, Any], config: RunnableConfig) -> None:

@@ -20,6 +20,7 @@ from opsloop.policy.schema.remediation import (
     SeverityBoundary,
 )
 from opsloop.policy.schema.rollback import Criteria, KillSwitch, RollbackPolicy, Thresholds
+from opsloop.policy.schema.schedule import AgentSchedule, SchedulePolicy
 from opsloop.policy.schema.severity import (
     Condition,
     Escalation,
@@ -42,6 +43,7 @@ class Policies(BaseModel):
     alerts: AlertsPolicy
     capacity: CapacityPolicy
     intake: IntakePolicy
+    schedule: SchedulePolicy
     warnings: list[str] = Field(default_factory=list)  # from the loader, for the operator
 
 
@@ -54,11 +56,13 @@ POLICY_FILES: dict[str, tuple[str, type[PolicyFile]]] = {
     "alerts.yaml": ("alerts", AlertsPolicy),
     "capacity.yaml": ("capacity", CapacityPolicy),
     "intake.yaml": ("intake", IntakePolicy),
+    "schedule.yaml": ("schedule", SchedulePolicy),
 }
 
 __all__ = [
     "POLICY_FILES",
     "ActionPolicy",
+    "AgentSchedule",
     "AlertQuality",
     "AlertRule",
     "AlertsPolicy",
@@ -82,6 +86,7 @@ __all__ = [
     "ReplicaBounds",
     "ResourceThresholds",
     "RollbackPolicy",
+    "SchedulePolicy",
     "SeverityBoundary",
     "SeverityPolicy",
     "SeverityRule",

@@ -7,12 +7,18 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from opsloop.models.catalog import METRICS
-from opsloop.policy.schema.base import PolicyFile, StrictModel
+from opsloop.policy.schema.base import Minutes, PolicyFile, StrictModel
 
 
 class AlertQuality(StrictModel):
     # No alert without a clear action: every rule names a runbook id or an action to take.
     require_runbook_or_action: bool = True
+    # The alert-quality agent (schedule.yaml) looks back this far, and calls an alert noisy
+    # when it fired at least `noisy_min_firings` times and at least `noisy_share` of those
+    # ended with nobody acting (resolved on their own, or closed with nothing done).
+    review_window: Minutes = 7 * 24 * 60
+    noisy_min_firings: int = Field(default=3, ge=1)
+    noisy_share: float = Field(default=0.5, gt=0, le=1)
 
 
 Aggregate = Literal["avg", "max", "min", "last"]
