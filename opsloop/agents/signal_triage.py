@@ -408,7 +408,8 @@ def rank(filed: list[FiledSignal], incidents: Mapping[str, Incident],
             group=_theme(r, subject, known) or f"{r.kind}: {describe_subject(r, subject)}",
             merged_in=[m.id for m in merged_into.get(r.id, [])]))
     # Highest score first; then more incidents, then the older signal, then the id.
-    rows.sort(key=lambda x: (-x.score.score, -len(x.score.incidents), -x.age_days, x.id))
+    rows.sort(key=lambda x: (-x.score.score, -len(x.score.incidents),
+                             live[x.id].record.created_at, x.id))
     first_of: dict[tuple[str, tuple[str, ...]], str] = {}
     groups: dict[str, list[str]] = {}
     for row in rows:
