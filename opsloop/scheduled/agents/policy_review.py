@@ -372,7 +372,8 @@ def render(data: dict[str, Any]) -> str:
                              f"({a['before']['rule']}) -> {a['after']['outcome']} "
                              f"({a['after']['rule']})")
         if row["diff_file"]:
-            lines += ["", f"`{row['diff_file']}`:", "", "```diff",
-                      Path(row["diff_file"]).read_text(encoding="utf-8").rstrip(), "```"]
+            diff = Path(row["diff_file"])
+            lines += ["", f"`{diff.parent.name}/{diff.name}`:", "", "```diff",
+                      diff.read_text(encoding="utf-8").rstrip(), "```"]
         lines.append("")
     return "\n".join(lines)
