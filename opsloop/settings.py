@@ -73,6 +73,7 @@ class Settings(BaseSettings):
     api_max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     max_anomalies_per_incident: int = Field(default=200, ge=1)  # the rest are counted
     slo_evaluation_seconds: float = Field(default=60.0, gt=0)  # burn rates, in `serve`
+    schedule_tick_seconds: float = Field(default=15.0, gt=0)  # how often `run` checks cron
     prometheus_url: str | None = None
     promql_file: Path | None = None  # default: <policies_dir>/prometheus/promql.yaml
     http_timeout_seconds: float = Field(default=10.0, gt=0)

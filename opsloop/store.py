@@ -266,6 +266,19 @@ class IncidentStore:
                     problems.append(_unreadable(incident_id, self.path, exc))
         return found
 
+    def count_by_status(self) -> dict[str, int]:
+        rows = self._db.execute("SELECT status, count(*) FROM incidents GROUP BY status")
+        return {str(status): int(n) for status, n in rows.fetchall()}
+
+    def action_outcomes(self) -> dict[str, int]:
+        """Every proposed action by where it ended: its result, else its policy decision."""
+        rows = self._db.execute(
+            "SELECT coalesce(json_extract(a.value, '$.result.status'),"
+            " json_extract(a.value, '$.decision.outcome'), 'proposed'), count(*)"
+            " FROM incidents, json_each(incidents.body, '$.actions') AS a"
+            " WHERE json_valid(incidents.body) GROUP BY 1")  # a NaN parameter is not JSON
+        return {str(outcome): int(n) for outcome, n in rows.fetchall()}
+
     def unfinished(self) -> list[str]:
         """Ids of incidents a run may still owe work: open, or waiting for a human."""
         rows = self._db.execute(

@@ -13,15 +13,16 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from opsloop.alertmanager import PayloadError
-from opsloop.api import routes, webhook
+from opsloop.api import agent_routes, routes, webhook
 from opsloop.api.access import SameOriginOnly, answering_names
 from opsloop.api.auth import TokenTable
 from opsloop.api.bodies import MAX_ERRORS_SHOWN, loc_text, payload_error
+from opsloop.api.metrics import CONTENT_TYPE, exposition
 from opsloop.api.runtime import IntakeRuntime
 
 API_TITLE = "opsloop"
@@ -122,6 +123,7 @@ def create_app(runtime: IntakeRuntime, tokens: TokenTable,
 
     app.include_router(webhook.router)
     app.include_router(routes.router)
+    app.include_router(agent_routes.router)
 
     @app.get("/healthz", tags=["health"], summary="the process is alive")
     def healthz() -> dict[str, Any]:
@@ -134,6 +136,10 @@ def create_app(runtime: IntakeRuntime, tokens: TokenTable,
         ready = all(c["ok"] for c in checks.values())
         return JSONResponse(status_code=200 if ready else 503,
                             content={"ready": ready, "checks": checks})
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(content=exposition(runtime), media_type=CONTENT_TYPE)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -30,6 +30,8 @@ from opsloop.models import Anomaly, AnomalyStatus, Incident, ParamValue, Verdict
 from opsloop.observe import ENVIRONMENT
 from opsloop.policy import Policies
 from opsloop.policy.health import burn_rate_anomalies
+from opsloop.scheduler.driver import Scheduler, unknown_agents
+from opsloop.scheduler.ledger import AgentRun, RunLedger
 from opsloop.settings import Settings
 from opsloop.store import IncidentStore
 from opsloop.tools.prometheus import REAL_TIME, TimeScale
@@ -78,6 +80,10 @@ class IntakeRuntime:
                                          ENVIRONMENT) if environment else None)
         self._detector_firing: dict[str, Anomaly] = {}
         self._gc_thresholds: tuple[int, int, int] | None = None  # to restore on stop
+        # Scheduled agents (schedule.yaml) run on their own thread, against the environment.
+        self.ledger = RunLedger(settings.state_dir / "schedule.db")
+        self._scheduler: Scheduler | None = None
+        self._scheduler_recovered = False
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -100,6 +106,9 @@ class IntakeRuntime:
         if self.env is not None and self.detectors is not None:
             self._spawn("detectors",
                         self._every(self.settings.slo_evaluation_seconds, self.evaluate_detectors))
+        if self.env is not None:
+            self._spawn("scheduler", self._every(self.settings.schedule_tick_seconds,
+                                                 self.schedule_tick, first=0.0))
         return self
 
     def stop(self) -> None:
@@ -113,6 +122,7 @@ class IntakeRuntime:
         with self.store_lock:
             self.store.close()
         self.intake_state.close()
+        self.ledger.close()
         if self.env is not None:
             self.env.close()
         if self._gc_thresholds is not None:
@@ -127,9 +137,12 @@ class IntakeRuntime:
         thread.start()
         self._threads.append(thread)
 
-    def _every(self, seconds: float, job: Callable[[], Any]) -> Callable[[], None]:
+    def _every(self, seconds: float, job: Callable[[], Any],
+               first: float | None = None) -> Callable[[], None]:
         def run() -> None:
-            while not self._stop.wait(seconds):
+            wait = seconds if first is None else first
+            while not self._stop.wait(wait):
+                wait = seconds
                 try:
                     job()
                 except Exception as exc:  # a failing round must not stop the next one
@@ -294,6 +307,51 @@ class IntakeRuntime:
         self._detector_firing = firing
         save_detectors(self.detectors, self._detectors_path)
         self.grouper.ingest([*found, *gone], now)
+
+    # -- scheduled agents ------------------------------------------------------------------
+
+    def scheduler(self) -> Scheduler:
+        """This thread's scheduler (its own loop and store connection, the shared ledger)."""
+        assert self.environment is not None
+        sched: Scheduler | None = getattr(self._local, "scheduler", None)
+        if sched is None:
+            ref = self.environment
+            sched = Scheduler(self._loop(), self.ledger, ref,
+                              lambda: open_environment(ref, self.settings))
+            self._local.scheduler = sched
+        return sched
+
+    def unknown_agents(self) -> list[str]:
+        """schedule.yaml names no agent opsloop has: refused at start, naming the entry."""
+        return unknown_agents(self.policies)
+
+    def close_unstarted(self) -> None:
+        """Release what __init__ opened, for a runtime refused before start."""
+        self._stop.set()
+        self.pool.shutdown(wait=False)
+        with self.store_lock:
+            self.store.close()
+        self.intake_state.close()
+        self.ledger.close()
+        if self.env is not None:
+            self.env.close()
+
+    def schedule_tick(self) -> list[AgentRun]:
+        """Continue what a dead process left, once; then run whatever is due now."""
+        sched = self.scheduler()
+        if not self._scheduler_recovered:
+            for run_id, outcome in sched.recover():
+                log.warning("scheduled run %s continued after a restart: %s", run_id, outcome)
+            self._scheduler_recovered = True
+        if self._stop.is_set():
+            return []
+        return sched.tick(self.now())
+
+    def run_agent_now(self, name: str) -> AgentRun:
+        """`POST /api/v1/agents/{name}/run`: on a worker, beside the schedule."""
+        if self.environment is None:
+            raise UnknownEnvironment("scheduled agents need a live environment")
+        return self.pool.submit(lambda: self.scheduler().run_now(name, self.now())).result()
 
     # -- graph runs ------------------------------------------------------------------------
 

@@ -8,12 +8,14 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from opsloop.cli import agents as agents_cmd
 from opsloop.cli import approvals, demo, incidents, policy
 from opsloop.cli import ask as ask_cmd
 from opsloop.cli import detect as detect_cmd
 from opsloop.cli import eval as eval_cmd
 from opsloop.cli import runbooks as runbooks_cmd
 from opsloop.cli import serve as serve_cmd
+from opsloop.cli import signals as signals_cmd
 from opsloop.cli import slo as slo_cmd
 from opsloop.cli.render import Ui
 from opsloop.settings import Settings, load_settings
@@ -50,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve_cmd.register(sub, common)
     slo_cmd.register(sub, common)
     detect_cmd.register(sub, common)
+    agents_cmd.register(sub, common)
+    signals_cmd.register(sub, common)
     return parser
 
 

@@ -16,8 +16,30 @@ from opsloop.settings import Settings
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    run = sub.add_parser("run", parents=[common],
+                         help="the long-running opsloop: API and webhook intake, SLO burn "
+                              "rates, detectors, scheduled agents and reviews")
+    _serving_options(run)
+    run.add_argument("--scenario", default="traffic_surge",
+                     help="with no --environment: the simulation run starts and works on "
+                          "(default traffic_surge)")
+    run.add_argument("--sim-port", type=int, default=9100,
+                     help="with no --environment: the simulator's loopback port (fixed, so "
+                          "a restarted run reaches the incidents it left)")
+    run.add_argument("--minute-seconds", type=float, default=60.0,
+                     help="with no --environment: wall seconds per simulated minute "
+                          "(default 60: real time; 0.5 runs a week in under 90 minutes)")
+    run.set_defaults(handler=run_command)
+
     p = sub.add_parser("serve", parents=[common],
-                       help="serve the API: Alertmanager webhook, incidents, approvals")
+                       help="serve the API: Alertmanager webhook, incidents, approvals "
+                            "(`opsloop run` without the default simulator)")
+    _serving_options(p)
+    p.set_defaults(handler=serve)
+    register_tools(sub, common)
+
+
+def _serving_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default=None, help="bind address (env OPSLOOP_SERVE_HOST, "
                                                 "default 127.0.0.1)")
     p.add_argument("--port", type=int, default=None, help="port (env OPSLOOP_SERVE_PORT, "
@@ -31,8 +53,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="another host name clients use to reach this server (the Host header); "
                         "repeatable. Loopback names and the bind address are always allowed; "
                         "a wildcard bind without any allows every name")
-    p.set_defaults(handler=serve)
 
+
+def register_tools(sub: Any, common: argparse.ArgumentParser) -> None:
     s = sub.add_parser("sim-serve", parents=[common],
                        help="serve a simulated production over HTTP (Prometheus /metrics, "
                             "JSON API, actions, faults)")
@@ -91,6 +114,10 @@ def serve(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
                                  allow_unsafe=settings.allow_unsafe_policies)
         runtime = IntakeRuntime(settings, policies,
                                 settings.serve_environment)
+        unknown = runtime.unknown_agents()
+        if unknown:
+            runtime.close_unstarted()
+            raise UserError("\n".join(unknown))
         tokens, local = serving_tokens(settings)
         where = f"http://{host_port(host, sock.getsockname()[1])}"
         if local is not None:
@@ -99,7 +126,7 @@ def serve(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
             ui.err.print(f"local approver token (decisions by {local.principal.name}): "
                          f"{local.token}  — also in {local.path} (mode 0600)", markup=False)
         ui.err.print(
-            f"opsloop serve on {where} · auth: "
+            f"{getattr(args, 'banner', 'opsloop serve')} on {where} · auth: "
             f"{f'{len(tokens)} token(s)' if local is None else 'local approver token only'} · "
             f"environment: "
             f"{settings.serve_environment or 'none (incidents recorded, not run)'} · "
@@ -118,6 +145,41 @@ def serve(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
         if local is not None:
             local.discard()
     return 0
+
+
+def run_command(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
+    """`opsloop run`: `serve` plus, with no environment configured, a simulated production
+    started in this process, so a fresh clone runs the whole loop with no setup."""
+    from opsloop.api.server import is_loopback
+    from opsloop.environments import remote_ref
+    from opsloop.simulator import SimEnvironment, UnknownScenarioError
+    from opsloop.simulator.server import SimServer
+
+    args.banner = "opsloop run"
+    if args.environment or settings.serve_environment:
+        return serve(args, settings, ui)
+    if args.minute_seconds <= 0:
+        raise UserError("--minute-seconds must be positive: `opsloop run` keeps time moving")
+    try:
+        env = SimEnvironment.create(args.scenario, settings.seed)
+    except UnknownScenarioError as exc:
+        raise UserError(str(exc)) from None
+    host = "127.0.0.1"
+    assert is_loopback(host)
+    try:
+        server = SimServer(env, host=host, port=args.sim_port,
+                           minute_seconds=args.minute_seconds)
+    except OSError as exc:
+        raise UserError(f"cannot start the simulator on {host}:{args.sim_port}: "
+                        f"{exc.strerror}; pass --sim-port, or --environment") from None
+    server.start()
+    ui.err.print(f"simulated production at {server.url} ({args.minute_seconds:g}s per minute)",
+                 markup=False)
+    try:
+        args.environment = remote_ref(server.url)
+        return serve(args, settings, ui)
+    finally:
+        server.stop()
 
 
 def sim_serve(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:

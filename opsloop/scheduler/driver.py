@@ -24,6 +24,7 @@ from opsloop.environments import Production
 from opsloop.graph.agent_run import RunInfo, run_id_for
 from opsloop.graph.runner import AgentOutcome, OperateLoop
 from opsloop.models import Incident, IncidentStatus
+from opsloop.policy import Policies
 from opsloop.policy.schema import AgentSchedule
 from opsloop.scheduled import registry
 from opsloop.scheduler.cron import due_between, jitter, next_due
@@ -63,10 +64,7 @@ class Scheduler:
         self.policy = loop.policies.schedule
 
     def unknown_agents(self) -> list[str]:
-        """Problems in schedule.yaml the policy schema cannot see: names no agent has."""
-        known = set(registry.names())
-        return [f"schedule.yaml: agents.{name}: no scheduled agent by that name (known: "
-                f"{', '.join(sorted(known))})" for name in self.policy.agents if name not in known]
+        return unknown_agents(self.loop.policies)
 
     # what is due -------------------------------------------------------------------------
 
@@ -209,6 +207,15 @@ class Scheduler:
             rows.append(AgentStatus(name, purpose, schedule, history[0] if history else None,
                                     upcoming))
         return rows
+
+
+def unknown_agents(policies: Policies) -> list[str]:
+    """What the policy schema cannot see in schedule.yaml: names no agent has. `run` refuses
+    to start with any, naming the entry."""
+    known = ", ".join(registry.names())
+    return [f"{policies.source_dir / 'schedule.yaml'}: agents.{name}: no scheduled agent by "
+            f"that name (known: {known})"
+            for name in policies.schedule.agents if name not in registry.names()]
 
 
 def _purpose(name: str) -> str:

@@ -151,6 +151,14 @@ class RunLedger:
             ).fetchall()
         return {(a, s): int(n) for a, s, n in rows}
 
+    def seconds(self) -> dict[str, float]:
+        """Wall seconds of finished runs, per agent, for /metrics."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT agent, coalesce(sum(seconds), 0) FROM agent_runs GROUP BY agent"
+            ).fetchall()
+        return {a: float(t) for a, t in rows}
+
     def _select(self, where: str, params: tuple[Any, ...]) -> list[AgentRun]:
         with self._lock:
             rows = self._db.execute(
