@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 ParamValue = str | int | float | bool
 
@@ -107,12 +107,28 @@ class ActionResult(BaseModel):
     undo: dict[str, Any] = Field(default_factory=dict)  # what the actuator needs to revert
 
 
+class VerificationOutcome(StrEnum):
+    """How production looks after an action compared with before it (rollback.yaml `outcomes`)."""
+
+    RECOVERED = "recovered"  # every check within its threshold: healthy
+    PARTIAL = "partial"  # not healthy, but closed the policy's share of the gap: kept, escalated
+    NO_EFFECT = "no_effect"  # neither healthy nor better enough: rollback.yaml's on_failure
+    WORSE = "worse"  # further from healthy than before: reverted where it can be undone
+
+
 class VerificationCheck(BaseModel):
     name: str
     service: str
     observed: float
     threshold: float
     ok: bool
+    # The same measure over the minutes before the action ran; None when there was no data
+    # then (and on checks stored before verification compared with before).
+    before: float | None = None
+    # Share of the gap between `before` and `threshold` the action closed: 1 (or more) = all
+    # of it, 0 = none, negative = further away. None when the check was healthy before.
+    improvement: float | None = None
+    outcome: VerificationOutcome | None = None  # None: not judged (the incident's alert checks)
 
 
 class Verification(BaseModel):
@@ -124,6 +140,22 @@ class Verification(BaseModel):
     window_minutes: int
     checks: list[VerificationCheck] = Field(default_factory=list)
     rolled_back: bool = False
+    # Recovered only when `passed`; a record stored before outcomes reads as recovered or
+    # no_effect (what its all-or-nothing verdict meant).
+    outcome: VerificationOutcome | None = None
+    rule: str = ""  # the policy that judged it, e.g. "rollback.yaml:outcomes"
+
+    @model_validator(mode="after")
+    def _outcome_from_passed(self) -> Verification:
+        if self.outcome is None:
+            self.outcome = (VerificationOutcome.RECOVERED if self.passed
+                            else VerificationOutcome.NO_EFFECT)
+        return self
+
+    @property
+    def mitigation_kept(self) -> bool:
+        """Better but not healthy: the actions stay in place and a human takes it from here."""
+        return self.outcome is VerificationOutcome.PARTIAL
 
 
 class ActionCase(BaseModel):

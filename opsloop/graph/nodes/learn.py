@@ -20,6 +20,9 @@ from opsloop.models import EventKind, Incident, IncidentStatus, Verdict
 
 
 def final_status(incident: Incident) -> IncidentStatus:
+    """Mitigated only when verification found production healthy. A partial recovery is
+    escalated with its mitigation kept (verify left the actions in place and said so on the
+    timeline); no effect or worse is escalated after verify reverted what it should."""
     if incident.verification is not None:
         return (
             IncidentStatus.MITIGATED if incident.verification.passed else IncidentStatus.ESCALATED

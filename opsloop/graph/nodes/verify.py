@@ -1,4 +1,5 @@
-"""verify: after the policy's window, check the fix held; if not, follow the rollback criteria."""
+"""verify: after the policy's window, compare production with before the action: recovered,
+partial (kept, escalated) or no effect / worse (reverted where rollback.yaml says so)."""
 
 from __future__ import annotations
 
@@ -13,15 +14,25 @@ from opsloop.graph.nodes.act import idempotency_key
 from opsloop.graph.nodes.common import context_of, event
 from opsloop.graph.state import LoopState
 from opsloop.models import (
+    ActionCase,
     ActionResult,
     ActionStatus,
     EventKind,
     Incident,
+    TimelineEvent,
     Verification,
     VerificationCheck,
 )
+from opsloop.models.actions import VerificationOutcome
 from opsloop.observe import evaluate_rules
-from opsloop.policy.rollback import ResolvedCriteria, criteria_for
+from opsloop.policy.rollback import (
+    OUTCOMES_RULE,
+    ResolvedCriteria,
+    criteria_for,
+    incident_outcome,
+    judge,
+    should_revert,
+)
 
 # Metrics whose thresholds are ratios to the pre-incident baseline rather than absolute values.
 _RELATIVE = {"latency_p99_ratio_max": "latency_p99_ms", "cost_per_hour_ratio_max": "cost_per_hour"}
@@ -31,6 +42,20 @@ _BASELINE_MINUTES = 30
 def _recent(ctx: LoopContext, service: str, metric: str, minutes: int) -> float | None:
     points = ctx.telemetry.metric(service, metric, minutes).points
     return sum(p.value for p in points) / len(points) if points else None
+
+
+def _mean_until(
+    ctx: LoopContext, service: str, metric: str, until: datetime, minutes: int
+) -> float | None:
+    """The metric's mean over the `minutes` up to `until` (an action's moment: what it
+    found). The point at `until` itself was recorded before the action changed anything."""
+    span = int((ctx.clock.now() - until).total_seconds() // 60) + minutes
+    points = [
+        p.value
+        for p in ctx.telemetry.metric(service, metric, span).points
+        if until - timedelta(minutes=minutes) < p.at <= until
+    ]
+    return sum(points) / len(points) if points else None
 
 
 def _baseline(ctx: LoopContext, service: str, metric: str, before: datetime) -> float | None:
@@ -45,35 +70,30 @@ def _baseline(ctx: LoopContext, service: str, metric: str, before: datetime) -> 
 
 
 def threshold_checks(
-    ctx: LoopContext, incident: Incident, service: str, criteria: ResolvedCriteria
+    ctx: LoopContext, incident: Incident, case: ActionCase, criteria: ResolvedCriteria
 ) -> list[VerificationCheck]:
+    """Each threshold of the action's criteria on its service, now and before it ran, judged
+    by rollback.yaml's `outcomes`."""
+    service = case.action.service
+    acted = case.result.at if case.result is not None else ctx.clock.now()
     onset = min((a.starts_at for a in incident.anomalies), default=incident.opened_at)
+    minutes = criteria.sample_minutes
     checks: list[VerificationCheck] = []
     for name, limit in criteria.thresholds.model_dump(exclude_none=True).items():
+        metric = _RELATIVE.get(name, name.removesuffix("_max"))
+        now = _recent(ctx, service, metric, minutes)
+        before = _mean_until(ctx, service, metric, acted, minutes)
         if name in _RELATIVE:
-            metric = _RELATIVE[name]
-            now, base = (
-                _recent(ctx, service, metric, criteria.sample_minutes),
-                _baseline(ctx, service, metric, onset),
-            )
+            base = _baseline(ctx, service, metric, onset)
             if now is None or not base:
                 continue  # no baseline to compare with: the absolute checks still apply
-            observed = now / base
-        else:
-            metric = name.removesuffix("_max")
-            value = _recent(ctx, service, metric, criteria.sample_minutes)
-            if value is None:
-                continue
-            observed = value
-        checks.append(
-            VerificationCheck(
-                name=name,
-                service=service,
-                observed=round(observed, 6),
-                threshold=float(limit),
-                ok=observed <= limit,
-            )
-        )
+            now, before = now / base, None if before is None else before / base
+        if now is None:
+            continue
+        check = VerificationCheck(name=name, service=service, observed=round(now, 6),
+                                  threshold=float(limit), ok=now <= limit)
+        checks.append(judge(check, None if before is None else round(before, 6),
+                            ctx.policies.rollback.outcomes))
     return checks
 
 
@@ -95,19 +115,57 @@ def alert_checks(ctx: LoopContext, incident: Incident) -> list[VerificationCheck
     ]
 
 
-def revert_all(ctx: LoopContext, incident: Incident) -> dict[str, ActionResult]:
-    """Revert what ran, the last action first, where the rollback criteria say so; the
-    revert's result by action id."""
-    reverted = {}
+def _moved(c: VerificationCheck) -> str:
+    """A check as a person reads it: where it was before the action, where it is, the limit."""
+    if c.before is None:
+        return f"{c.name} on {c.service} ({c.observed:.3g} > {c.threshold:.3g})"
+    return (f"{c.name} on {c.service} {c.before:.3g} -> {c.observed:.3g} "
+            f"(limit {c.threshold:.3g})")
+
+
+def _summary(outcome: VerificationOutcome, window: int, checks: list[VerificationCheck],
+             cases: list[ActionCase]) -> str:
+    """The verification line of the timeline: what changed against before, and what next."""
+    head = f"after {window} min: "
+    failed = "; ".join(_moved(c) for c in checks if not c.ok)
+    if outcome is VerificationOutcome.RECOVERED:
+        return head + "all checks passed"
+    if outcome is VerificationOutcome.PARTIAL:
+        better = "; ".join(f"{_moved(c)}, {c.improvement:.0%} of the way"
+                           for c in checks if c.improvement is not None and c.improvement > 0)
+        kept = ", ".join(case.action.describe() for case in cases)
+        return (head + f"partial recovery, better but not healthy: {better}. Still failing: "
+                f"{failed}. Mitigation kept: {kept} stays in place and the incident is "
+                f"escalated to a human ({OUTCOMES_RULE})")
+    said = "made things worse" if outcome is VerificationOutcome.WORSE else "no effect"
+    return head + f"{said}: failed {failed}"
+
+
+def revert_failed(
+    ctx: LoopContext, incident: Incident, checks: dict[str, list[VerificationCheck]]
+) -> tuple[dict[str, ActionResult], list[TimelineEvent]]:
+    """Undo what ran, the last action first, where `should_revert` says so; the reverts by
+    action id, and a timeline entry for every action reverted or kept."""
+    reverted: dict[str, ActionResult] = {}
+    events: list[TimelineEvent] = []
     for case in reversed(incident.actions):
         if case.result is None or not case.succeeded:
             continue
-        if "revert" not in criteria_for(ctx.policies, case.action.type).on_failure:
+        criteria = criteria_for(ctx.policies, case.action.type)
+        revert, why = should_revert(case, checks.get(case.id, []), criteria,
+                                    ctx.policies.rollback.outcomes, incident.root_cause)
+        if not revert:
+            events.append(event(ctx, EventKind.ROLLBACK, why, action_id=case.id,
+                                reverted=False))
             continue
         key = "revert:" + idempotency_key(incident.id, case.action)
-        reverted[case.id] = ctx.actuator.revert(case.result, key)
+        result = reverted[case.id] = ctx.actuator.revert(case.result, key)
         crash_point("verify.reverted")
-    return reverted
+        ctx.store.audit(incident.id, "opsloop", "rollback", result.model_dump(mode="json"))
+        events.append(event(ctx, EventKind.ROLLBACK,
+                            f"reverted {case.action.describe()}: {result.status.value} ({why})",
+                            action_id=case.id, reverted=True))
+    return reverted, events
 
 
 def verify(state: LoopState, runtime: Runtime[LoopContext]) -> LoopState:
@@ -124,39 +182,26 @@ def verify(state: LoopState, runtime: Runtime[LoopContext]) -> LoopState:
         ctx.clock.wait(math.ceil(remaining))  # the simulator lets production run on
     crash_point("verify.waited")
     alerts = alert_checks(ctx, incident)
-    own = {case.id: threshold_checks(ctx, incident, case.action.service, criteria[case.id])
-           for case in ran}
+    own = {case.id: threshold_checks(ctx, incident, case, criteria[case.id]) for case in ran}
+    outcome = incident_outcome(alerts, list(own.values()), ctx.policies.rollback.outcomes)
     checks = [*alerts, *(c for case in ran for c in own[case.id])]
-    passed = all(c.ok for c in checks)
-    events = [
-        event(
-            ctx,
-            EventKind.VERIFIED if passed else EventKind.VERIFICATION_FAILED,
-            f"after {window} min: "
-            + (
-                "all checks passed"
-                if passed
-                else "failed "
-                + ", ".join(
-                    f"{c.name} on {c.service} ({c.observed:.3g} > {c.threshold:.3g})"
-                    for c in checks
-                    if not c.ok
-                )
-            ),
-        )
-    ]
+    passed = outcome is VerificationOutcome.RECOVERED
+    events = [event(
+        ctx, EventKind.VERIFIED if passed else EventKind.VERIFICATION_FAILED,
+        _summary(outcome, window, checks, ran), outcome=outcome.value, rule=OUTCOMES_RULE,
+    )]
     reverts: dict[str, ActionResult] = {}
-    if not passed:
-        reverts = revert_all(ctx, incident)
-        for r in reverts.values():
-            ctx.store.audit(incident.id, "opsloop", "rollback", r.model_dump(mode="json"))
-            events.append(event(ctx, EventKind.ROLLBACK, f"reverted {r.action}: {r.status.value}"))
+    if outcome in (VerificationOutcome.NO_EFFECT, VerificationOutcome.WORSE):
+        reverts, rollback_events = revert_failed(ctx, incident, own)
+        events += rollback_events
     verification = Verification(
         passed=passed,
         at=ctx.clock.now(),
         window_minutes=window,
         checks=alerts,
         rolled_back=any(r.status is ActionStatus.SUCCEEDED for r in reverts.values()),
+        outcome=outcome,
+        rule=OUTCOMES_RULE,
     )
     cases = [
         case.model_copy(update={"checks": own[case.id], "revert": reverts.get(case.id)})

@@ -54,7 +54,21 @@ class KillSwitch(StrictModel):
     automatic: bool = True
 
 
+class Outcomes(StrictModel):
+    """How verification judges a failing check: after against before, not only the threshold.
+
+    The gap is how far a check was from its threshold before the action ran.
+    """
+
+    # Partial: the action closed at least this share of the gap (0.5 = halfway to healthy).
+    partial_min_improvement: float = Field(default=0.5, gt=0, le=1)
+    # Worse: the check moved away from its threshold by more than this share of the gap
+    # (a check that was healthy before and fails now is worse whatever the margin).
+    worse_margin: float = Field(default=0.2, ge=0)
+
+
 class RollbackPolicy(PolicyFile):
     defaults: DefaultCriteria
     actions: dict[str, Criteria] = Field(default_factory=dict)
     kill_switch: KillSwitch
+    outcomes: Outcomes = Outcomes()
