@@ -404,7 +404,8 @@ def rank(filed: list[FiledSignal], incidents: Mapping[str, Incident],
             id=r.id, status=r.status, kind=r.kind, title=r.title,
             subject=describe_subject(r, subject),
             score=score_signal(r, merged_into.get(r.id, []), incidents),
-            age_days=round((now - r.created_at) / timedelta(days=1), 1), path=str(f.path),
+            age_days=max(0.0, round((now - r.created_at) / timedelta(days=1), 1)),
+            path=str(f.path),
             group=_theme(r, subject, known) or f"{r.kind}: {describe_subject(r, subject)}",
             merged_in=[m.id for m in merged_into.get(r.id, [])]))
     # Highest score first; then more incidents, then the older signal, then the id.
@@ -441,7 +442,7 @@ def render_mission(record: SignalRecord, accepted: StatusChange, score: Score) -
         f"{front_matter(meta)}\n# Mission: {inline(record.title)}\n\n"
         f"Accepted by {inline(accepted.by, 80)} on {fmt_time(accepted.at)}: "
         f"{inline(accepted.reason, 400)}\n\n"
-        f"## What was seen\n\n{inline(record.title)} (a {inline(record.kind)} signal, first "
+        f"## What was seen\n\n{inline(record.title)} ({inline(record.kind)} signal, first "
         f"seen {fmt_time(record.created_at)}, resting on {len(score.incidents)} "
         f"incident{'s' if len(score.incidents) != 1 else ''}).\n\n"
         f"## Evidence\n\n{bullets(inline(line, 400) for line in score.explain())}\n\n"

@@ -124,7 +124,7 @@ def _markdown(board: dict[str, Any], fresh: list[Ranked]) -> str:
     ]
     if fresh:
         out.append(table(
-            ["#", "id", "score", "kind", "subject", "incidents", "toil h", "budget burned",
+            ["rank", "id", "score", "kind", "subject", "incidents", "toil h", "budget burned",
              "age (d)", "same group"],
             [[n, r.id, f"{r.score.score:g}", r.kind, r.subject, len(r.score.incidents),
               f"{r.score.toil_hours:g}", _budget(r), f"{r.age_days:g}",
