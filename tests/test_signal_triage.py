@@ -57,7 +57,7 @@ from opsloop.models import (
 )
 from opsloop.runbooks.markdown import split_front_matter
 from opsloop.scheduled.agents.signal_triage import SignalTriage
-from opsloop.scheduled.base import AgentContext
+from opsloop.scheduled.base import AgentContext, ScheduledAgent
 from opsloop.settings import Settings
 from opsloop.store import IncidentStore
 
@@ -515,7 +515,8 @@ def test_the_weekly_board_ranks_new_signals_and_lists_the_weeks_decisions(
     old = of_kind(leak, "repeated_incidents").id
     decline(settings, old)  # at NOW: the board covers the week *before* its due time
     before = {p.name: p.read_bytes() for p in settings.signals_dir.iterdir()}
-    agent = SignalTriage()
+    agent: ScheduledAgent = SignalTriage()  # mypy checks it meets the protocol
+    assert agent.name == "signal-triage"
     ctx = context(settings, store, NOW)
     analysis = agent.analyse(ctx, json.loads(json.dumps(agent.observe(ctx))))
     md, js = settings.work_dir / "reports" / "signals-2026-W49.md", \
@@ -529,7 +530,7 @@ def test_the_weekly_board_ranks_new_signals_and_lists_the_weeks_decisions(
     assert [(d["id"], d["status"], d["by"]) for d in board["decisions"]] == [
         (fix, "accepted", "olivia")]
     assert board["missions"] == [str(settings.work_dir / "missions" / f"{fix}.md")]
-    assert [f.subject for f in analysis.findings] == new[: agent.top]
+    assert [f.subject for f in analysis.findings] == new[: SignalTriage.top]
     text = md.read_text(encoding="utf-8")
     assert "## New signals, highest score first" in text and new[0] in text
     assert "olivia" in text and "the leak costs us a restart a week" in text

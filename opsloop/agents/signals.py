@@ -305,8 +305,8 @@ def _merge(old: Signal, new: Signal) -> Signal:
 
 def _refiled(old: SignalRecord, new: Signal) -> SignalRecord:
     """A known signal seen again: merged evidence, and the decisions people made kept."""
-    merged = _merge(old, new)
-    return SignalRecord(**{**old.model_dump(), **Signal.model_validate(merged).model_dump()})
+    derived = _merge(old, new).model_dump(include=set(Signal.model_fields))
+    return SignalRecord(**{**old.model_dump(), **derived})
 
 
 def render_record(record: Signal) -> str:

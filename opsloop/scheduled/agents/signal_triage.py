@@ -38,7 +38,7 @@ class SignalTriage:
     purpose = ("Rank the improvement signals by evidence (incidents, error budget, toil, "
                "customer impact), group near-duplicates, and put the week's triage board "
                "in front of the people who decide.")
-    tools = ("signals", "incident_history")
+    tools: tuple[str, ...] = ("signals", "incident_history")
     top = 5  # new signals that become findings
 
     def observe(self, ctx: AgentContext) -> dict[str, Any]:
