@@ -449,7 +449,9 @@ def _charts(base: Path, rows: list[dict[str, Any]], review: ReviewPolicy,
                  "right axis: the same as burn rate)",
                  fontsize=9)
     fig.autofmt_xdate()
-    fig.tight_layout()
+    # Fixed margins: tight_layout measures every tick label of every panel, and doubles the
+    # time the chart takes.
+    fig.subplots_adjust(left=0.06, right=0.94, top=0.92, bottom=0.08, hspace=0.35, wspace=0.4)
     paths.append(_save(fig, base.with_name(base.name + "-sli.png")))
     plt.close(fig)
     return paths
