@@ -3,8 +3,11 @@ actions, sent notifications and the lease on each incident's run, in one SQLite 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -96,6 +99,22 @@ def _utc(at: datetime) -> str:
     return at.astimezone(UTC).isoformat()
 
 
+def _create_sqlite(path: Path) -> None:
+    """A new database file appears whole: SQLite creates an empty file at connect and writes
+    its header later, and a second process or thread opening it in between would take the
+    0-byte file for a damaged one. Built aside and linked into place (another opener's wins)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.new")
+    try:
+        conn = sqlite3.connect(tmp)
+        conn.execute("PRAGMA journal_mode=WAL")  # writes the header
+        conn.close()
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)
+    finally:
+        for leftover in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
+            leftover.unlink(missing_ok=True)
+
+
 def open_sqlite(path: Path, what: str) -> sqlite3.Connection:
     """A connection to an existing or new SQLite file; an empty or foreign file is an error
     naming the file (SQLite would silently treat a 0-byte file as a new, empty database)."""
@@ -106,6 +125,8 @@ def open_sqlite(path: Path, what: str) -> sqlite3.Connection:
             f"{path} is empty (0 bytes), so it is not the {what}: restore it from a backup, "
             f"or move it aside to start a new one")
     path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        _create_sqlite(path)
     try:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA busy_timeout=5000")

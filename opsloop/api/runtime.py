@@ -27,7 +27,7 @@ from opsloop.graph.runner import OperateLoop
 from opsloop.intake import AlertGrouper, GroupUpdate, IntakeStats
 from opsloop.intake_state import IntakeState
 from opsloop.models import Anomaly, AnomalyStatus, Incident, ParamValue, Verdict
-from opsloop.observe import ENVIRONMENT
+from opsloop.observe import ENVIRONMENT, evaluate_rules
 from opsloop.policy import Policies
 from opsloop.policy.health import burn_rate_anomalies
 from opsloop.scheduler.driver import Scheduler, unknown_agents
@@ -47,7 +47,7 @@ class IntakeRuntime:
     """The long-running half of `opsloop serve`."""
 
     def __init__(self, settings: Settings, policies: Policies,
-                 environment: str | None = None) -> None:
+                 environment: str | None = None, evaluate_rules: bool = False) -> None:
         self.settings = settings
         self.policies = policies
         if environment is not None and not environment.startswith("remote:"):
@@ -79,6 +79,10 @@ class IntakeRuntime:
         self.detectors = (load_detectors(policies, self._detectors_path, self._error,
                                          ENVIRONMENT) if environment else None)
         self._detector_firing: dict[str, Anomaly] = {}
+        # With no Prometheus and Alertmanager in front (`opsloop run`'s own simulator),
+        # alerts.yaml's rules are evaluated here, as the simulator watch does.
+        self.evaluate_rules = evaluate_rules and environment is not None
+        self._rule_firing: dict[str, Anomaly] = {}
         self._gc_thresholds: tuple[int, int, int] | None = None  # to restore on stop
         # Scheduled agents (schedule.yaml) run on their own thread, against the environment.
         self.ledger = RunLedger(settings.state_dir / "schedule.db")
@@ -106,6 +110,9 @@ class IntakeRuntime:
         if self.env is not None and self.detectors is not None:
             self._spawn("detectors",
                         self._every(self.settings.slo_evaluation_seconds, self.evaluate_detectors))
+        if self.env is not None and self.evaluate_rules:
+            self._spawn("alert-rules",
+                        self._every(self.settings.slo_evaluation_seconds, self.evaluate_alerts))
         if self.env is not None:
             self._spawn("scheduler", self._every(self.settings.schedule_tick_seconds,
                                                  self.schedule_tick, first=0.0))
@@ -289,6 +296,21 @@ class IntakeRuntime:
             for fp, a in self._slo_firing.items() if fp not in firing
         ]
         self._slo_firing = firing
+        self.grouper.ingest([*found, *gone], now)
+
+    def evaluate_alerts(self) -> None:
+        """alerts.yaml's rules over the environment's telemetry, into intake; a rule that
+        stopped holding is sent as resolved."""
+        if self.env is None:
+            return
+        now = self.now()
+        found = evaluate_rules(self.policies.alerts.rules, self.env, now)
+        firing = {a.fingerprint: a for a in found}
+        gone = [
+            a.model_copy(update={"status": AnomalyStatus.RESOLVED, "ends_at": now})
+            for fp, a in self._rule_firing.items() if fp not in firing
+        ]
+        self._rule_firing = firing
         self.grouper.ingest([*found, *gone], now)
 
     def evaluate_detectors(self) -> None:

@@ -4,8 +4,10 @@ and `opsloop prometheus-rules` (alerts.yaml as Prometheus alerting rules)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -112,8 +114,8 @@ def serve(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
     try:
         policies = load_policies(settings.policies_dir,
                                  allow_unsafe=settings.allow_unsafe_policies)
-        runtime = IntakeRuntime(settings, policies,
-                                settings.serve_environment)
+        runtime = IntakeRuntime(settings, policies, settings.serve_environment,
+                                evaluate_rules=getattr(args, "evaluate_rules", False))
         unknown = runtime.unknown_agents()
         if unknown:
             runtime.close_unstarted()
@@ -136,15 +138,33 @@ def serve(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
         app = create_app(runtime, tokens, answering_names(host, args.allow_host))
         runtime.start()
         try:
-            uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False)).run(
-                sockets=[sock])
+            with _quiet_stop_signals():
+                uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False)).run(
+                    sockets=[sock])
         finally:
-            runtime.stop()
+            runtime.stop()  # running work checkpointed; scheduled runs recorded
     finally:
         sock.close()
         if local is not None:
             local.discard()
     return 0
+
+
+@contextlib.contextmanager
+def _quiet_stop_signals() -> Iterator[None]:
+    """uvicorn shuts down gracefully on SIGTERM/SIGINT and then raises the signal again with
+    the handlers it found: with the defaults that kills the process before the runtime has
+    stopped. Handlers that do nothing let the shutdown finish and `serve` return 0."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, lambda *_: None)
+                for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def run_command(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
@@ -177,6 +197,7 @@ def run_command(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
                  markup=False)
     try:
         args.environment = remote_ref(server.url)
+        args.evaluate_rules = True  # no Prometheus in front of this simulator
         return serve(args, settings, ui)
     finally:
         server.stop()
