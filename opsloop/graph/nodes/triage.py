@@ -1,4 +1,5 @@
-"""triage: severity from policies/severity.yaml over measured impact. Never the model."""
+"""triage: severity from policies/severity.yaml over measured impact, capped when nothing
+corroborates it (a possible telemetry failure). Never the model."""
 
 from __future__ import annotations
 
@@ -9,15 +10,25 @@ from opsloop.graph.context import LoopContext
 from opsloop.graph.nodes.common import context_of, event
 from opsloop.graph.state import LoopState
 from opsloop.models import EventKind
-from opsloop.policy.impact import measure_impact
-from opsloop.policy.severity import classify, escalation_for
+from opsloop.policy.impact import Corroboration, corroborate, measure_impact
+from opsloop.policy.severity import cap_uncorroborated, classify, escalation_for
+
+
+def _telemetry_doubt(backing: Corroboration, said: str) -> str:
+    """The triage entry's words for an impact nothing corroborates."""
+    return (f"; possible telemetry failure: only {backing.spike} departs from its baseline "
+            f"(its other metrics, callers and logs look as before), so not {said}")
 
 
 def triage(state: LoopState, runtime: Runtime[LoopContext]) -> LoopState:
     ctx = context_of(runtime)
     incident = state["incident"]
     impact = measure_impact(incident.services, ctx.telemetry, ctx.policies)
-    severity, rule = classify(impact, ctx.policies.severity)
+    measured, measured_rule = classify(impact, ctx.policies.severity)
+    backing = corroborate(incident.services, ctx.telemetry, ctx.policies)
+    doubted = backing is not None and backing.uncorroborated
+    severity, rule = cap_uncorroborated(measured, measured_rule, doubted, ctx.policies.severity)
+    capped = severity is not measured
     incident = incident.model_copy(
         update={"severity": severity, "severity_rule": rule, "impact": impact}
     )
@@ -27,16 +38,20 @@ def triage(state: LoopState, runtime: Runtime[LoopContext]) -> LoopState:
             EventKind.TRIAGED,
             f"{severity.value} by {rule}: error ratio {impact.error_ratio:.2%}, "
             f"p99 {impact.latency_p99_ms:.0f} ms, tier {impact.tier}, "
-            f"blast radius {impact.blast_radius}",
+            f"blast radius {impact.blast_radius}"
+            + (_telemetry_doubt(backing, measured.value) if capped and backing else ""),
             severity=severity.value,
             rule=rule,
+            **({"possible_telemetry_failure": True, "uncapped": measured.value}
+               if capped else {}),
         )
     ]
     ctx.store.audit(
         incident.id,
         "opsloop",
         "severity",
-        {"severity": severity.value, "rule": rule, "impact": impact.model_dump()},
+        {"severity": severity.value, "rule": rule, "impact": impact.model_dump(),
+         "corroboration": None if backing is None else backing.model_dump()},
     )
     escalation = escalation_for(severity, ctx.policies.severity)
     notified: list[str] = []

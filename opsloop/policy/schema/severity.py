@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from opsloop.models import Impact, Severity
+from opsloop.models.catalog import METRICS
 from opsloop.policy.schema.base import PolicyFile, StrictModel
 
 
@@ -88,6 +89,43 @@ class Escalation(StrictModel):
     channels: list[str] = Field(default_factory=list)  # where notifications go
 
 
+# Independent signals that can back up an incident's impact (severity.yaml `corroboration`).
+SignalKind = Literal["same_service", "other_services", "callers", "error_logs"]
+
+
+class CorroborationPolicy(StrictModel):
+    """Impact only one metric of one service shows, with nothing else departing from its own
+    baseline (the service's other metrics, its callers, its logs), is a possible telemetry
+    failure: the incident opens at most at `cap` and says so."""
+
+    cap: Severity
+    require: list[SignalKind] = Field(min_length=1)  # the signals that count as corroboration
+    min_signals: int = Field(default=1, ge=1)  # how many of them it takes
+    # Each metric is compared with its own history: the `baseline_minutes` before the
+    # impact window.
+    baseline_minutes: int = Field(gt=0)
+    # Departs: the impact window's mean is at least `deviation` robust standard deviations
+    # (median absolute deviation x 1.4826) from the baseline median, and at least
+    # `min_change` of that median away from it.
+    deviation: float = Field(gt=0)
+    min_change: float = Field(ge=0)
+    metrics: list[str] = Field(min_length=1)  # the incident's services' metrics looked at
+    caller_metrics: list[str] = Field(min_length=1)  # a caller's metrics that show the callee
+    log_levels: list[str] = Field(min_length=1)  # what counts as an error-level log line
+    # Error-level lines in the impact window needed for the logs to count (and more per
+    # minute than in the baseline by `min_change`).
+    error_logs_min: int = Field(ge=1)
+
+    @field_validator("metrics", "caller_metrics")
+    @classmethod
+    def _known_metrics(cls, names: list[str]) -> list[str]:
+        unknown = [n for n in names if n not in METRICS]
+        if unknown:
+            raise ValueError(f"unknown metric(s) {', '.join(unknown)}; "
+                             f"metrics: {', '.join(METRICS)}")
+        return names
+
+
 class SeverityPolicy(PolicyFile):
     impact_window_minutes: int = Field(default=5, gt=0)
     impact_statistic: Literal["max", "avg"] = "max"
@@ -97,6 +135,8 @@ class SeverityPolicy(PolicyFile):
     escalation: dict[Severity, Escalation]
     # SEV1 and SEV2 always get a postmortem draft; list lower severities that should too.
     postmortem_severities: list[Severity] = Field(default_factory=list)
+    # None: impact is taken at face value, corroborated or not.
+    corroboration: CorroborationPolicy | None = None
 
     @model_validator(mode="after")
     def _escalation_for_every_severity(self) -> SeverityPolicy:
