@@ -107,8 +107,8 @@ def test_run_starts_schedules_and_survives_sigterm_and_kill(tmp_path: Path,
 
     second = Run(work, policies, log)
     second.ready()
-    # The simulator `run` starts begins its clock again; runs resume once it passes the
-    # last due time, and none of the earlier ones is run again.
+    # `run` continues the simulation it saved (its clock too): runs go on from where they
+    # were, and none of the earlier ones is run again.
     second.wait_runs(len(after_term) + 2)
     assert second.stop(signal.SIGKILL) == -signal.SIGKILL
 

@@ -150,6 +150,9 @@ def serve(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
     return 0
 
 
+SIM_SAVE_SECONDS = 10.0  # `run`'s own simulation is saved this often (and when it stops)
+
+
 @contextlib.contextmanager
 def _quiet_stop_signals() -> Iterator[None]:
     """uvicorn shuts down gracefully on SIGTERM/SIGINT and then raises the signal again with
@@ -180,10 +183,17 @@ def run_command(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
         return serve(args, settings, ui)
     if args.minute_seconds <= 0:
         raise UserError("--minute-seconds must be positive: `opsloop run` keeps time moving")
+    saved = settings.state_dir / "run-simulation.json"
     try:
-        env = SimEnvironment.create(args.scenario, settings.seed)
+        if saved.is_file():  # a restart continues the same production, its clock included
+            env = SimEnvironment.load(saved)
+        else:
+            env = SimEnvironment.create(args.scenario, settings.seed)
     except UnknownScenarioError as exc:
         raise UserError(str(exc)) from None
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{saved}: cannot read the simulation `opsloop run` saved: {exc}; "
+                        f"move it aside to start a new one") from None
     host = "127.0.0.1"
     assert is_loopback(host)
     try:
@@ -193,14 +203,28 @@ def run_command(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
         raise UserError(f"cannot start the simulator on {host}:{args.sim_port}: "
                         f"{exc.strerror}; pass --sim-port, or --environment") from None
     server.start()
-    ui.err.print(f"simulated production at {server.url} ({args.minute_seconds:g}s per minute)",
-                 markup=False)
+    ui.err.print(f"simulated production at {server.url} ({args.minute_seconds:g}s per minute"
+                 f"{', continued from ' + str(saved) if saved.is_file() else ''})", markup=False)
+    stop = threading.Event()
+
+    def keep() -> None:
+        with server.lock:
+            env.save(saved)
+
+    def keep_every() -> None:
+        while not stop.wait(SIM_SAVE_SECONDS):
+            keep()
+
+    saver = threading.Thread(target=keep_every, name="sim-save", daemon=True)
+    saver.start()
     try:
         args.environment = remote_ref(server.url)
         args.evaluate_rules = True  # no Prometheus in front of this simulator
         return serve(args, settings, ui)
     finally:
+        stop.set()
         server.stop()
+        keep()
 
 
 def sim_serve(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
