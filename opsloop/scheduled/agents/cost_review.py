@@ -18,16 +18,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import statistics
-import tempfile
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from opsloop.agents.markdown import atomic_write
 from opsloop.models import ActionStatus, DecisionOutcome, Incident
+from opsloop.scheduled.agents.cost_report import draw, render
 from opsloop.scheduled.base import AgentContext, Analysis, Finding
 
 METRIC = "cost_per_hour"
@@ -93,7 +91,7 @@ class CostReview:
     def analyse(self, ctx: AgentContext, observed: dict[str, Any]) -> Analysis:
         report = review(observed, self.limits)
         base = ctx.reports_dir / f"cost-{observed['month']}"
-        chart = _chart(base.with_suffix(".png"), report)
+        chart = draw(base.with_suffix(".png"), report)
         report["chart"] = chart.name
         md = atomic_write(base.with_suffix(".md"), render(report))
         js = atomic_write(base.with_suffix(".json"),
@@ -231,6 +229,7 @@ def review(observed: dict[str, Any], limits: CostLimits) -> dict[str, Any]:
         anomalies += _anomalies(service, days, month_days, prev_days, observed, limits)
         savings += _savings(service, data["hours"], observed, limits)
     rows.sort(key=lambda r: -r["spend"])
+    runs = episodes(anomalies)
     stamps = sorted(h for data in observed["services"].values() for h in data["hours"])
     done = [i for i in observed["incidents"]
             if any(cost_related(i, s) for s in observed["services"])]
@@ -239,7 +238,8 @@ def review(observed: dict[str, Any], limits: CostLimits) -> dict[str, Any]:
     big = [r for r in rows if r["change_pct"] is not None
            and abs(r["change_pct"]) >= limits.trend_pct]
     headline = (f"{observed['month']}: ${total:,.2f} recorded across {len(rows)} services "
-                f"({covered:.0%} of the month recorded); {len(anomalies)} anomalous day(s), "
+                f"({covered:.0%} of the month recorded); {len(anomalies)} anomalous day(s) in "
+                f"{len(runs)} episode(s), "
                 f"{len(big)} service(s) changed by {limits.trend_pct:g}% or more, "
                 f"{sum(1 for s in savings if s['taken'])} cost action(s) taken")
     return {"month": observed["month"], "period": {"previous": observed["previous"],
@@ -249,7 +249,8 @@ def review(observed: dict[str, Any], limits: CostLimits) -> dict[str, Any]:
             "recorded": {"from": stamps[0] if stamps else None,
                          "to": stamps[-1] if stamps else None, "coverage": covered},
             "limits": asdict(limits), "headline": headline, "total": round(total, 2),
-            "services": rows, "daily": daily, "anomalies": anomalies, "incidents": done,
+            "services": rows, "daily": daily, "anomalies": anomalies, "episodes": runs,
+            "incidents": done,
             "savings": savings, "unreadable": observed.get("unreadable", [])}
 
 
@@ -320,18 +321,45 @@ def _savings(service: str, hours: dict[str, list[float]], observed: dict[str, An
     return out
 
 
+def episodes(anomalies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Consecutive anomalous days of one service in one direction, as one episode: a
+    runaway that lasted a week is one thing to look at, not seven."""
+    out: list[dict[str, Any]] = []
+    for a in sorted(anomalies, key=lambda a: (a["service"], a["day"])):
+        last = out[-1] if out else None
+        day = date.fromisoformat(a["day"])
+        if (last is not None and last["service"] == a["service"]
+                and last["direction"] == a["direction"]
+                and date.fromisoformat(last["last"]) + timedelta(days=1) == day):
+            last["last"] = a["day"]
+            last["days"] += 1
+            last["spend"] = round(last["spend"] + a["spend"], 2)
+            last["peak_z"] = max(last["peak_z"], a["z"], key=abs)
+            last["changes"] += [c for c in a["changes"] if c not in last["changes"]]
+            seen = {i["id"] for i in last["incidents"]}
+            last["incidents"] += [i for i in a["incidents"] if i["id"] not in seen]
+            continue
+        out.append({"service": a["service"], "direction": a["direction"], "first": a["day"],
+                    "last": a["day"], "days": 1, "spend": a["spend"], "peak_z": a["z"],
+                    "baseline_usd_per_hour": a["baseline_usd_per_hour"],
+                    "changes": list(a["changes"]), "incidents": list(a["incidents"])})
+    return out
+
+
 def findings_of(report: dict[str, Any]) -> list[Finding]:
     out = []
-    for a in report["anomalies"]:
-        what = ", ".join(c["what"] for c in a["changes"]) or "no deploy or flag change"
-        done = ", ".join(f"{i['id']} ({i['status']})" for i in a["incidents"]) or "no incident"
+    for e in report["episodes"]:
+        what = ", ".join(c["what"] for c in e["changes"]) or "no deploy or flag change"
+        done = ", ".join(f"{i['id']} ({i['status']})" for i in e["incidents"]) or "no incident"
+        when = e["first"] if e["days"] == 1 else f"{e['first']} to {e['last']}"
         out.append(Finding(
-            kind="cost_anomaly", subject=a["service"], level="warning",
-            summary=f"{a['service']} spent ${a['spend']:,.2f} on {a['day']} "
-                    f"(${a['usd_per_hour']:.2f}/h against a ${a['baseline_usd_per_hour']:.2f}/h "
-                    f"baseline, z {a['z']:+.1f}); near it: {what}; done: {done}",
-            evidence=[a["day"], *(c["at"] for c in a["changes"]),
-                      *(i["id"] for i in a["incidents"])], data=a))
+            kind="cost_anomaly", subject=e["service"], level="warning",
+            summary=f"{e['service']} spent ${e['spend']:,.2f} on {when} ({e['days']} day(s) "
+                    f"{'above' if e['direction'] == 'up' else 'below'} its "
+                    f"${e['baseline_usd_per_hour']:.2f}/h baseline, peak z {e['peak_z']:+.1f}); "
+                    f"near it: {what}; done: {done}",
+            evidence=[when, *(c["at"] for c in e["changes"]),
+                      *(i["id"] for i in e["incidents"])], data=e))
     trend = report["limits"]["trend_pct"]
     for r in report["services"]:
         if r["change_pct"] is None or abs(r["change_pct"]) < trend:
@@ -345,143 +373,3 @@ def findings_of(report: dict[str, Any]) -> list[Finding]:
             evidence=[f"coverage {r['coverage']:.0%}", f"previous {r['previous_coverage']:.0%}"],
             data=r))
     return out
-
-
-# -- the report -----------------------------------------------------------------------------
-
-def _money(value: float | None) -> str:
-    return "—" if value is None else f"${value:,.2f}"
-
-
-def _coverage(report: dict[str, Any]) -> str:
-    rec = report["recorded"]
-    if rec["from"] is None:
-        return "**No cost data was recorded for this period.**"
-    prev = max((r["previous_coverage"] for r in report["services"]), default=0.0)
-    return (f"**Recorded: {rec['from'][:13]}h to {rec['to'][:13]}h — {rec['coverage']:.0%} of "
-            f"{report['month']}, {prev:.0%} of the month before.**" if rec["coverage"] < 1
-            or prev < 1 else "Both months fully recorded.")
-
-
-def render(report: dict[str, Any]) -> str:
-    lim = report["limits"]
-    period = report["period"]
-    lines = [
-        f"# Cost review {report['month']}", "",
-        f"**{report['headline']}.**", "",
-        f"Source: `{report['source']['metric']}` per service, {report['source']['resolution']}"
-        f" (read up to {period['now'][:16]}). Spend is what was recorded: nothing is "
-        "extrapolated. Where the telemetry holds less than the month, `coverage` says how "
-        "much; month-over-month compares the mean spend per recorded hour. Anomalies: days "
-        f"with at least {lim['min_day_minutes'] // 60}h recorded whose mean $/h has a robust "
-        f"z-score (median/MAD of the service's days in both months, MAD floored at "
-        f"{lim['mad_floor']:.0%} of the median) of {lim['z_cut']:g} or more.", "",
-        _coverage(report), "",
-        f"![daily spend per service]({report['chart']})", "",
-        "## Spend by service", "",
-        "| service | spend | coverage | $/h | previous $/h | change | slope $/day per day |",
-        "|---|---:|---:|---:|---:|---:|---:|"]
-    for r in report["services"]:
-        change = "—" if r["change_pct"] is None else f"{r['change_pct']:+.1f}%"
-        slope = "—" if r["slope_usd_per_day"] is None else f"{r['slope_usd_per_day']:+.2f}"
-        rate = "—" if r["usd_per_hour"] is None else f"{r['usd_per_hour']:.2f}"
-        prev = "—" if r["previous_usd_per_hour"] is None else f"{r['previous_usd_per_hour']:.2f}"
-        name = r["service"] + (f" (error: {r['error']})" if r["error"] else "")
-        lines.append(f"| {name} | {_money(r['spend'])} | {r['coverage']:.0%} | {rate} | "
-                     f"{prev} | {change} | {slope} |")
-    lines += ["", "## Anomalies", ""]
-    if not report["anomalies"]:
-        lines.append("No day stood out from its service's baseline.")
-    for a in report["anomalies"]:
-        lines.append(f"- **{a['service']} {a['day']}**: {_money(a['spend'])} "
-                     f"({a['usd_per_hour']:.2f} $/h vs {a['baseline_usd_per_hour']:.2f}, "
-                     f"z {a['z']:+.1f}, {a['direction']})")
-        for c in a["changes"]:
-            lines.append(f"  - change {c['at'][:16]}: {c['what']}")
-        for i in a["incidents"]:
-            acts = "; ".join(f"{x['action']} {x['decision'] or 'undecided'}"
-                             f"{', ' + x['approval'] if x['approval'] else ''}"
-                             f" → {x['result'] or 'not run'}" for x in i["actions"])
-            tail = f": {acts}" if acts else ""
-            lines.append(f"  - done: {i['id']} {i['title']} ({i['status']}){tail}")
-        if not a["changes"] and not a["incidents"]:
-            lines.append("  - no deploy, flag change or incident near it: worth a look")
-    lines += ["", "## What was done (cost incidents)", ""]
-    if not report["incidents"]:
-        lines.append("No incident this period was about cost.")
-    for i in report["incidents"]:
-        acts = ", ".join(f"{x['action']} ({x['result'] or x['decision'] or 'proposed'})"
-                         for x in i["actions"]) or "no action"
-        lines.append(f"- {i['id']} {i['opened_at'][:16]} {i['title']} — {i['status']}; "
-                     f"cause {i['category'] or 'unknown'}; {acts}")
-    lines += ["", "## Savings proposed and taken", ""]
-    if not report["savings"]:
-        lines.append("No cost action (scale_in) was proposed.")
-    else:
-        lines += ["| incident | action | decision | approval | result | $/h before | "
-                  "$/h after | saved per month |", "|---|---|---|---|---|---:|---:|---:|"]
-        for s in report["savings"]:
-            before = "—" if s["usd_per_hour_before"] is None else f"{s['usd_per_hour_before']:.2f}"
-            after = "—" if s["usd_per_hour_after"] is None else f"{s['usd_per_hour_after']:.2f}"
-            lines.append(f"| {s['incident']} | {s['action']} | {s['decision'] or '—'} | "
-                         f"{s['approval'] or '—'} | {s['result'] or 'not run'}"
-                         f"{' (reverted)' if s['reverted'] else ''} | {before} | {after} | "
-                         f"{_money(s['saved_usd_per_month'])} |")
-        lines += ["", f"Before/after: mean $/h over the {lim['savings_window_hours']}h on each "
-                  "side of the action; saved per month = the difference x 720h, for actions "
-                  "that ran and stayed."]
-    for problem in report["unreadable"]:
-        lines.append(f"- skipped (unreadable incident): {problem}")
-    return "\n".join(lines) + "\n"
-
-
-def _chart(path: Path, report: dict[str, Any]) -> Path:
-    """Daily spend per service over both months; anomalous days circled."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.dates import date2num
-
-    fig, ax = plt.subplots(figsize=(10, 4.8))
-    partial_x: list[float] = []
-    partial_y: list[float] = []
-    for service, days in sorted(report["daily"].items()):
-        if not days:
-            continue
-        xs = [date2num(date.fromisoformat(d)) for d in days]
-        # A day's spend at its recorded rate, so a partly recorded day is not drawn as a drop.
-        ys = [v["spend"] / v["minutes"] * 1440 for v in days.values()]
-        ax.plot(xs, ys, marker=".", linewidth=1.2, label=service)
-        for x, y, v in zip(xs, ys, days.values(), strict=True):
-            if v["minutes"] < 1440:
-                partial_x.append(x)
-                partial_y.append(y)
-    if partial_x:
-        ax.scatter(partial_x, partial_y, marker="x", color="black", s=30, zorder=4,
-                   label="day partly recorded")
-    for a in report["anomalies"]:
-        ax.scatter([date2num(date.fromisoformat(a["day"]))], [a["usd_per_hour"] * 24], s=160,
-                   facecolors="none", edgecolors="red", linewidths=2, zorder=5)
-    ax.axvline(date2num(datetime.fromisoformat(report["period"]["start"])), color="grey",
-               linestyle="--", linewidth=1)
-    ax.set_title(f"Daily spend per service (USD), {report['month']} and the month before; "
-                 "anomalies circled")
-    ax.set_ylabel("USD per day (recorded mean $/h x 24)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=3)
-    ax.xaxis_date()
-    fig.autofmt_xdate()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=100)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    finally:
-        plt.close(fig)
-    return path
