@@ -48,7 +48,8 @@ def render(report: dict[str, Any]) -> str:
         "|---|---:|---:|---:|---:|---:|---:|"]
     for r in report["services"]:
         change = "—" if r["change_pct"] is None else f"{r['change_pct']:+.1f}%"
-        slope = "—" if r["slope_usd_per_day"] is None else f"{r['slope_usd_per_day']:+.2f}"
+        s = r["slope_usd_per_day"]
+        slope = "—" if s is None else f"{s:+.2f}" if abs(s) >= 0.005 else "0.00"
         rate = "—" if r["usd_per_hour"] is None else f"{r['usd_per_hour']:.2f}"
         prev = "—" if r["previous_usd_per_hour"] is None else f"{r['previous_usd_per_hour']:.2f}"
         name = r["service"] + (f" (error: {r['error']})" if r["error"] else "")
