@@ -122,10 +122,15 @@ def test_relaxing_sev1_is_reported_as_rejected_with_the_policy_check_problems(
         tmp_path: Path, policies: Policies, store: IncidentStore) -> None:
     rollbacks = [recorded(n, policies, action="rollback_deploy", service="checkout",
                           severity=Severity.SEV1) for n in (1, 2, 3)]
-    analysis, proposals = review(tmp_path, policies, store, rollbacks)
+    restarts = [recorded(n, policies, action="restart", service="search",
+                         severity=Severity.SEV1) for n in (4, 5, 6)]
+    analysis, proposals = review(tmp_path, policies, store, [*rollbacks, *restarts])
 
-    sev1 = proposals["rollback_deploy at SEV1"]
+    # One ceiling held both action types: one proposal with the evidence of both.
+    sev1 = proposals["restart at SEV1, rollback_deploy at SEV1"]
     assert sev1["rule"] == "remediation.yaml:severities.SEV1"
+    assert sev1["counts"] == {"held": 6, "approved": 6, "failed_verification": 0}
+    assert len(sev1["incidents"]) == 6
     assert sev1["status"] == "rejected"
     assert any("severities.SEV1.outcome" in p for p in sev1["problems"])
     assert sev1["diff_file"] and Path(sev1["diff_file"]).is_file()

@@ -27,6 +27,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from opsloop.agents.markdown import atomic_write
 from opsloop.models import (
     ActionCase,
     ActionStatus,
@@ -198,6 +199,24 @@ def alerts_without_action(incidents: Iterable[Incident], policies: Policies,
     return out
 
 
+def merged(candidates: list[Candidate]) -> list[Candidate]:
+    """Candidates that propose the same edit (two action types held by one severity
+    ceiling) become one proposal with their evidence together."""
+    out: dict[tuple[str, str], Candidate] = {}
+    for c in candidates:
+        key = (c.kind, c.edit.describe if c.edit is not None else f"{c.subject} {c.rule}")
+        prior = out.get(key)
+        if prior is None:
+            out[key] = c
+            continue
+        prior.subject += f", {c.subject}"
+        prior.summary += f"; {c.summary}"
+        prior.incidents = sorted({*prior.incidents, *c.incidents})
+        prior.counts = {k: prior.counts.get(k, 0) + c.counts.get(k, 0)
+                        for k in dict.fromkeys([*prior.counts, *c.counts])}
+    return list(out.values())
+
+
 def _problem_key(problem: PolicyProblem) -> tuple[str, str, str, str]:
     """A problem without its directory, so the copy's problems compare with the source's."""
     return Path(problem.file).name, problem.field, problem.message, problem.level.value
@@ -278,6 +297,7 @@ class PolicyReview:
             *failed_automatic(incidents, ctx.policies, self.limits),
             *alerts_without_action(incidents, ctx.policies, self.limits),
         ]
+        candidates = merged(candidates)
         for c in candidates:
             if c.edit is not None:
                 c.result = check_and_replay(c, ctx.policies, incidents)
@@ -322,8 +342,8 @@ class PolicyReview:
                 "limits": self.limits.__dict__, "proposals": rows}
         md = ctx.reports_dir / f"{stem}.md"
         js = ctx.reports_dir / f"{stem}.json"
-        js.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
-        md.write_text(render(data), encoding="utf-8")
+        atomic_write(js, json.dumps(data, indent=2, default=str) + "\n")
+        atomic_write(md, render(data))
         proposed = sum(1 for r in rows if r["status"] == "proposed")
         return Analysis(
             summary=f"{proposed} policy change(s) proposed, "
