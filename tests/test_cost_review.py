@@ -5,6 +5,7 @@ the days the telemetry does not hold."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -20,6 +21,7 @@ from opsloop.models import (
     Hypothesis,
     Incident,
     IncidentStatus,
+    MetricSeries,
     PolicyDecision,
     RemediationAction,
     RemediationProposal,
@@ -185,3 +187,30 @@ def test_month_over_month_change_and_slope_are_reported_as_trends() -> None:
     assert kinds == [("cost_anomaly", "grows"), ("cost_trend", "grows")]
     assert closed_month(datetime(2027, 1, 15, tzinfo=UTC))[1:] == (
         datetime(2026, 12, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
+
+
+class _BrokenCost:
+    """Metrics whose cost series for `web` cannot be read (an exporter gone missing)."""
+
+    def __init__(self, inner: SimEnvironment) -> None:
+        self.inner = inner
+
+    def metric(self, service: str, metric: str, minutes: int) -> MetricSeries:
+        if service == "web":
+            raise KeyError("no series cost_per_hour{service='web'}")
+        return self.inner.metric(service, metric, minutes)
+
+    def average(self, service: str, metric: str, minutes: int) -> float | None:
+        return self.inner.average(service, metric, minutes)
+
+
+def test_a_series_that_cannot_be_read_is_named_and_the_rest_reported(
+        run: tuple[AgentContext, SimEnvironment]) -> None:
+    ctx, env = run
+    broken = dataclasses.replace(ctx, telemetry=env.swap(metrics=_BrokenCost(env)))
+    _, report = analyse(broken)
+    rows = {r["service"]: r for r in report["services"]}
+    assert "no series cost_per_hour" in rows["web"]["error"] and rows["web"]["minutes"] == 0
+    assert rows["checkout"]["error"] is None and rows["checkout"]["minutes"] > 0
+    assert len(report["anomalies"]) == 2
+    assert "web (error: KeyError" in (ctx.reports_dir / "cost-2026-11.md").read_text()

@@ -231,8 +231,8 @@ def review(observed: dict[str, Any], limits: CostLimits) -> dict[str, Any]:
     rows.sort(key=lambda r: -r["spend"])
     runs = episodes(anomalies)
     stamps = sorted(h for data in observed["services"].values() for h in data["hours"])
-    done = [i for i in observed["incidents"]
-            if any(cost_related(i, s) for s in observed["services"])]
+    done = [i for i in observed["incidents"] if datetime.fromisoformat(i["opened_at"]) >= start
+            and any(cost_related(i, s) for s in observed["services"])]
     total = sum(r["spend"] for r in rows)
     covered = max((r["coverage"] for r in rows), default=0.0)
     big = [r for r in rows if r["change_pct"] is not None
