@@ -44,18 +44,28 @@ def _recent(ctx: LoopContext, service: str, metric: str, minutes: int) -> float 
     return sum(p.value for p in points) / len(points) if points else None
 
 
-def _mean_until(
-    ctx: LoopContext, service: str, metric: str, until: datetime, minutes: int
+def _mean_between(
+    ctx: LoopContext, service: str, metric: str, since: datetime, until: datetime
 ) -> float | None:
-    """The metric's mean over the `minutes` up to `until` (an action's moment: what it
-    found). The point at `until` itself was recorded before the action changed anything."""
-    span = int((ctx.clock.now() - until).total_seconds() // 60) + minutes
+    """The metric's mean over the points after `since` up to `until`. An action's own
+    minute counts as before it: that point was recorded before it changed anything."""
+    span = int((ctx.clock.now() - since).total_seconds() // 60) + 1
     points = [
         p.value
         for p in ctx.telemetry.metric(service, metric, span).points
-        if until - timedelta(minutes=minutes) < p.at <= until
+        if since < p.at <= until
     ]
     return sum(points) / len(points) if points else None
+
+
+def _before(ctx: LoopContext, service: str, metric: str, acted: datetime, minutes: int,
+            onset: datetime) -> float | None:
+    """What the action found: the `minutes` up to it, or where telemetry is sparser, all
+    of the incident up to it (from the first alert's onset)."""
+    recent = _mean_between(ctx, service, metric, acted - timedelta(minutes=minutes), acted)
+    if recent is not None or onset >= acted:
+        return recent
+    return _mean_between(ctx, service, metric, onset - timedelta(minutes=1), acted)
 
 
 def _baseline(ctx: LoopContext, service: str, metric: str, before: datetime) -> float | None:
@@ -82,7 +92,7 @@ def threshold_checks(
     for name, limit in criteria.thresholds.model_dump(exclude_none=True).items():
         metric = _RELATIVE.get(name, name.removesuffix("_max"))
         now = _recent(ctx, service, metric, minutes)
-        before = _mean_until(ctx, service, metric, acted, minutes)
+        before = _before(ctx, service, metric, acted, minutes, onset)
         if name in _RELATIVE:
             base = _baseline(ctx, service, metric, onset)
             if now is None or not base:
