@@ -120,9 +120,9 @@ OUTCOMES_RULE = "rollback.yaml:outcomes"
 def judge(check: VerificationCheck, before: float | None, rules: Outcomes) -> VerificationCheck:
     """The check with what it was before the action, how much of the gap to its threshold
     the action closed, and the outcome that makes (every threshold is an upper bound)."""
-    failing_before = before is not None and before > check.threshold
-    improvement = ((before - check.observed) / (before - check.threshold)
-                   if before is not None and failing_before else None)
+    improvement: float | None = None  # only a check that was failing has a gap to close
+    if before is not None and before > check.threshold:
+        improvement = (before - check.observed) / (before - check.threshold)
     if check.ok:
         outcome = VerificationOutcome.RECOVERED
     elif before is None:
