@@ -224,7 +224,10 @@ def test_budget_consumed_by_each_incident_in_the_week(
         id="INC-0001", title="checkout errors after 2.14.0", environment="sim:x",
         group_key="g1", services=["checkout"], opened_at=start, severity=Severity.SEV1,
         status=IncidentStatus.MITIGATED,
-        timeline=[TimelineEvent(at=end, kind=EventKind.VERIFIED, message="verified")]))
+        # Mitigated (verified) at `end`; the postmortem closed it two hours later.
+        timeline=[TimelineEvent(at=end, kind=EventKind.VERIFIED, message="verified"),
+                  TimelineEvent(at=end + timedelta(hours=2), kind=EventKind.CLOSED,
+                                message="closed")]))
     store.save_incident(Incident(  # another service: not checkout's
         id="INC-0002", title="search slow", environment="sim:x", group_key="g2",
         services=["search"], opened_at=start, status=IncidentStatus.RESOLVED))
