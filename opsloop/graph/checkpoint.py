@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import enum
+import importlib
 import inspect
+import pkgutil
 import sqlite3
 from pathlib import Path
 
@@ -27,12 +29,14 @@ _MOVED = [("opsloop.models.incident", "TimelineEvent")]
 def _state_types() -> list[tuple[str, str]]:
     """Our domain types and the graph's own records, the only custom classes the checkpoint
     may rebuild."""
-    return [
+    modules = [importlib.import_module(m.name) for m in pkgutil.iter_modules(
+        models.__path__, prefix="opsloop.models.")]  # every model type, exported or not
+    return sorted({
         (obj.__module__, obj.__name__)
-        for module in (models, state, agent_run, scheduled_base)
+        for module in (models, *modules, state, agent_run, scheduled_base)
         for _, obj in inspect.getmembers(module, inspect.isclass)
         if issubclass(obj, BaseModel | enum.Enum) and obj.__module__.startswith("opsloop.")
-    ] + _MOVED
+    }) + _MOVED
 
 
 class _Saver(SqliteSaver):
