@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from opsloop.policy import PolicyError, ProblemLevel, check_policies, load_policies
+from opsloop.policy import Policies, PolicyError, ProblemLevel, check_policies, load_policies
 from opsloop.policy.replay import PolicyReplay, ReplayedAction, replay
 from opsloop.settings import Settings
 from opsloop.store import IncidentStore
@@ -59,7 +59,7 @@ def replay_store(settings: Settings, proposed_dir: Path) -> ReplayRun:
                      unsafe=unsafe, problems=problems)
 
 
-def _load(directory: Path, allow_unsafe: bool) -> Any:
+def _load(directory: Path, allow_unsafe: bool) -> Policies:
     try:
         return load_policies(directory, allow_unsafe=allow_unsafe)
     except PolicyError as exc:

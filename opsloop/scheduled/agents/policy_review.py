@@ -278,7 +278,7 @@ class PolicyReview:
     name = "policy-review"
     purpose = ("propose policy changes from evidence: rules humans always overrode, automatic "
                "actions that failed, alerts that never led to action; proposals only")
-    tools = ("incidents", "policies")
+    tools = ("incident_history", "policy_check", "policy_replay")
 
     def __init__(self, limits: ReviewLimits | None = None) -> None:
         self.limits = limits or ReviewLimits()
@@ -358,7 +358,9 @@ def render(data: dict[str, Any]) -> str:
     lines = [f"# Policy review {data['due_at'][:10]}", "",
              f"From {data['incidents']} incident(s) opened since {data['since'][:10]}; "
              f"policies read from `{data['policies']}`. Proposals only: nothing under "
-             "policies/ was changed.", ""]
+             "policies/ was changed. Each diff applies to today's file on its own; to see "
+             "its effect again, apply it to a copy and run `opsloop eval replay --policies "
+             "<copy>`.", ""]
     limits = data["limits"]
     lines += [f"Evidence needed: relax after {limits['min_approvals']} approvals of "
               f"{limits['min_approvals']}+ with none failing; tighten after "
