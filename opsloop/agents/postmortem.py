@@ -113,7 +113,15 @@ def _summary(incident: Incident, records: list[ActionCase]) -> str:
     ran = [inline(r.action.describe()) for r in records if r.result is not None]
     if ran:
         lines.append(f"Actions run: {', '.join(ran)}.")
-    lines.append(_OUTCOME[incident.status])
+    verification = incident.verification
+    if (incident.status is IncidentStatus.ESCALATED and verification is not None
+            and verification.mitigation_kept):
+        lines.append("Partly recovered: the mitigation was kept and a human took over.")
+    elif (incident.status is IncidentStatus.ESCALATED and verification is not None
+            and not verification.passed):
+        lines.append("Escalated to a human: the fix did not hold.")
+    else:
+        lines.append(_OUTCOME[incident.status])
     return " ".join(lines)
 
 
@@ -340,8 +348,13 @@ def _lessons(incident: Incident, records: list[ActionCase], onset: datetime | No
     elif v is not None:
         failed = ", ".join(f"{c.name} on {c.service}" for c in incident.verification_checks
                            if not c.ok)
-        out.wrong.append("Verification failed" + (f" ({failed})" if failed else "")
-                         + (" and the action was reverted." if v.rolled_back else "."))
+        if v.mitigation_kept:
+            out.wrong.append("Only a partial recovery" + (f" ({failed} still off)" if failed
+                                                           else "")
+                             + ": the mitigation was kept and a human took over.")
+        else:
+            out.wrong.append("Verification failed" + (f" ({failed})" if failed else "")
+                             + (" and the action was reverted." if v.rolled_back else "."))
         out.items.insert(0, ActionItem(kind="mitigate", description=(
             "Investigate why " + (", ".join(r.action.describe() for r in records if r.result)
                                   or "the remediation")

@@ -37,6 +37,20 @@ def final_status(incident: Incident) -> IncidentStatus:
     return IncidentStatus.MITIGATED
 
 
+def escalation_reason(incident: Incident) -> str:
+    verification = incident.verification
+    if verification is not None and verification.mitigation_kept:
+        kept = [case.action.describe() for case in incident.actions
+                if case.succeeded and case.revert is None]
+        return ("partial recovery, mitigation kept" + (f" ({', '.join(kept)})" if kept else "")
+                + ": a human takes it from here")
+    if verification is not None and not verification.passed:
+        return "the fix did not hold"
+    if incident.novel:
+        return "novel failure"
+    return "no automated fix left"
+
+
 def learn(state: LoopState, runtime: Runtime[LoopContext]) -> LoopState:
     ctx = context_of(runtime)
     incident = state["incident"]
@@ -50,11 +64,14 @@ def learn(state: LoopState, runtime: Runtime[LoopContext]) -> LoopState:
     ]
     notifications = list(incident.notifications)
     if status is IncidentStatus.ESCALATED:
-        reason = "novel failure" if incident.novel else "no automated fix left"
+        # A change an agent proposed (no alert behind it) goes to its owners' channel; an
+        # incident pages on-call.
+        channel = "page" if incident.anomalies else "agents"
+        who = "on-call" if incident.anomalies else "the agent's owners"
         notifications.append(
             ctx.notifier.notify(
-                "page", f"{incident.id} escalated to on-call: {reason}", {"incident": incident.id},
-                key=f"{incident.id}:learn:page",
+                channel, f"{incident.id} escalated to {who}: {escalation_reason(incident)}",
+                {"incident": incident.id}, key=f"{incident.id}:learn:page",
             )
         )
     incident = incident.model_copy(
