@@ -334,3 +334,22 @@ def test_an_incident_from_the_loop_shows_its_cost(loop: OperateLoop, settings: S
     assert spent["budget_consumed"] > 0.5  # over half the 28-day budget in about two hours
     assert any(f.subject == "checkout" and f.kind == "error_budget_policy"
                for f in analysis.findings)
+
+
+def test_twenty_eight_days_of_minutes_are_read_as_measurements(
+    env: SimEnvironment, store: IncidentStore, settings: Settings, shipped_policies: Policies
+) -> None:
+    # Four weeks of one-minute history (40,320 points a series), as a long-running
+    # production has: 27 quiet days before the bad one.
+    for metrics in env.state.series.values():
+        for name, values in metrics.items():
+            metrics[name] = [values[0]] * (4 * WEEK - len(values)) + values
+    quiet = env.state.series["checkout"]["error_ratio"][0]
+    observed, analysis = review(context(env, store, settings, shipped_policies))
+    row = row_of(observed, "checkout-availability")
+    assert row["recorded_minutes"] == 4 * WEEK
+    values = env.state.series["checkout"]["error_ratio"]
+    assert row["sli_28d"] == pytest.approx(1 - sum(values) / len(values))
+    assert row["sli_28d"] != pytest.approx(1 - quiet)  # the bad day is in it
+    assert len(row["hourly"]["sli"]) == 7 * 24  # a full week of hours charted
+    assert "long-run average" not in Path(analysis.reports[0]).read_text()

@@ -163,7 +163,9 @@ def _hourly(points: list[tuple[datetime, float]], since: datetime,
     """Mean bad share per hour of the week (None: no minute, or a minute not a number)."""
     hours: dict[int, list[float]] = {}
     for at, share in points:
-        hours.setdefault(int((at - since).total_seconds() // 3600), []).append(share)
+        # The window is (since, now]: minute 1..60 after `since` is hour 0, `now` ends hour 167.
+        minute = int((at - since).total_seconds() // 60)
+        hours.setdefault((minute - 1) // 60, []).append(share)
     keys = sorted(hours)
     means = [_num(sum(hours[h]) / len(hours[h])) for h in keys]
     return {"at": [(since + timedelta(hours=h)).isoformat() for h in keys],
