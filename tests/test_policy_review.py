@@ -158,11 +158,16 @@ def test_an_alert_that_never_led_to_action_gets_a_longer_for(
 def test_too_little_or_mixed_evidence_proposes_nothing_and_a_rerun_replaces(
         tmp_path: Path, policies: Policies, store: IncidentStore) -> None:
     two = scale_ins(policies, range(1, 3))  # below the minimum of three
+    # Three approvals, enough on their own, but one human said no: not "always approved".
     mixed = [recorded(n, policies, action="failover", service="payments",
                       severity=Severity.SEV2, verdict=v)
-             for n, v in zip((3, 4, 5), (Verdict.APPROVE, Verdict.REJECT, Verdict.APPROVE),
-                             strict=True)]
-    analysis, proposals = review(tmp_path, policies, store, [*two, *mixed])
+             for n, v in zip((3, 4, 5, 10), (Verdict.APPROVE, Verdict.REJECT, Verdict.APPROVE,
+                                             Verdict.APPROVE), strict=True)]
+    # Approved every time, but one of the fixes failed verification.
+    failing = [recorded(n, policies, action="scale_in", service="recommendations",
+                        severity=Severity.SEV4, params={"replicas": 8}, replicas=10,
+                        failed=n == 13) for n in (11, 12, 13)]
+    analysis, proposals = review(tmp_path, policies, store, [*two, *mixed, *failing])
     assert proposals == {}
     assert "No rule has enough evidence" in (
         tmp_path / "work" / "reports" / "policy-2026-12-01.md").read_text()
