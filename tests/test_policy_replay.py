@@ -211,6 +211,9 @@ def test_eval_replay_refuses_without_a_policies_dir_and_creates_no_store(
     assert main(["--work-dir", str(work), "eval", "replay", "--policies",
                  str(tmp_path / "nope")]) == 1
     assert "not a directory" in capsys.readouterr().err
+    assert main(["--work-dir", str(work), "eval", "replay", "--policies",
+                 str(REPO_ROOT / "policies"), "--case", "simulated/*"]) == 1
+    assert "--case: not for `eval replay`" in capsys.readouterr().err
     broken = policies_with(tmp_path, "max_auto_per_incident: 5", "max_auto_per_incident: -1")
     assert main(["--work-dir", str(work), "eval", "replay", "--policies", str(broken)]) == 1
     assert "max_auto_per_incident" in capsys.readouterr().err

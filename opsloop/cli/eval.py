@@ -129,6 +129,12 @@ def policy_replay(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
 
     if args.policies is None:
         raise UserError("eval replay needs --policies DIR: the policies to replay under")
+    suite_only = [flag for flag, value in (("--suite", args.suite), ("--case", args.case),
+                                           ("--model", args.model), ("--baseline", args.baseline),
+                                           ("--runbooks", args.runbooks)) if value]
+    if suite_only:
+        raise UserError(f"{', '.join(suite_only)}: not for `eval replay`, which replays the "
+                        "stored incidents (drop `replay` to run the suites under --policies)")
     if not args.policies.is_dir():
         raise UserError(f"--policies {args.policies}: not a directory")
     try:

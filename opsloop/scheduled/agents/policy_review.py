@@ -233,10 +233,10 @@ def check_and_replay(candidate: Candidate, policies: Policies,
     if candidate.edit is None:
         return {}
     source = policies.source_dir
-    original = (source / candidate.edit.file).read_text(encoding="utf-8")
     try:
+        original = (source / candidate.edit.file).read_text(encoding="utf-8")
         edited = candidate.edit.apply(original)
-    except (EditError, ValueError) as exc:
+    except (OSError, EditError, ValueError) as exc:
         return {"status": "not_editable", "problems": [str(exc)], "diff": ""}
     baseline = {_problem_key(p) for p in check_policies(source)}
     with tempfile.TemporaryDirectory(prefix="policy-review-") as tmp:
@@ -259,6 +259,7 @@ def check_and_replay(candidate: Candidate, policies: Policies,
         "diff": unified_diff(candidate.edit.file, original, edited),
         "replay": None if effect is None else {
             "transitions": effect.transitions(),
+            "drift": sum(1 for a in effect.actions if a.drift),
             "changed": [a.to_dict() for a in effect.changed],
         },
     }
