@@ -214,3 +214,20 @@ def test_a_series_that_cannot_be_read_is_named_and_the_rest_reported(
     assert rows["checkout"]["error"] is None and rows["checkout"]["minutes"] > 0
     assert len(report["anomalies"]) == 2
     assert "web (error: KeyError" in (ctx.reports_dir / "cost-2026-11.md").read_text()
+
+
+def test_a_month_without_data_says_so_and_where_the_data_is(
+        tmp_path: Path, shipped_policies: Policies) -> None:
+    env = SimEnvironment.create("bad_deploy", 7)  # Nov 2 09:00: the review closes October
+    store = IncidentStore(tmp_path / "opsloop.db")
+    ctx = AgentContext(run_id="run-1", agent="cost-review", due_at=env.now(), now=env.now(),
+                       settings=Settings(work_dir=tmp_path / "work"),
+                       policies=shipped_policies, telemetry=env, store=store)
+    agent = CostReview()
+    analysis = agent.analyse(ctx, agent.observe(ctx))
+    store.close()
+    md = (ctx.reports_dir / "cost-2026-10.md").read_text()
+    assert "No cost data was recorded for this period." in md
+    assert "holds 121 minute(s) after 2026-10" in md
+    assert analysis.findings == []
+    assert (ctx.reports_dir / "cost-2026-10.png").read_bytes().startswith(PNG)

@@ -21,7 +21,10 @@ def _money(value: float | None) -> str:
 def _coverage(report: dict[str, Any]) -> str:
     rec = report["recorded"]
     if rec["from"] is None:
-        return "**No cost data was recorded for this period.**"
+        later = rec.get("minutes_after_month", 0)
+        return ("**No cost data was recorded for this period.**" + (
+            f" The telemetry holds {later} minute(s) after {report['month']}: they belong to "
+            "the next month's review." if later else ""))
     prev = max((r["previous_coverage"] for r in report["services"]), default=0.0)
     return (f"**Recorded: {rec['from'][:13]}h to {rec['to'][:13]}h — {rec['coverage']:.0%} of "
             f"{report['month']}, {prev:.0%} of the month before.**" if rec["coverage"] < 1
@@ -143,7 +146,10 @@ def draw(path: Path, report: dict[str, Any]) -> Path:
                  "anomalies circled")
     ax.set_ylabel("USD per day (recorded mean $/h x 24)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, ncol=3)
+    else:
+        ax.text(0.5, 0.5, "no cost data recorded", transform=ax.transAxes, ha="center")
     ax.xaxis_date()
     fig.autofmt_xdate()
     fig.tight_layout()

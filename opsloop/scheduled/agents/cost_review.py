@@ -109,14 +109,16 @@ def _hours(ctx: AgentContext, service: str, minutes: int, since: datetime,
     except Exception as exc:  # one backend's bad series stays in its row, never the report
         return {"hours": {}, "error": f"{type(exc).__name__}: {exc}"}
     hours: dict[str, list[float]] = {}
+    later = 0  # points after the month: the next review's, named so an empty one is explained
     for point in series.points if series is not None else []:
+        later += point.at >= until
         if not (since <= point.at < until) or not math.isfinite(point.value):
             continue
         key = point.at.replace(minute=0, second=0, microsecond=0).isoformat()
         cell = hours.setdefault(key, [0.0, 0])
         cell[0] += point.value / 60
         cell[1] += 1
-    return {"hours": hours, "error": None}
+    return {"hours": hours, "error": None, "after_month": later}
 
 
 def _incident(incident: Incident) -> dict[str, Any]:
@@ -247,7 +249,9 @@ def review(observed: dict[str, Any], limits: CostLimits) -> dict[str, Any]:
             "source": {"metric": METRIC, "resolution": "1-minute points, summed per hour and "
                        "per day", "read_minutes": observed["read_minutes"]},
             "recorded": {"from": stamps[0] if stamps else None,
-                         "to": stamps[-1] if stamps else None, "coverage": covered},
+                         "to": stamps[-1] if stamps else None, "coverage": covered,
+                         "minutes_after_month": max((d.get("after_month", 0) for d in
+                                                     observed["services"].values()), default=0)},
             "limits": asdict(limits), "headline": headline, "total": round(total, 2),
             "services": rows, "daily": daily, "anomalies": anomalies, "episodes": runs,
             "incidents": done,

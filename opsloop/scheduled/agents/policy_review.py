@@ -308,7 +308,6 @@ class PolicyReview:
                candidates: list[Candidate]) -> Analysis:
         stem = f"policy-{ctx.due_at.date().isoformat()}"
         directory = ctx.reports_dir / stem
-        directory.mkdir(parents=True, exist_ok=True)
         for old in directory.glob("*.diff"):  # a re-run for the same day replaces, never adds
             old.unlink()
         findings: list[Finding] = []
@@ -320,7 +319,7 @@ class PolicyReview:
             if c.result.get("diff"):
                 n += 1
                 diff_path = directory / f"{n}-{c.edit.file if c.edit else 'none'}.diff"
-                diff_path.write_text(c.result["diff"], encoding="utf-8")
+                atomic_write(diff_path, c.result["diff"])
                 reports.append(str(diff_path))
             status = c.result.get("status", "evidence_only")
             row = {"n": n if diff_path else None, "kind": c.kind, "subject": c.subject,
