@@ -277,8 +277,10 @@ class PolicyReview:
     """Proposed changes to policies/*.yaml with their evidence, checks and replay."""
 
     name = "policy-review"
-    purpose = ("propose policy changes from evidence: rules humans always overrode, automatic "
-               "actions that failed, alerts that never led to action; proposals only")
+    purpose = ("Policy evolution: proposed changes to policies/*.yaml from evidence (rules "
+               "that held back fixes humans always approved, automatic actions that failed "
+               "verification, alerts that never led to action), each a checked, replayed "
+               "diff. Proposals only.")
     tools = ("incident_history", "policy_check", "policy_replay")
 
     def __init__(self, limits: ReviewLimits | None = None) -> None:
