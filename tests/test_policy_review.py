@@ -112,6 +112,7 @@ def test_a_failed_automatic_action_gets_a_tightening_diff(
     assert tighten["kind"] == "tighten" and tighten["status"] == "proposed"
     assert tighten["rule"] == "remediation.yaml:severities.SEV2"
     assert tighten["incidents"] == ["INC-0001"]
+    assert tighten["counts"] == {"failed_verification": 1, "partial": 0}
     assert "+    outcome: {SEV2: needs_approval}" in Path(tighten["diff_file"]).read_text()
     assert tighten["replay"]["transitions"] == {"auto -> needs_approval": 1}
     assert [a["incident"] for a in tighten["replay"]["changed"]] == ["INC-0001"]

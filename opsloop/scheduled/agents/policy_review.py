@@ -37,6 +37,7 @@ from opsloop.models import (
     Severity,
     Verdict,
 )
+from opsloop.models.actions import VerificationOutcome
 from opsloop.policy import (
     Policies,
     PolicyError,
@@ -154,6 +155,9 @@ def failed_automatic(incidents: Iterable[Incident], policies: Policies,
         if len(cases) < limits.min_failures:
             continue
         rules = sorted({c.decision.rule for _, c in cases if c.decision is not None})
+        # Better but not healthy (rollback.yaml outcomes) still failed: counted, and said.
+        partial = sum(1 for i, _ in cases if i.verification is not None
+                      and i.verification.outcome is VerificationOutcome.PARTIAL)
         edit: Edit | None = tighten_action(action_type, severity)
         why = ""
         if action_type not in policies.remediation.actions:
@@ -167,7 +171,8 @@ def failed_automatic(incidents: Iterable[Incident], policies: Policies,
             summary=f"{', '.join(rules)} let {action_type} at {severity} run automatically "
                     f"{len(cases)} time(s) and it failed verification",
             incidents=sorted({i.id for i, _ in cases}),
-            counts={"failed_verification": len(cases)}, edit=edit, why_no_edit=why))
+            counts={"failed_verification": len(cases), "partial": partial},
+            edit=edit, why_no_edit=why))
     return out
 
 
