@@ -139,6 +139,9 @@ class Impact(BaseModel):
     error_budget_remaining: float = 1.0
     saturation: float = 0.0
     blast_radius: int = 0  # services affected, including callers of the failing ones
+    # Triage found the impact in one metric of one service only, nothing backing it: a
+    # possible telemetry failure (severity.yaml corroboration).
+    uncorroborated: bool = False
 
 
 class Incident(BaseModel):

@@ -17,6 +17,18 @@ from opsloop.policy.schema import ActionPolicy, ParamSpec, Policies, strictest
 
 
 @dataclass(frozen=True)
+class DiagnosisFacts:
+    """What the diagnosis behind one action says about itself, read from the record by code."""
+
+    confidence: float  # of the hypothesis (or agent proposal) that proposed the action
+    rival: str | None = None  # "category on service (confidence)" of the closest other cause
+    rival_confidence: float | None = None
+    blamed_service: str | None = None
+    blamed_alerted: bool = True  # the blamed service is one the incident's alerts named
+    uncorroborated: bool = False  # triage: one metric of one service, nothing backing it
+
+
+@dataclass(frozen=True)
 class GuardrailContext:
     """Facts about production the guardrails need, gathered by code before deciding."""
 
@@ -29,6 +41,7 @@ class GuardrailContext:
     flag_percent: float | None = None  # current rollout percent (set_flag_rollout)
     kill_switch_tripped: bool = False  # rollback.yaml kill_switch criteria hold now
     target_in_incident: bool = True  # the action's service is one the incident is about
+    diagnosis: DiagnosisFacts | None = None  # None: not from a diagnosis (no rules apply)
 
 
 @dataclass(frozen=True)
@@ -67,6 +80,7 @@ def decide(
         found += _replica_constraints(action, entry, policies, ctx)
         found += _budget_constraints(action, entry, policies, ctx)
         found += _freeze_constraints(action, entry, policies, ctx)
+        found += _diagnosis_constraints(policies, ctx)
         if not ctx.target_in_incident:
             found.append(_Constraint(
                 remediation.outside_incident, f"{_R}:outside_incident",
@@ -124,6 +138,33 @@ def _severity_constraints(
                 f"{action.type} at {severity} is {specific}",
             )
         )
+    return out
+
+
+def _diagnosis_constraints(policies: Policies, ctx: GuardrailContext) -> list[_Constraint]:
+    facts, rules = ctx.diagnosis, policies.remediation.diagnosis
+    if facts is None:
+        return []
+    where = f"{_R}:diagnosis"
+    out: list[_Constraint] = []
+    if not facts.confidence >= rules.min_confidence:  # NaN is below
+        out.append(_Constraint(DecisionOutcome(rules.below_confidence), f"{where}.min_confidence",
+                               f"the diagnosis is {facts.confidence:.0%} sure, under the "
+                               f"{rules.min_confidence:.0%} an unattended action needs"))
+    if (facts.rival is not None and facts.rival_confidence is not None
+            and facts.rival_confidence >= facts.confidence - rules.rival_margin):
+        out.append(_Constraint(DecisionOutcome(rules.conflicting), f"{where}.rival_margin",
+                               f"conflicting evidence: {facts.rival} fits almost as well"))
+    if not facts.blamed_alerted:
+        out.append(_Constraint(DecisionOutcome(rules.blames_silent_service),
+                               f"{where}.blames_silent_service",
+                               f"the diagnosis blames {facts.blamed_service}, which no alert "
+                               f"named"))
+    if facts.uncorroborated:
+        out.append(_Constraint(DecisionOutcome(rules.possible_telemetry_failure),
+                               f"{where}.possible_telemetry_failure",
+                               "triage found the impact in one metric only: possibly a "
+                               "telemetry failure, not an outage"))
     return out
 
 

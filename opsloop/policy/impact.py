@@ -168,6 +168,15 @@ def corroborate(services: list[str], telemetry: Telemetry, policies: Policies
     if (recent >= rule.error_logs_min
             and recent / window > (1 + rule.min_change) * before / rule.baseline_minutes):
         found.append(("error_logs", f"{recent} error-level log lines on {service}"))
+    # A change to the service just before (a deploy, a flag change) is an event of its own,
+    # not a reading of the suspect metric: it backs the impact as much as a second metric.
+    lookback = window + rule.baseline_minutes
+    deploys = [d for d in telemetry.deploys(service, lookback) if d.kind != "rollback"]
+    flags = telemetry.flag_changes(service, lookback)
+    if deploys or flags:
+        what = [*(f"deploy {d.version}" for d in deploys[-1:]),
+                *(f"flag {f.key} changed" for f in flags[-1:])]
+        found.append(("change", f"{' and '.join(what)} on {service} shortly before"))
     return Corroboration(
         spike=f"{metric} on {service}", service=service, required=rule.min_signals,
         signals=[text for kind, text in found if kind in rule.require],

@@ -63,7 +63,7 @@ def approval(state: LoopState, runtime: Runtime[LoopContext]) -> LoopState:
         if answer.verdict is Verdict.MODIFY:
             action = action.model_copy(update={"params": {**action.params, **answer.changes}})
             # A human may narrow or adjust an action, never push it past a deny.
-            redecided = decide_action(ctx, incident, action, [])
+            redecided = decide_action(ctx, incident, action, [], case.proposal)
             cases[n] = case = case.model_copy(update={
                 "proposal": case.proposal.model_copy(update={"action": action}),
                 "decision": redecided,

@@ -16,9 +16,10 @@ from opsloop.models import (
     Incident,
     PolicyDecision,
     RemediationAction,
+    RemediationProposal,
     Severity,
 )
-from opsloop.policy.guardrails import GuardrailContext, decide
+from opsloop.policy.guardrails import DiagnosisFacts, GuardrailContext, decide
 from opsloop.policy.health import budget_state
 from opsloop.policy.rollback import kill_switch_tripped
 
@@ -31,9 +32,36 @@ def auto_actions_last_hour(ctx: LoopContext, incident: Incident, service: str) -
                                         now - timedelta(hours=1), now, excluding=incident.id)
 
 
+def diagnosis_facts(incident: Incident, proposal: RemediationProposal | None
+                    ) -> DiagnosisFacts | None:
+    """What the record says about the diagnosis behind `proposal`: its confidence, the
+    closest rival cause of another category, whether its service alerted, triage's doubt."""
+    if proposal is None:
+        return None
+    hypotheses = [h for d in incident.diagnoses for h in d.hypotheses]
+    chosen = next((h for h in hypotheses if h.id == proposal.hypothesis_id), None)
+    confidence = chosen.confidence if chosen is not None else proposal.confidence
+    category = chosen.category if chosen is not None else None
+    rivals = sorted((h for h in hypotheses if category is not None and h.category != category
+                     and h.confidence > 0), key=lambda h: -h.confidence)
+    rival = rivals[0] if rivals else None
+    alerted = {a.service for a in incident.anomalies if a.service}
+    blamed = chosen.service if chosen is not None else None
+    return DiagnosisFacts(
+        confidence=confidence,
+        rival=(f"{rival.category} on {rival.service} ({rival.confidence:.0%})"
+               if rival is not None else None),
+        rival_confidence=rival.confidence if rival is not None else None,
+        blamed_service=blamed,
+        # An agent's change record has no alerts: nothing to be silent against.
+        blamed_alerted=not alerted or blamed is None or blamed in alerted,
+        uncorroborated=incident.impact is not None and incident.impact.uncorroborated,
+    )
+
+
 def guardrail_context(
     ctx: LoopContext, incident: Incident, action: RemediationAction,
-    earlier_auto: list[RemediationAction],
+    earlier_auto: list[RemediationAction], proposal: RemediationProposal | None = None,
 ) -> GuardrailContext:
     """Facts about production the policy needs; measured, never taken from the proposal."""
     replicas = next(
@@ -56,15 +84,16 @@ def guardrail_context(
         kill_switch_tripped=action.type == ctx.policies.rollback.kill_switch.action
         and kill_switch_tripped(action.service, ctx.telemetry, ctx.policies.rollback),
         target_in_incident=action.service in incident.services,
+        diagnosis=diagnosis_facts(incident, proposal),
     )
 
 
 def decide_action(
     ctx: LoopContext, incident: Incident, action: RemediationAction,
-    earlier_auto: list[RemediationAction],
+    earlier_auto: list[RemediationAction], proposal: RemediationProposal | None = None,
 ) -> PolicyDecision:
     severity = incident.severity or Severity.SEV1  # untriaged means: treat as the worst
-    gctx = guardrail_context(ctx, incident, action, earlier_auto)
+    gctx = guardrail_context(ctx, incident, action, earlier_auto, proposal)
     decision = decide(action, severity, ctx.policies, gctx)
     ctx.store.audit(
         incident.id,
@@ -82,7 +111,7 @@ def guardrails(state: LoopState, runtime: Runtime[LoopContext]) -> LoopState:
     events = []
     auto: list[RemediationAction] = []
     for case in incident.actions:
-        decision = decide_action(ctx, incident, case.action, auto)
+        decision = decide_action(ctx, incident, case.action, auto, case.proposal)
         if decision.outcome is DecisionOutcome.AUTO:
             auto.append(case.action)
         # The approval request goes out now: a human's wait is measured from here.

@@ -29,6 +29,7 @@ def triage(state: LoopState, runtime: Runtime[LoopContext]) -> LoopState:
     doubted = backing is not None and backing.uncorroborated
     severity, rule = cap_uncorroborated(measured, measured_rule, doubted, ctx.policies.severity)
     capped = severity is not measured
+    impact = impact.model_copy(update={"uncorroborated": doubted})
     incident = incident.model_copy(
         update={"severity": severity, "severity_rule": rule, "impact": impact}
     )

@@ -90,6 +90,27 @@ class RateLimits(StrictModel):
     when_exceeded: Literal["needs_approval", "deny"] = "needs_approval"
 
 
+class DiagnosisRules(StrictModel):
+    """The evidence behind an action: weak or conflicting evidence raises it, at any severity.
+
+    A model or the offline reasoner can be wrong; these rules read the diagnosis as code
+    recorded it (confidences, rival hypotheses, which services alerted, triage's doubt) and
+    can only tighten the decision.
+    """
+
+    # The hypothesis (or agent proposal) behind the action is less sure than this.
+    min_confidence: float = Field(default=0.7, ge=0, le=1)
+    below_confidence: Literal["needs_approval", "deny"] = "needs_approval"
+    # Another hypothesis of a different category is within this of the chosen one's
+    # confidence: the evidence does not tell them apart.
+    rival_margin: float = Field(default=0.1, ge=0, le=1)
+    conflicting: Literal["needs_approval", "deny"] = "needs_approval"
+    # The hypothesis blames a service none of the incident's alerts named.
+    blames_silent_service: Literal["needs_approval", "deny"] = "needs_approval"
+    # Triage found the impact in one metric only (a possible telemetry failure).
+    possible_telemetry_failure: Literal["needs_approval", "deny"] = "needs_approval"
+
+
 class FreezeRules(StrictModel):
     risk_adding: Literal["needs_approval", "deny"] = "deny"
 
@@ -101,6 +122,7 @@ class RemediationPolicy(PolicyFile):
     severities: dict[Severity, SeverityBoundary]
     rate_limits: RateLimits
     change_freeze: FreezeRules = FreezeRules()
+    diagnosis: DiagnosisRules = DiagnosisRules()
     actions: dict[str, ActionPolicy]
 
     @model_validator(mode="after")

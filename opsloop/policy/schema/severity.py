@@ -90,7 +90,7 @@ class Escalation(StrictModel):
 
 
 # Independent signals that can back up an incident's impact (severity.yaml `corroboration`).
-SignalKind = Literal["same_service", "other_services", "callers", "error_logs"]
+SignalKind = Literal["same_service", "other_services", "callers", "error_logs", "change"]
 
 
 class CorroborationPolicy(StrictModel):
