@@ -287,6 +287,18 @@ class IncidentStore:
                     problems.append(_unreadable(incident_id, self.path, exc))
         return found
 
+    def finished_since(self, since: datetime, severities: list[str]) -> list[tuple[str, datetime]]:
+        """(id, opened_at) of incidents opened since `since` at these severities that are
+        no longer open or waiting: read from the indexed columns, no record is parsed."""
+        if not severities:
+            return []
+        marks = ", ".join("?" for _ in severities)
+        rows = self._db.execute(
+            f"SELECT id, opened_at FROM incidents WHERE opened_at >= ? AND severity IN ({marks})"
+            " AND status NOT IN ('open', 'awaiting_approval') ORDER BY opened_at, id",
+            [_utc(since), *severities])
+        return [(str(i), datetime.fromisoformat(at)) for i, at in rows.fetchall()]
+
     def count_by_status(self) -> dict[str, int]:
         rows = self._db.execute("SELECT status, count(*) FROM incidents GROUP BY status")
         return {str(status): int(n) for status, n in rows.fetchall()}

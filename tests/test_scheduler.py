@@ -229,3 +229,33 @@ def test_unknown_agents_in_schedule_yaml_are_named(world: Callable[..., Schedule
     scheduler = world(schedule=schedule_of(nosuch=AgentSchedule(cron="0 8 * * *")))
     (problem,) = scheduler.unknown_agents()
     assert "agents.nosuch" in problem and "alert-quality" in problem
+
+
+def test_an_agent_runs_once_after_each_incident_of_its_severities(
+        world: Callable[..., Scheduler]) -> None:
+    from opsloop.models import Incident, Severity
+
+    probe = Probe("probe-j")
+    scheduler = world(probe, schedule=schedule_of(**{"probe-j": AgentSchedule(
+        cron="0 8 1 * *", after_incidents=[Severity.SEV1, Severity.SEV2])}))
+    scheduler.tick(MONDAY)
+    store = scheduler.loop.store
+
+    def incident(n: int, severity: Severity, status: IncidentStatus) -> None:
+        store.save_incident(Incident(
+            id=f"INC-{n:04d}", title="t", environment=scheduler.environment,
+            group_key=f"g{n}", opened_at=MONDAY + timedelta(minutes=n), severity=severity,
+            status=status))
+
+    incident(1, Severity.SEV1, IncidentStatus.MITIGATED)
+    incident(2, Severity.SEV3, IncidentStatus.MITIGATED)  # not a listed severity
+    incident(3, Severity.SEV2, IncidentStatus.AWAITING_APPROVAL)  # not ended yet
+    runs = scheduler.tick(MONDAY + timedelta(hours=1))
+    assert [(r.trigger, r.due_at) for r in runs] == [
+        ("after_incident", MONDAY + timedelta(minutes=1))]
+    assert scheduler.tick(MONDAY + timedelta(hours=2)) == []  # once per incident
+    incident(3, Severity.SEV2, IncidentStatus.ESCALATED)
+    runs = scheduler.tick(MONDAY + timedelta(hours=3))
+    assert [r.due_at for r in runs] == [MONDAY + timedelta(minutes=3)]
+    # The cron schedule is untouched by these runs: its next due time is still owed.
+    assert scheduler.ledger.last_scheduled("probe-j") is None

@@ -42,10 +42,12 @@ def is_agent_run(thread_id: str) -> bool:
     return thread_id.startswith(RUN_PREFIX)
 
 
-def run_id_for(agent: str, due_at: datetime, manual: bool = False) -> str:
-    """Deterministic per (agent, due time): the same scheduled run always has the same id."""
+def run_id_for(agent: str, due_at: datetime, trigger: str = "schedule") -> str:
+    """Deterministic per (agent, due time, kind of trigger): the same scheduled run always
+    has the same id; a manual run or one after an incident never shares a cron run's."""
     stamp = due_at.astimezone(UTC).strftime("%Y%m%d%H%M%S")  # the store orders by its digits
-    return f"{RUN_PREFIX}{agent}-{'manual-' if manual else ''}{stamp}"
+    kind = {"manual": "manual-", "after_incident": "after-"}.get(trigger, "")
+    return f"{RUN_PREFIX}{agent}-{kind}{stamp}"
 
 
 class RunInfo(BaseModel):

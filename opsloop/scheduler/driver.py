@@ -87,6 +87,23 @@ class Scheduler:
             # On time: due within the last tick or two; otherwise it is a catch-up.
             late = skipped > 0 or now - latest > timedelta(minutes=5)
             found.append(Due(name, latest, "catch_up" if late else "schedule", skipped))
+        return [*found, *self._after_incidents(now)]
+
+    def _after_incidents(self, now: datetime) -> list[Due]:
+        """A run for each incident of the listed severities that ended since the agent was
+        first scheduled here (and within catch_up_within); its due time is the incident's
+        opening, so each incident is claimed once."""
+        found = []
+        for name, schedule in sorted(self.policy.agents.items()):
+            if not schedule.enabled or not schedule.after_incidents:
+                continue
+            since = max(self.ledger.anchor(name, now),
+                        now - timedelta(minutes=self.policy.catch_up_within))
+            for incident_id, opened in self.loop.store.finished_since(
+                    since, [s.value for s in schedule.after_incidents]):
+                if self.ledger.get(run_id_for(name, opened, 'after_incident')) is None:
+                    log.info("%s: due after %s ended", name, incident_id)
+                    found.append(Due(name, opened, "after_incident"))
         return found
 
     # running -------------------------------------------------------------------------------
@@ -113,7 +130,7 @@ class Scheduler:
     def _run(self, agent: str, due_at: datetime, trigger: str, now: datetime,
              missed: int = 0) -> AgentRun | None:
         manual = trigger == "manual"
-        run_id = run_id_for(agent, due_at, manual=manual)
+        run_id = run_id_for(agent, due_at, trigger)
         try:
             with self.loop.store.leases.hold(f"agent:{agent}", f"{trigger} run {run_id}"):
                 if not self.ledger.claim(run_id, agent, due_at, trigger, now, missed):

@@ -25,7 +25,7 @@ CREATE TABLE IF NOT EXISTS agent_runs (
     run_id TEXT PRIMARY KEY,
     agent TEXT NOT NULL,
     due_at TEXT NOT NULL,
-    trigger TEXT NOT NULL,            -- schedule | catch_up | manual
+    trigger TEXT NOT NULL,            -- schedule | catch_up | manual | after_incident
     status TEXT NOT NULL,             -- running | succeeded | failed | awaiting_approval
     started_at TEXT NOT NULL,         -- production's clock
     ended_at TEXT,
@@ -126,10 +126,12 @@ class RunLedger:
         return rows[0] if rows else None
 
     def last_scheduled(self, agent: str) -> datetime | None:
-        """The latest due time claimed for `agent` by the schedule (not by hand)."""
+        """The latest due time claimed for `agent` by its cron schedule (not by hand, not
+        after an incident)."""
         with self._lock:
             row = self._db.execute(
-                "SELECT max(due_at) FROM agent_runs WHERE agent = ? AND trigger != 'manual'",
+                "SELECT max(due_at) FROM agent_runs WHERE agent = ?"
+                " AND trigger IN ('schedule', 'catch_up')",
                 (agent,)).fetchone()
         return datetime.fromisoformat(row[0]) if row and row[0] else None
 

@@ -22,6 +22,9 @@ class AgentSchedule(StrictModel):
     # Proposals from this agent are decided by remediation.yaml as if an incident of this
     # severity asked for them (SEV4: the least urgent; policy decides what that allows).
     severity: Severity = Severity.SEV4
+    # Also run once after each incident of these severities ends (e.g. the policy review
+    # after a SEV1-2), beside the cron schedule.
+    after_incidents: list[Severity] = Field(default_factory=list)
 
     @field_validator("cron")
     @classmethod
