@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opsloop.cli.render import Ui, UserError
@@ -55,7 +56,7 @@ def simulate(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
     finally:
         sim.close()
         loop.close()
-    summary = summarize(result)
+    summary = summarize(result, settings.work_dir)
     reports = settings.work_dir / "reports"
     reports.mkdir(parents=True, exist_ok=True)
     (reports / "simulation.json").write_text(json.dumps(summary, indent=2) + "\n",
@@ -67,8 +68,9 @@ def simulate(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
     return 0 if not summary["unfinished"] else 1
 
 
-def summarize(result: SimulationResult) -> dict[str, Any]:
-    """The simulation as people read it: what was injected, what the loop and agents did."""
+def summarize(result: SimulationResult, work_dir: Path) -> dict[str, Any]:
+    """The simulation as people read it: what was injected, what the loop and agents did.
+    Files are named relative to the work dir, so the summary travels with the reports."""
     incidents = [{"id": i.id, "opened_at": i.opened_at.isoformat(), "title": i.title,
                   "severity": i.severity.value if i.severity else None,
                   "status": i.status.value,
@@ -91,10 +93,17 @@ def summarize(result: SimulationResult) -> dict[str, Any]:
                        if i["status"] in ("open", "awaiting_approval")],
         "approvals": result.answers,
         "agent_runs": runs,
-        "reports": sorted({p for r in result.runs for p in r.reports}),
+        "reports": sorted({_relative(p, work_dir) for r in result.runs for p in r.reports}),
         "errors": result.errors,
         "per_day": [vars(d) for d in result.days],
     }
+
+
+def _relative(path: str, work_dir: Path) -> str:
+    try:
+        return str(Path(path).relative_to(work_dir))
+    except ValueError:
+        return path
 
 
 def _print(summary: dict[str, Any], ui: Ui) -> None:
@@ -107,7 +116,7 @@ def _print(summary: dict[str, Any], ui: Ui) -> None:
              [[a, ", ".join(f"{n} {s}" for s, n in sorted(c.items()))]
               for a, c in sorted(summary["agent_runs"].items())])
     ui.out.print(f"{summary['days']} days in {summary['wall_seconds']:.0f}s; "
-                 f"{len(summary['reports'])} report file(s) under reports/; "
+                 f"{len(summary['reports'])} file(s) written by the agents; "
                  f"{len(summary['errors'])} error(s)", markup=False)
     for error in summary["errors"][:10]:
         ui.err.print(f"  {error}", markup=False, style="red")
