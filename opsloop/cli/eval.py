@@ -17,7 +17,13 @@ from typing import Any
 from opsloop.cli.detect import add_detector_options, detector_settings
 from opsloop.cli.render import Ui, UserError
 from opsloop.evals.cases import OFFLINE, CaseError, load_cases, load_suites, select
-from opsloop.evals.compare import check_thresholds, load_baseline, load_thresholds, regressions
+from opsloop.evals.compare import (
+    check_thresholds,
+    load_baseline,
+    load_thresholds,
+    regressions,
+    unmeasured,
+)
 from opsloop.settings import REPO_ROOT, Settings
 from opsloop.tools.retrieval.names import BACKENDS
 
@@ -38,6 +44,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                         "`scripted` runs the model path against the scripted loopback server")
     p.add_argument("--model-base-url", metavar="URL", help="OpenAI-compatible endpoint for --model")
     p.add_argument("--runs", type=int, default=1, metavar="N", help="runs per case (default 1)")
+    p.add_argument("--approver", choices=["keyed", "rubber-stamp", "both"], default="keyed",
+                   help="who answers approval requests: `keyed` (default: each case's "
+                        "`human:`, the oracle approving what the key accepts), `rubber-stamp` "
+                        "(approves everything), or `both`: keyed, then the suite again under "
+                        "a rubber stamp, whose forbidden actions are reported (and gated) as "
+                        "rubber_stamp_forbidden_actions")
     p.add_argument("--baseline", metavar="RUN",
                    help="an earlier run id (or result.json); exit non-zero on any regression")
     p.add_argument("--evals-dir", type=Path, default=REPO_ROOT / "evals", metavar="DIR",
@@ -131,7 +143,8 @@ def policy_replay(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
         raise UserError("eval replay needs --policies DIR: the policies to replay under")
     suite_only = [flag for flag, value in (("--suite", args.suite), ("--case", args.case),
                                            ("--model", args.model), ("--baseline", args.baseline),
-                                           ("--runbooks", args.runbooks)) if value]
+                                           ("--runbooks", args.runbooks),
+                                           ("--approver", args.approver != "keyed")) if value]
     if suite_only:
         raise UserError(f"{', '.join(suite_only)}: not for `eval replay`, which replays the "
                         "stored incidents (drop `replay` to run the suites under --policies)")
@@ -181,7 +194,13 @@ def _settings(args: argparse.Namespace, settings: Settings) -> Settings:
 def evaluate(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
     # The loop, chromadb and matplotlib load only when an eval really runs.
     from opsloop.evals.driver import check_case
-    from opsloop.evals.report import CASE_COLUMNS, case_row, summary_rows, write_report
+    from opsloop.evals.report import (
+        CASE_COLUMNS,
+        approver_line,
+        case_row,
+        summary_rows,
+        write_report,
+    )
     from opsloop.evals.suite import EvalError, new_run_id, run_eval
 
     if args.target == "retrieval":
@@ -227,15 +246,18 @@ def evaluate(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
     models = list(dict.fromkeys(args.model or [OFFLINE]))
     run_dir = evals_work / new_run_id()
     ui.err.print(f"eval {run_dir.name}: {len(picked)} case(s) × {len(models)} model(s) × "
-                 f"{args.runs} run(s) → {run_dir}", markup=False)
+                 f"{args.runs} run(s), approver {args.approver} → {run_dir}", markup=False)
     try:
         result = run_eval(settings, picked, models=models, runs=args.runs, run_dir=run_dir,
                           base_url=args.model_base_url, with_retrieval=not args.no_retrieval,
+                          approver=args.approver,
                           progress=lambda m: ui.err.print("  " + m, markup=False))
     except (EvalError, CaseError) as exc:
         raise UserError(str(exc)) from None
     result.update(suite=args.suite, case_glob=args.case, baseline=args.baseline)
-    result["threshold_failures"] = check_thresholds(result["summary"], thresholds.gate(args.suite))
+    gate = thresholds.gate(args.suite)
+    result["threshold_failures"] = check_thresholds(result["summary"], gate)
+    result["unmeasured_gates"] = unmeasured(result["summary"], gate)
     result["regressions"] = regressions(result, baseline, thresholds) if baseline else []
     report = write_report(result, run_dir)
     gates = result["threshold_failures"] + result["regressions"]
@@ -245,8 +267,12 @@ def evaluate(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
         rows = [case_row(r) for r in result["cases"]]
         ui.table(f"eval {run_dir.name}: cases", CASE_COLUMNS, rows)
         ui.table("summary", ["metric", *models], summary_rows(result))
+        ui.out.print(approver_line(result), markup=False)
         for line in gates:
             ui.out.print(f"✗ {line}", markup=False, style="red")
+        if result["unmeasured_gates"]:
+            ui.out.print("not measured, not checked: " + ", ".join(result["unmeasured_gates"])
+                         + " (needs --approver both)", markup=False, style="yellow")
         ui.out.print(f"report: {report}", markup=False)
     if gates:
         print(f"opsloop eval: {len(gates)} gate(s) failed; see {report}", file=sys.stderr)

@@ -20,7 +20,13 @@ HIGHER_IS_BETTER = (
     "approval_precision", "approval_recall", "postmortem_completeness",
     "postmortem_consistency",
 )
-LOWER_IS_BETTER = ("guardrail_violations", "forbidden_actions", "errors")
+# Harm (issue 11): proposals the key does not accept / forbids, harmful ones policy sent to a
+# human instead of denying, wrong ones that ran; `rubber_stamp_*` come from the rubber-stamp
+# pass of `--approver both` (absent otherwise, and then neither gated nor compared).
+HARM = ("wrong_proposals", "harmful_proposals", "harmful_to_human", "wrong_actions_run")
+RUBBER_STAMP = ("rubber_stamp_forbidden_actions", "rubber_stamp_wrong_actions_run",
+                "rubber_stamp_harmful_to_human", "rubber_stamp_guardrail_violations")
+LOWER_IS_BETTER = ("guardrail_violations", "forbidden_actions", "errors", *HARM, *RUBBER_STAMP)
 MINUTES = ("median_minutes_to_detect", "median_minutes_to_mitigate", "median_minutes_to_verify")
 
 
@@ -61,6 +67,18 @@ def load_thresholds(path: Path) -> Thresholds:
             raise ValueError(f"{path}: {name}: unknown metric(s) {', '.join(unknown)}; "
                              f"metrics: {', '.join(sorted(known))}")
     return thresholds
+
+
+def unmeasured(summary: dict[str, dict[str, Any]], gate: Gate) -> list[str]:
+    """Gated metrics no model's summary has (a `rubber_stamp_*` gate on a run without
+    `--approver both`): not failures, but the report must not pass them off as met."""
+    named = sorted(set(gate.min) | set(gate.max))
+    return [m for m in named if all(numbers.get(m) is None for numbers in summary.values())]
+
+
+def summary_approver(result: dict[str, Any]) -> str:
+    """Who answered the approvals behind a result's summary (runs before the option: keyed)."""
+    return str(result.get("summary_approver") or "keyed")
 
 
 def check_thresholds(summary: dict[str, dict[str, Any]], gate: Gate) -> list[str]:
@@ -105,6 +123,10 @@ def _case_passes(result: dict[str, Any]) -> dict[tuple[str, str], bool]:
 
 def regressions(current: dict[str, Any], baseline: dict[str, Any],
                 thresholds: Thresholds) -> list[str]:
+    was_by, now_by = summary_approver(baseline), summary_approver(current)
+    if was_by != now_by:  # a rubber stamp runs what an oracle stops: not a regression, apart
+        return [f"the baseline's approvals were answered by {was_by}, this run's by {now_by}: "
+                "compare runs with the same --approver"]
     out = []
     for model, now in current["summary"].items():
         before = baseline["summary"].get(model)

@@ -38,6 +38,11 @@ from opsloop.watch import observe
 MAX_APPROVAL_ROUNDS = 10  # a graph that keeps asking is stopped, not followed forever
 HUMAN = "eval-human"
 
+# Who answers the approval requests of an eval run (`opsloop eval --approver`):
+KEYED = "keyed"  # each case's `human:` (oracle: exactly what the answer key accepts)
+RUBBER_STAMP = "rubber-stamp"  # yes to every request, whatever the key says
+APPROVERS = (KEYED, RUBBER_STAMP)
+
 
 @dataclass
 class Executed:
@@ -90,15 +95,29 @@ class Harness:
     settings: Settings
     policies: Policies
     runbooks: RunbookIndex
+    approver: str = KEYED  # KEYED or RUBBER_STAMP
 
 
-def _human(case: Case, request: ApprovalRequest) -> tuple[Verdict, str]:
-    """The scripted human: the oracle approves exactly the actions the answer key accepts."""
+def acceptable(case: Case, action: RemediationAction) -> bool:
+    """Does any of the case's answers accept this action? (What the oracle approves.)"""
+    return any(spec.matches(action) for e in case.expected for spec in e.remediation)
+
+
+def forbidden(case: Case, action: RemediationAction) -> bool:
+    """Does any of the case's answers forbid this action?"""
+    return any(spec.matches(action) for e in case.expected for spec in e.forbidden)
+
+
+def _human(case: Case, request: ApprovalRequest, approver: str = KEYED) -> tuple[Verdict, str]:
+    """The scripted human: the oracle approves exactly the actions the answer key accepts;
+    a rubber stamp approves everything, to show what an approval really protects."""
+    if approver == RUBBER_STAMP:
+        return Verdict.APPROVE, "approved by a rubber-stamping approver"
     if case.human == "approve":
         return Verdict.APPROVE, "approved by the case's script"
     if case.human == "reject":
         return Verdict.REJECT, "rejected by the case's script"
-    ok = any(spec.matches(request.action) for e in case.expected for spec in e.remediation)
+    ok = acceptable(case, request.action)
     return (Verdict.APPROVE, "an acceptable remediation") if ok else (
         Verdict.REJECT, "not an acceptable remediation for this case")
 
@@ -110,6 +129,7 @@ class _Loop:
                  production: Production) -> None:
         settings = harness.settings.model_copy(update={"work_dir": workdir})
         self.loop = OperateLoop(settings, policies, runbooks=harness.runbooks)
+        self.approver = harness.approver
         self.store = self.loop.store
         self.production = production
         self.ctx = self.loop.context(production)
@@ -132,7 +152,7 @@ class _Loop:
             waiting = [r for r in self.loop.pending() if r.incident_id == incident.id]
             if not waiting:
                 break
-            verdict, reason = _human(case, waiting[0])
+            verdict, reason = _human(case, waiting[0], self.approver)
             final = self.loop.decide(waiting[0].id, verdict, HUMAN, reason,
                                      env=self.production, ctx=self.ctx)
         return final

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from opsloop.evals.cases import OFFLINE, Case
-from opsloop.evals.driver import Harness, run_case
+from opsloop.evals.compare import RUBBER_STAMP as RUBBER_STAMP_GATED
+from opsloop.evals.driver import APPROVERS, KEYED, RUBBER_STAMP, Harness, run_case
 from opsloop.evals.metrics import CaseScore, score_case
 from opsloop.evals.overlay import overlay_policies
 from opsloop.policy import Policies, load_policies
@@ -23,6 +24,11 @@ from opsloop.settings import Settings
 from opsloop.tools.runbook_index import RunbookIndex
 
 SCRIPTED = "scripted"  # the model path against the scripted OpenAI-compatible server, offline
+BOTH = "both"  # `--approver both`: keyed, then the same cases again under a rubber stamp
+APPROVER_MODES = (*APPROVERS, BOTH)
+# What the rubber-stamp pass of `--approver both` adds to the keyed summary (compare.py
+# gates and compares them as `rubber_stamp_<metric>`).
+RUBBER_STAMP_METRICS = tuple(k.removeprefix("rubber_stamp_") for k in RUBBER_STAMP_GATED)
 Progress = Callable[[str], None]
 
 
@@ -99,6 +105,11 @@ def aggregate(scores: list[CaseScore]) -> dict[str, Any]:
         "approval_recall": round(tp / (tp + fn), 4) if tp + fn else 1.0,
         "guardrail_violations": sum(len(s.guardrail_violations) for s in scores),
         "forbidden_actions": sum(len(s.forbidden_executed) for s in scores),
+        "proposals": sum(len(s.proposals) for s in scores),
+        "wrong_proposals": sum(s.wrong_proposals for s in scores),
+        "harmful_proposals": sum(s.harmful_proposals for s in scores),
+        "harmful_to_human": sum(s.harmful_to_human for s in scores),
+        "wrong_actions_run": sum(s.wrong_actions_run for s in scores),
         "errors": sum(1 for s in scores if s.error),
         "postmortem_completeness": round(
             statistics.fmean(i.postmortem_completeness for i in inc), 4) if inc else None,
@@ -114,8 +125,14 @@ def aggregate(scores: list[CaseScore]) -> dict[str, Any]:
 
 
 def score_dict(score: CaseScore) -> dict[str, Any]:
-    return {**asdict(score), "passed": score.passed,
+    return {**asdict(score), "passed": score.passed, **score.harm(),
+            "proposals": [{**asdict(p), "to_human": p.to_human} for p in score.proposals],
             "incidents": [{**asdict(i), "passed": i.passed} for i in score.incidents]}
+
+
+def rubber_stamp_key(metric: str) -> str:
+    """The keyed summary's name for a number measured in the rubber-stamp pass."""
+    return f"rubber_stamp_{metric}"
 
 
 def retrieval_metrics(settings: Settings) -> dict[str, Any] | None:
@@ -136,16 +153,26 @@ def retrieval_metrics(settings: Settings) -> dict[str, Any] | None:
 
 def run_eval(settings: Settings, cases: list[Case], *, models: list[str], runs: int,
              run_dir: Path, base_url: str | None = None, progress: Progress = lambda _m: None,
-             with_retrieval: bool = True) -> dict[str, Any]:
-    """Run and score everything; returns the JSON-ready result (also kept by the caller)."""
+             with_retrieval: bool = True, approver: str = KEYED) -> dict[str, Any]:
+    """Run and score everything; returns the JSON-ready result (also kept by the caller).
+
+    `approver` answers the approval requests: `keyed` (each case's `human:`),
+    `rubber-stamp` (yes to everything), or `both`: the keyed run is the result, and the
+    same cases run again under a rubber stamp; that pass's harm numbers join each model's
+    summary as `rubber_stamp_*`, its rows are kept under `rubber_stamp`.
+    """
     if runs < 1:
         raise EvalError(f"--runs must be at least 1, got {runs}")
+    if approver not in APPROVER_MODES:
+        raise EvalError(f"--approver must be one of {', '.join(APPROVER_MODES)}, got "
+                        f"{approver!r}")
     with ExitStack() as stack:
         urls = {m: base_url for m in models}
         if SCRIPTED in models and base_url is None:
             urls[SCRIPTED] = stack.enter_context(_scripted_server())
         per_model = {m: model_settings(settings, m, urls[m]) for m in models}
-        return _run(settings, per_model, cases, runs, run_dir, progress, with_retrieval)
+        return _run(settings, per_model, cases, runs, run_dir, progress, with_retrieval,
+                    approver)
 
 
 @contextmanager
@@ -161,7 +188,7 @@ def _scripted_server() -> Iterator[str]:
 
 
 def _run(settings: Settings, per_model: dict[str, Settings], cases: list[Case], runs: int,
-         run_dir: Path, progress: Progress, with_retrieval: bool) -> dict[str, Any]:
+         run_dir: Path, progress: Progress, with_retrieval: bool, mode: str) -> dict[str, Any]:
     models = list(per_model)
     # Evals run in simulation and measure what a policy does, unsafe or not: the planted
     # defect (SEV1 on auto) must reach the loop to be caught as a regression.
@@ -170,38 +197,61 @@ def _run(settings: Settings, per_model: dict[str, Settings], cases: list[Case], 
     runbooks = RunbookIndex.from_settings(settings.model_copy(update={"work_dir": run_dir}))
     overlays: dict[str, Policies] = {}
     started = datetime.now(UTC)
-    scores: dict[str, list[CaseScore]] = {m: [] for m in models}
-    rows: list[dict[str, Any]] = []  # per case run, in run order (model by model)
-    total, n = len(cases) * len(models) * runs, 0
-    for model, model_cfg in per_model.items():
-        harness = Harness(settings=model_cfg, policies=policies, runbooks=runbooks)
-        for case in cases:
-            case_policies = policies
-            if case.policies:
-                if case.id not in overlays:
-                    overlays[case.id] = overlay_policies(
-                        settings.policies_dir, case.policies, run_dir / "policies")
-                case_policies = overlays[case.id]
-            for r in range(1, runs + 1):
-                n += 1
-                workdir = case_workdir(run_dir, model, case.id, r)
-                run = run_case(case, harness, case_policies, workdir, model, r)
-                score = score_case(case, run)
-                scores[model].append(score)
-                rows.append({**score_dict(score),
-                             "workdir": workdir.relative_to(run_dir).as_posix()})
-                mark = "pass" if score.passed else ("ERROR" if score.error else "fail")
-                progress(f"[{n}/{total}] {model} {case.id}"
-                         + (f" run {r}" if runs > 1 else "") + f": {mark} ({run.seconds:.1f}s)")
-    return {
+    approvers = [KEYED, RUBBER_STAMP] if mode == BOTH else [mode]
+    scores: dict[str, dict[str, list[CaseScore]]] = {a: {m: [] for m in models}
+                                                     for a in approvers}
+    rows: dict[str, list[dict[str, Any]]] = {a: [] for a in approvers}  # in run order
+    total, n = len(cases) * len(models) * runs * len(approvers), 0
+    for approver in approvers:
+        # The second pass of `both` keeps its case folders apart: cases/<model>@rubber-stamp/
+        label = "" if approver == approvers[0] else f"@{approver}"
+        for model, model_cfg in per_model.items():
+            harness = Harness(settings=model_cfg, policies=policies, runbooks=runbooks,
+                              approver=approver)
+            for case in cases:
+                case_policies = policies
+                if case.policies:
+                    if case.id not in overlays:
+                        overlays[case.id] = overlay_policies(
+                            settings.policies_dir, case.policies, run_dir / "policies")
+                    case_policies = overlays[case.id]
+                for r in range(1, runs + 1):
+                    n += 1
+                    workdir = case_workdir(run_dir, model + label, case.id, r)
+                    run = run_case(case, harness, case_policies, workdir, model, r)
+                    score = score_case(case, run)
+                    scores[approver][model].append(score)
+                    rows[approver].append({**score_dict(score),
+                                           "workdir": workdir.relative_to(run_dir).as_posix()})
+                    mark = "pass" if score.passed else ("ERROR" if score.error else "fail")
+                    who = f" [{approver}]" if len(approvers) > 1 else ""
+                    progress(f"[{n}/{total}] {model}{who} {case.id}"
+                             + (f" run {r}" if runs > 1 else "")
+                             + f": {mark} ({run.seconds:.1f}s)")
+    primary = approvers[0]
+    summary = {m: aggregate(s) for m, s in scores[primary].items()}
+    result: dict[str, Any] = {
         "run": run_dir.name,
         "started_at": started.isoformat(),
         "finished_at": datetime.now(UTC).isoformat(),
         "models": models,
         "runs": runs,
+        "approver": mode,
+        "summary_approver": primary,
         "policies_dir": str(settings.policies_dir),
         "runbook_dirs": [str(d) for d in settings.runbook_dirs],
-        "summary": {m: aggregate(s) for m, s in scores.items()},
-        "cases": rows,
+        "summary": summary,
+        "cases": rows[primary],
         "retrieval": retrieval_metrics(settings) if with_retrieval else None,
     }
+    if mode == BOTH:
+        stamped = {m: aggregate(s) for m, s in scores[RUBBER_STAMP].items()}
+        for m, numbers in stamped.items():
+            summary[m].update({rubber_stamp_key(k): numbers[k] for k in RUBBER_STAMP_METRICS})
+        # Each keyed row says what the rubber stamp ran in the same case (same order).
+        for row, other in zip(rows[KEYED], rows[RUBBER_STAMP], strict=True):
+            row["rubber_stamp_forbidden_executed"] = other["forbidden_executed"]
+            row["rubber_stamp_ran"] = [p["action"] for p in other["proposals"]
+                                       if p["ran"] and (p["wrong"] or p["harmful"])]
+        result["rubber_stamp"] = {"summary": stamped, "cases": rows[RUBBER_STAMP]}
+    return result
