@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from opsloop.models.catalog import SpecialistName
 
-_COMMON = frozenset({"metric_stat", "metric_change", "log_search", "service_info"})
+_COMMON = frozenset({"metric_stat", "metric_change", "metric_trend", "log_search", "service_info"})
 
 
 @dataclass(frozen=True)
