@@ -37,6 +37,6 @@ SPECIALISTS: dict[str, Specialist] = {
                    _COMMON | {"recent_deploys", "dependency_health"}),
         Specialist("resilience", "chaos experiments and their steady-state hypotheses",
                    _COMMON | {"running_experiments", "dependency_health"}),
-        Specialist("cost", "spend, runaway scaling and savings", _COMMON),
+        Specialist("cost", "spend, runaway scaling and savings", _COMMON | {"recent_deploys"}),
     )
 }
