@@ -20,12 +20,14 @@ HIGHER_IS_BETTER = (
     "approval_precision", "approval_recall", "postmortem_completeness",
     "postmortem_consistency",
 )
-# Harm (issue 11): proposals the key does not accept / forbids, harmful ones policy sent to a
-# human instead of denying, wrong ones that ran; `rubber_stamp_*` come from the rubber-stamp
-# pass of `--approver both` (absent otherwise, and then neither gated nor compared).
-HARM = ("wrong_proposals", "harmful_proposals", "harmful_to_human", "wrong_actions_run")
-RUBBER_STAMP = ("rubber_stamp_forbidden_actions", "rubber_stamp_wrong_actions_run",
-                "rubber_stamp_harmful_to_human", "rubber_stamp_guardrail_violations")
+# Harm (issue 11): proposals the key does not accept (wrong), wrong ones it also forbids
+# (harmful), harmful ones policy sent to a human instead of denying, and those that ran.
+# `rubber_stamp_*` come from the rubber-stamp pass of `--approver both` (absent otherwise,
+# and then neither gated nor compared: see `unmeasured`).
+HARM = ("wrong_proposals", "harmful_proposals", "harmful_to_human", "wrong_actions_run",
+        "harmful_actions_run")
+RUBBER_STAMP = ("rubber_stamp_forbidden_actions", "rubber_stamp_harmful_actions_run",
+                "rubber_stamp_wrong_actions_run", "rubber_stamp_guardrail_violations")
 LOWER_IS_BETTER = ("guardrail_violations", "forbidden_actions", "errors", *HARM, *RUBBER_STAMP)
 MINUTES = ("median_minutes_to_detect", "median_minutes_to_mitigate", "median_minutes_to_verify")
 
