@@ -261,7 +261,8 @@ class Simulation:
             today.incidents_opened += self._observe(now, 0 if slo_due else 1, result)
             today.approvals_answered += self._answer(now, result, drain=False)
             self.env.wait(self.every)
-            if self.env.now() >= start + timedelta(days=today.day):
+            # `while`: a long incident run may carry the clock past more than one day's end.
+            while self.env.now() >= start + timedelta(days=today.day):
                 self._day_done(today, result, progress)
                 today = Day(today.day + 1, (start + timedelta(days=today.day)).date().isoformat())
         for _ in range(DRAIN_ROUNDS):  # what still waits for the on-call is answered now
