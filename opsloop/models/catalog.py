@@ -82,4 +82,23 @@ TOOLS: dict[str, dict[str, ToolParam]] = {
     "dependency_health": {"service": _needs(str), "minutes": _may(int, 5)},
     "running_experiments": {"service": _needs(str)},
     "service_info": {"service": _needs(str)},
+    # The causal evidence layer (opsloop/tools/log_templates.py, opsloop/tools/evidence.py).
+    "log_classes": {"service": _needs(str), "minutes": _may(int, 15),
+                    "baseline_minutes": _may(int, 120)},
+    "callers_report": {"service": _needs(str), "minutes": _may(int, 15)},
+    "traffic_origin": {"service": _needs(str), "minutes": _may(int, 15),
+                       "baseline_minutes": _may(int, 60)},
+    "failover_target": {"service": _needs(str)},
+    "changes_before": {"service": _needs(str), "minutes": _may(int, 120)},
 }
+
+# The template classes `log_classes` and `callers_report` sort mined log templates into;
+# runbooks name them (`classes.tls.surging`, `worst_class == dns`). The first that matches a
+# template wins, so the order runs from the most specific cause to the most generic symptom;
+# what each matches is opsloop/tools/log_templates.py's table. `other` is everything else.
+LogClass = Literal[
+    "tls", "dns", "oom", "disk_full", "pool_exhausted", "resource_limit", "cpu", "rate_limited",
+    "auth", "retry", "connection_refused", "timeout", "unavailable", "cache_miss", "exception",
+    "config", "other",
+]
+LOG_CLASSES: tuple[LogClass, ...] = get_args(LogClass)

@@ -9,84 +9,41 @@ identical call without asking the backend again.
 
 from __future__ import annotations
 
-import inspect
 import json
 import re
 import statistics
-import typing
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-from opsloop.models import ToolResult, ToolStatus
-from opsloop.models.catalog import TOOLS as CATALOG_TOOLS
-from opsloop.models.catalog import ToolParam
+# The evidence tools register themselves (@_tool) when imported: importing the toolbox
+# registers every tool the catalog declares.
+import opsloop.tools.evidence
+import opsloop.tools.log_templates  # noqa: F401
+from opsloop.models import ToolResult
 from opsloop.tools.protocols import Clock, Telemetry
+from opsloop.tools.tooling import ERROR as _ERROR
+from opsloop.tools.tooling import NO_DATA as _NO_DATA
+from opsloop.tools.tooling import OK as _OK
+from opsloop.tools.tooling import (
+    TOOLS,
+    Outcome,
+    ToolContext,
+    ToolInputError,
+    ToolSpec,
+    _tool,
+    compare,
+    find_service,
+    onset,
+)
+from opsloop.tools.tooling import num as _num
 
-Outcome = tuple[ToolStatus, dict[str, Any], str]
-_OK, _NO_DATA, _ERROR = ToolStatus.OK, ToolStatus.NO_DATA, ToolStatus.ERROR
+__all__ = ["TOOLS", "Outcome", "ToolContext", "ToolInputError", "ToolSpec", "Toolbox", "_tool"]
+
 _AGGS = ("avg", "max", "min", "last")
 _MAX_PATTERN = 200
 # A quantified group that itself contains a quantifier, e.g. (a+)+ or (\w*x)*: the classic
 # catastrophic-backtracking shape. Python's re has no timeout, so such patterns are refused.
 _NESTED_QUANTIFIER = re.compile(r"\([^()]*[+*}][^()]*\)\s*[+*{]")
-
-
-class ToolInputError(ValueError):
-    """An argument the tool cannot use; reported as status error."""
-
-
-@dataclass
-class ToolContext:
-    telemetry: Telemetry
-    clock: Clock | None  # None: the wall clock (ages in production's own time need its clock)
-
-    def now(self) -> datetime:
-        return self.clock.now() if self.clock is not None else datetime.now(UTC)
-
-    def minutes_ago(self, at: datetime) -> float:
-        return round((self.now() - at).total_seconds() / 60.0, 1)
-
-
-ToolFn = Callable[..., Outcome]
-
-
-@dataclass(frozen=True)
-class ToolSpec:
-    name: str
-    fn: ToolFn
-    doc: str
-    params: Mapping[str, ToolParam]  # the catalog's declaration, which the signature matches
-
-
-TOOLS: dict[str, ToolSpec] = {}
-
-
-def _signature(fn: ToolFn) -> dict[str, ToolParam]:
-    """What a tool function's signature declares, in the catalog's terms."""
-    hints = typing.get_type_hints(fn)
-    params: dict[str, ToolParam] = {}
-    for name, p in list(inspect.signature(fn).parameters.items())[1:]:  # skip the context
-        kind = hints[name]
-        base = next((t for t in typing.get_args(kind) if t is not type(None)), kind)
-        required = p.default is inspect.Parameter.empty
-        params[name] = ToolParam(base, required=required, default=None if required else p.default)
-    return params
-
-
-def _tool(fn: ToolFn) -> ToolFn:
-    """Register a tool; its signature must say exactly what the catalog says about it."""
-    declared = CATALOG_TOOLS.get(fn.__name__)
-    if declared is None:
-        raise TypeError(f"tool {fn.__name__} is not in the catalog (opsloop/models/catalog.py)")
-    actual = _signature(fn)
-    if list(actual.items()) != list(declared.items()):
-        raise TypeError(f"tool {fn.__name__}: its signature {actual} differs from the "
-                        f"catalog's {declared}")
-    doc = (fn.__doc__ or "").strip().splitlines()[0]
-    TOOLS[fn.__name__] = ToolSpec(fn.__name__, fn, doc, declared)
-    return fn
 
 
 def _coerce(spec: ToolSpec, args: Mapping[str, Any]) -> dict[str, Any]:
@@ -118,11 +75,6 @@ def _coerce(spec: ToolSpec, args: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _num(value: float) -> float | int:
-    """Whole numbers as int (a replica count binds as 8, not 8.0); others to 6 places."""
-    return int(value) if float(value).is_integer() else round(value, 6)
-
-
 def _values(ctx: ToolContext, service: str, metric: str, minutes: int) -> list[float]:
     return ctx.telemetry.metric(service, metric, minutes).values()
 
@@ -143,43 +95,19 @@ def metric_stat(ctx: ToolContext, service: str, metric: str, minutes: int = 10,
     return _OK, data, f"{service} {metric} {agg} over {minutes}m = {value:.4g}"
 
 
-def _onset(ctx: ToolContext, points: list[tuple[datetime, float]], mean: float,
-           threshold: float, up: bool) -> float | None:
-    """Minutes ago the current departure from the baseline began (allowing two quiet minutes)."""
-    onset: int | None = None
-    quiet = 0
-    for i in range(len(points) - 1, -1, -1):
-        off = points[i][1] - mean if up else mean - points[i][1]
-        if off > threshold:
-            onset, quiet = i, 0
-        else:
-            quiet += 1
-            if quiet > 2:
-                break
-    return None if onset is None else ctx.minutes_ago(points[onset][0])
-
-
 @_tool
 def metric_change(ctx: ToolContext, service: str, metric: str, minutes: int = 10,
                   baseline_minutes: int = 60) -> Outcome:
     """Recent window vs the usual level (median) before it: ratio, delta, minute of onset."""
-    series = ctx.telemetry.metric(service, metric, minutes + baseline_minutes)
-    points = [(p.at, p.value) for p in series.points]
-    if len(points) <= minutes:
+    change = compare(ctx, service, metric, minutes, baseline_minutes)
+    if change is None:
         return _NO_DATA, {}, f"not enough {metric} history for {service} to compare"
-    base = [v for _, v in points[:-minutes]]
-    recent = statistics.fmean(v for _, v in points[-minutes:])
-    # Median and MAD, not mean and stdev: when the change began inside the baseline window,
-    # the changed minutes must not drag "usual" towards them or hide where they began.
-    center = statistics.median(base)
-    ratio = recent / center if abs(center) > 1e-9 else (1.0 if abs(recent) <= 1e-9 else 1e6)
-    mad = statistics.median(abs(v - center) for v in base)
-    threshold = max(3 * 1.4826 * mad, 0.1 * abs(center), 1e-6)
-    changed = abs(recent - center) > threshold
-    onset = _onset(ctx, points, center, threshold, recent >= center) if changed else None
+    recent, center, ratio = change.recent, change.baseline, change.ratio
+    began = onset(ctx, change)
     data = {"recent": _num(recent), "baseline": _num(center), "ratio": round(ratio, 4),
-            "delta": _num(recent - center), "changed": changed, "onset_minutes_ago": onset}
-    when = f", began {onset:g}m ago" if onset is not None else ""
+            "delta": _num(recent - center), "changed": change.changed,
+            "onset_minutes_ago": began}
+    when = f", began {began:g}m ago" if began is not None else ""
     return _OK, data, (f"{service} {metric} {recent:.4g} over {minutes}m vs usual {center:.4g} "
                        f"(x{ratio:.2f}{when})")
 
@@ -275,41 +203,55 @@ def flag_states(ctx: ToolContext, service: str) -> Outcome:
     return _OK, data, f"{len(rows)} flag(s) on {service}, {data['enabled']} enabled"
 
 
-def _service(ctx: ToolContext, service: str) -> Any:
-    for info in ctx.telemetry.services():
-        if info.name == service:
-            return info
-    raise ToolInputError(f"unknown service {service!r}")
+def _observed(ctx: ToolContext, name: str, metric: str, minutes: int) -> list[float] | None:
+    """A dependency's recent values; None when it has no series at all (an external provider,
+    an exporter that is down): no telemetry is not the same as healthy."""
+    try:
+        values = _values(ctx, name, metric, minutes)
+    except KeyError:  # not a service the backend knows: an external provider
+        return None
+    return values or None
 
 
 @_tool
 def dependency_health(ctx: ToolContext, service: str, minutes: int = 5) -> Outcome:
-    """Error ratio and p99 latency of each direct dependency; the worst one first."""
-    deps = []
-    for name in _service(ctx, service).dependencies:
-        try:
-            err = _values(ctx, name, "error_ratio", minutes)
-            lat = _values(ctx, name, "latency_p99_ms", minutes)
-        except KeyError:  # an external provider: no telemetry of its own, judge it by its caller
-            deps.append({"name": name, "error_ratio": None, "latency_p99_ms": None,
-                         "observed": False})
+    """Error ratio and p99 latency of each direct dependency; the worst observed one first."""
+    observed: list[dict[str, Any]] = []
+    unobserved: list[dict[str, Any]] = []
+    for name in find_service(ctx, service).dependencies:
+        err = _observed(ctx, name, "error_ratio", minutes)
+        lat = _observed(ctx, name, "latency_p99_ms", minutes)
+        if err is None and lat is None:
+            # Null values, never 0: a dependency nobody measures must not read as healthy.
+            unobserved.append({"name": name, "error_ratio": None, "latency_p99_ms": None,
+                               "observed": False})
             continue
-        deps.append({"name": name, "observed": True,
-                     "error_ratio": round(statistics.fmean(err), 6) if err else None,
-                     "latency_p99_ms": round(statistics.fmean(lat), 3) if lat else None})
-    deps.sort(key=lambda d: (d["error_ratio"] or 0.0, d["latency_p99_ms"] or 0.0), reverse=True)
-    worst = deps[0] if deps else None
-    data = {"count": len(deps), "worst": worst, "dependencies": deps}
+        observed.append({"name": name, "observed": True,
+                         "error_ratio": round(statistics.fmean(err), 6) if err else None,
+                         "latency_p99_ms": round(statistics.fmean(lat), 3) if lat else None})
+    observed.sort(key=lambda d: (-1.0 if d["error_ratio"] is None else d["error_ratio"],
+                                 d["latency_p99_ms"] or 0.0), reverse=True)
+    # `worst` is the worst dependency that has telemetry; an unobserved one cannot be ranked,
+    # so it is listed in `unobserved` (and after the observed ones) instead: null `worst`
+    # with a non-empty `unobserved` means "nothing to judge them by", not "all healthy".
+    worst = observed[0] if observed else None
+    deps = observed + unobserved
+    data: dict[str, Any] = {"count": len(deps), "worst": worst, "dependencies": deps,
+            "observed_count": len(observed), "unobserved": [d["name"] for d in unobserved]}
+    unseen = f"; no telemetry for {', '.join(data['unobserved'])}" if unobserved else ""
     if worst is None:
-        return _OK, data, f"{service} has no direct dependencies"
-    return _OK, data, (f"worst dependency of {service}: {worst['name']} error ratio "
-                       f"{worst['error_ratio'] or 0:.4g}, p99 {worst['latency_p99_ms'] or 0:.4g}ms")
+        return _OK, data, (f"{service} has no direct dependencies" if not deps else
+                           f"none of {service}'s dependencies has telemetry{unseen}")
+    err_text = "n/a" if worst["error_ratio"] is None else f"{worst['error_ratio']:.4g}"
+    lat_text = "n/a" if worst["latency_p99_ms"] is None else f"{worst['latency_p99_ms']:.4g}ms"
+    return _OK, data, (f"worst observed dependency of {service}: {worst['name']} error ratio "
+                       f"{err_text}, p99 {lat_text}{unseen}")
 
 
 @_tool
 def running_experiments(ctx: ToolContext, service: str) -> Outcome:
     """Chaos experiments running against a service or one of its direct dependencies."""
-    targets = {service, *_service(ctx, service).dependencies}
+    targets = {service, *find_service(ctx, service).dependencies}
     running = sorted((e for e in ctx.telemetry.experiments(None)
                       if e.status == "running" and e.target_service in targets),
                      key=lambda e: e.started_at)
@@ -327,7 +269,7 @@ def running_experiments(ctx: ToolContext, service: str) -> Outcome:
 @_tool
 def service_info(ctx: ToolContext, service: str) -> Outcome:
     """Replicas, version, tier, region and dependencies of a service."""
-    info = _service(ctx, service)
+    info = find_service(ctx, service)
     data = {"name": info.name, "replicas": info.replicas, "version": info.version,
             "tier": info.tier, "region": info.region, "team": info.team,
             "dependencies": list(info.dependencies)}
