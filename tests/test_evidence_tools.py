@@ -59,7 +59,8 @@ def test_load_rising_under_flat_callers_with_retries_is_amplification() -> None:
     data = call(recorded("dynamodb-2015-retry-amplification"), "traffic_origin",
                 service="membership-svc")
     assert data["amplification"] > 1.5 and data["callers_rps_ratio"] < 1.2
-    assert data["errors_and_requests_rising"] and data["retry_lines"] > 0
+    assert data["errors_and_requests_rising"] and data["error_ratio_ratio"] > 1.5
+    assert data["retry_lines"] > 0 and data["errors_lead"] is False
     assert data["edge"] is False and data["cache_hit_ratio_change"] is None
 
 

@@ -89,7 +89,12 @@ def _ratio(ctx: ToolContext, service: str, metric: str, minutes: int,
 
 @_tool
 def callers_report(ctx: ToolContext, service: str, minutes: int = 15) -> Outcome:
-    """What the services that call `service` log about it: classes of lines naming it."""
+    """What the services that call `service` log about it: classes of lines naming it.
+
+    data: count, callers [{name, error_ratio_ratio, classes {class: n}, mentions,
+    all_mentions}], worst_class, mentions, all_mentions, classes, alerting_share (null).
+    `mentions` counts lines of a class other than `other`; `all_mentions` every line naming it.
+    """
     catalog = _catalog(ctx)
     _known(catalog, service)
     rx, by_form = name_pattern([service])
@@ -132,7 +137,13 @@ def _recent_class_lines(ctx: ToolContext, services: list[str], minutes: int,
 @_tool
 def traffic_origin(ctx: ToolContext, service: str, minutes: int = 15,
                    baseline_minutes: int = 60) -> Outcome:
-    """Whether a service's load comes from its callers (or the edge) or is amplified inside."""
+    """Whether a service's load comes from its callers (or the edge) or is amplified inside.
+
+    data: rps_ratio, callers_rps_ratio, amplification, error_ratio_ratio,
+    errors_and_requests_rising, edge, self_calling, cache_hit_ratio_change (null: no cache
+    metric exists), errors_lead, retry_lines, cache_miss_lines, callers. Ratios are the recent
+    mean over the baseline median; the callers' is their summed traffic's.
+    """
     catalog = _catalog(ctx)
     if service not in catalog:
         raise ToolInputError(f"unknown service {service!r}")
@@ -165,6 +176,7 @@ def traffic_origin(ctx: ToolContext, service: str, minutes: int = 15,
     around = [service, *callers]
     data = {"rps_ratio": rps_ratio, "callers_rps_ratio": callers_ratio,
             "amplification": amplification,
+            "error_ratio_ratio": None if errors is None else round(errors.ratio, 4),
             "errors_and_requests_rising": requests_up and errors_up,
             "edge": not callers and not self_calling,
             "self_calling": self_calling,
@@ -198,7 +210,12 @@ def _is_failure(line: LogLine, template_cls: str) -> bool:
 
 @_tool
 def failover_target(ctx: ToolContext, service: str) -> Outcome:
-    """Where failing a service over would go, whether that is healthy and independent."""
+    """Where failing a service over would go, whether that is healthy and independent.
+
+    data: target, healthy, independent, shared, known, region, region_scoped,
+    target_ok_lines, target_error_lines. `healthy` comes from logs of the service and its
+    callers that name the target region (errors: false; only routine lines: true; none: null).
+    """
     catalog = _catalog(ctx)
     _known(catalog, service)
     info = catalog.get(service)
@@ -251,7 +268,12 @@ def _row(ctx: ToolContext, kind: str, on: str, depth: int, at: Any, ref: str,
 
 @_tool
 def changes_before(ctx: ToolContext, service: str, minutes: int = 120) -> Outcome:
-    """Deploys, config changes, flag changes and experiments on the service and what it uses."""
+    """Deploys, config changes, flag changes and experiments on the service and what it uses.
+
+    data: count, latest, changes (newest first, up to 10) of {kind: deploy|config|rollback|
+    flag|experiment, on, on_path: self|dependency, depth, age_minutes, at, ref, detail},
+    config_count, deploy_count (deploys and rollbacks), flag_count, experiment_count.
+    """
     catalog = _catalog(ctx)
     _known(catalog, service)
     path = {service: 0, **_below(catalog, service)}

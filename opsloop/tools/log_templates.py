@@ -199,7 +199,13 @@ def top_class(counts: Counter[str]) -> str | None:
 @_tool
 def log_classes(ctx: ToolContext, service: str, minutes: int = 15,
                 baseline_minutes: int = 120) -> Outcome:
-    """Log lines mined into templates and classes (tls, dns, timeout, ...): recent vs baseline."""
+    """Log lines mined into templates and classes (tls, dns, timeout, ...): recent vs baseline.
+
+    data: classes {class: {recent, baseline, rate_ratio, surging, new}} (every class, zeros
+    when absent), top, templates [{template, class, recent, baseline}] (up to 10),
+    recent_lines, baseline_lines, names (catalog services named in recent non-`other` lines,
+    most named first).
+    """
     mined = mine_service(ctx, service, minutes, baseline_minutes)
     table = class_table(mined, minutes, baseline_minutes)
     recent = [m for m in mined if m.recent]
