@@ -301,4 +301,5 @@ def test_a_report_without_wrong_proposals_says_so() -> None:
               "started_at": "t", "cases": [], "approver": KEYED}
     text = render_markdown(result, [])
     assert "Approver: keyed" in text and "No wrong or harmful proposal." in text
+    assert "| wrong proposals |" in text and "rubber stamp |" not in text  # not measured
     assert check_thresholds({"offline": {}}, Gate(max={"harmful_to_human": 0})) == []

@@ -44,9 +44,12 @@ def fmt(value: Any) -> str:
 
 
 def summary_rows(result: dict[str, Any]) -> list[list[str]]:
+    """One row per metric; the rubber-stamp rows only when the run measured them."""
     models = list(result["summary"])
     return [[label, *(fmt(result["summary"][m].get(key)) for m in models)]
-            for key, label in SUMMARY_ROWS]
+            for key, label in SUMMARY_ROWS
+            if not key.startswith("rubber_stamp_")
+            or any(result["summary"][m].get(key) is not None for m in models)]
 
 
 def case_row(row: dict[str, Any]) -> list[str]:
