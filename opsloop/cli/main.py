@@ -16,6 +16,7 @@ from opsloop.cli import eval as eval_cmd
 from opsloop.cli import runbooks as runbooks_cmd
 from opsloop.cli import serve as serve_cmd
 from opsloop.cli import signals as signals_cmd
+from opsloop.cli import simulate as simulate_cmd
 from opsloop.cli import slo as slo_cmd
 from opsloop.cli.render import Ui
 from opsloop.settings import Settings, load_settings
@@ -54,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     detect_cmd.register(sub, common)
     agents_cmd.register(sub, common)
     signals_cmd.register(sub, common)
+    simulate_cmd.register(sub, common)
     return parser
 
 
