@@ -41,6 +41,8 @@ from opsloop.tools.protocols import RunbookIndex
 from opsloop.tools.toolbox import Toolbox
 
 _MAX_HYPOTHESES = 12  # enough to explain what was ruled out without flooding the record
+_PATH_DEPTH = 3  # how far below the alerting services the dependency walk goes
+_PATH_SERVICES = 16  # at most this many services on the walk, alerting ones included
 
 
 @dataclass
@@ -50,6 +52,7 @@ class _Scored:
     runbook: Runbook
     variables: dict[str, Any]
     satisfied: float
+    progress: float = 0.0  # supporting weight that held before a required check failed
     order: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -70,6 +73,24 @@ def affected_services(incident: Incident) -> list[str]:
         if anomaly.service and anomaly.service not in services:
             services.append(anomaly.service)
     return services
+
+
+def path_services(services: list[str], toolbox: Toolbox) -> list[str]:
+    """The alerting services, then what they depend on (breadth first, bounded): a fault can
+    live in a service that never alerts, seen only by its callers."""
+    found = list(services)
+    frontier = list(services)
+    for _ in range(_PATH_DEPTH):
+        nxt: list[str] = []
+        for name in frontier:
+            info = toolbox.call("service_info", service=name)
+            deps = info.data.get("dependencies") if info.status == ToolStatus.OK else None
+            for dep in deps if isinstance(deps, list) else []:
+                if isinstance(dep, str) and dep not in found and len(found) < _PATH_SERVICES:
+                    found.append(dep)
+                    nxt.append(dep)
+        frontier = nxt
+    return found
 
 
 def candidate_runbooks(specialist: str, incident: Incident, index: RunbookIndex,
@@ -98,10 +119,17 @@ def evaluate(spec: HypothesisSpec, runbook: Runbook, service: str, toolbox: Tool
             args = {k: render(v, variables) for k, v in check.args.items()}
             expect = fill_expect(check.expect, variables) if check.expect else None
         except Unbound as exc:
+            # A refuting check about something that is not there (no dependency with
+            # telemetry, no caller) cannot hold; a supporting one is simply unanswered.
             evidence.append(Evidence(check=check.id, description=check.description,
                                      tool=check.tool, args=dict(check.args),
-                                     status=ToolStatus.ERROR, observed=f"not run: {exc}",
-                                     expectation=expectation, holds=None, weight=check.weight))
+                                     status=ToolStatus.ERROR,
+                                     observed=f"not run: {exc}"
+                                     + (" (nothing to examine)" if check.refutes else ""),
+                                     expectation=("refuted if " if check.refutes else "")
+                                     + expectation,
+                                     holds=False if check.refutes else None,
+                                     weight=check.weight))
             rejected = rejected or check.required
             continue
         result = toolbox.call(check.tool, args)
@@ -132,7 +160,8 @@ def evaluate(spec: HypothesisSpec, runbook: Runbook, service: str, toolbox: Tool
         category=spec.category, service=target, runbook=runbook.id,
         confidence=round(min(confidence, 1.0), 4), evidence=evidence,
     )
-    return _Scored(hypothesis, spec, runbook, variables, satisfied if not rejected else 0.0)
+    return _Scored(hypothesis, spec, runbook, variables, satisfied if not rejected else 0.0,
+                   progress=satisfied)
 
 
 def blamed_service(spec: HypothesisSpec, variables: Mapping[str, Any]) -> str:
@@ -198,15 +227,22 @@ def diagnose(specialist: str, incident: Incident, toolbox: Toolbox, index: Runbo
     """Rank the causes the specialist's runbooks propose, on the evidence the tools return."""
     runbooks = candidate_runbooks(specialist, incident, index, k_runbooks)
     services = affected_services(incident)
+    walk: list[str] | None = None  # the dependency walk, only when a hypothesis asks for it
     scored: list[_Scored] = []
     for rb in runbooks:
         for spec in rb.hypotheses:
-            for service in services:
+            suspects = services
+            if spec.suspects == "path":
+                walk = path_services(services, toolbox) if walk is None else walk
+                suspects = walk
+            for service in suspects:
                 if rb.applies_to(service):
                     item = evaluate(spec, rb, service, toolbox)
                     item.order = len(scored)
                     scored.append(item)
-    scored.sort(key=lambda s: (-s.hypothesis.confidence, -s.satisfied, s.order))
+    # Ruled-out hypotheses that got furthest come first: they are what the record keeps to
+    # explain what was considered.
+    scored.sort(key=lambda s: (-s.hypothesis.confidence, -s.satisfied, -s.progress, s.order))
     unique: list[_Scored] = []
     seen: set[tuple[str, str]] = set()
     for item in scored:

@@ -10,7 +10,7 @@ implements them.
 from __future__ import annotations
 
 import fnmatch
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
@@ -66,11 +66,18 @@ class ActionTemplate(BaseModel, extra="forbid"):
     reason: str = ""
 
 
+Suspects = Literal["alerting", "path"]
+
+
 class HypothesisSpec(BaseModel, extra="forbid"):
     id: str
     category: str
     cause: str
     service: str = "{service}"  # whom the hypothesis blames, e.g. "{dependency}"
+    # Which services the hypothesis is tested on: those that alert, or also the services on
+    # their dependency paths that did not (a callee serving an expired certificate, a DNS
+    # provider, a network: faults that show only in their callers' logs).
+    suspects: Suspects = "alerting"
     checks: list[CheckSpec] = Field(min_length=1)
     remediation: list[ActionTemplate] = Field(default_factory=list)
 

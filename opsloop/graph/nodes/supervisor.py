@@ -16,6 +16,8 @@ from opsloop.graph.nodes.common import context_of, event
 from opsloop.graph.state import DiagnosisState, Finding, SpecialistInput
 from opsloop.models import ActionCase, Diagnosis, EventKind, Hypothesis, Incident
 
+_REPORTED = 4  # candidates, findings and ruled-out causes named in a novel failure's report
+
 
 def choose_specialists(incident: Incident, ctx: LoopContext) -> list[str]:
     """Specialists in the order the best-matching runbooks name them."""
@@ -47,6 +49,38 @@ def best_hypothesis(findings: list[Diagnosis], order: list[str]) -> tuple[Hypoth
     return hypothesis, specialist
 
 
+def _refuted_by(h: Hypothesis) -> list[str]:
+    return [e.description or e.check for e in h.evidence
+            if e.holds and e.expectation.startswith("refuted")]
+
+
+def novel_report(findings: list[Diagnosis], min_confidence: float) -> str:
+    """What an on-call engineer needs when no runbook explains the failure: the best
+    candidates and how far they got, the evidence that did hold, and what it ruled out."""
+    pool = sorted((h for d in findings for h in d.hypotheses),
+                  key=lambda h: (-h.confidence, h.id))
+    parts = [f"no runbook hypothesis reached {min_confidence:.0%}: novel failure, escalated"]
+    near = [f"{h.category}@{h.service} ({h.confidence:.0%})" for h in pool if h.confidence > 0]
+    if near:
+        parts.append("closest: " + ", ".join(near[:_REPORTED]))
+    found: list[str] = []
+    for h in pool:
+        for e in h.evidence:
+            if e.holds and not e.expectation.startswith("refuted") and e.weight > 0 \
+                    and e.observed not in found:
+                found.append(e.observed)
+    if found:
+        parts.append("evidence found: " + "; ".join(found[:_REPORTED]))
+    ruled: list[str] = []
+    for h in pool:
+        why = _refuted_by(h)
+        if why and f"{h.category}@{h.service}" not in " ".join(ruled):
+            ruled.append(f"{h.category}@{h.service} ({why[0]})")
+    if ruled:
+        parts.append("ruled out: " + "; ".join(ruled[:_REPORTED]))
+    return ". ".join(parts)
+
+
 def route(state: DiagnosisState, runtime: Runtime[LoopContext]) -> DiagnosisState:
     ctx = context_of(runtime)
     incident = state["incident"]
@@ -71,7 +105,7 @@ def merge(state: DiagnosisState, runtime: Runtime[LoopContext]) -> DiagnosisStat
     update: dict[str, object] = {"diagnoses": findings}
     if winner is None or winner[0].confidence < ctx.settings.min_confidence:
         update.update(novel=True, root_cause=winner[0] if winner else None, actions=[])
-        message = "no runbook hypothesis reached the confidence threshold: novel failure"
+        message = novel_report(findings, ctx.settings.min_confidence)
     else:
         hypothesis, specialist = winner
         diagnosis = next(d for d in findings if d.specialist == specialist)
