@@ -91,10 +91,22 @@ def test_the_most_specific_class_wins_when_a_line_says_several_things() -> None:
 def test_variable_lines_share_one_template_and_status_codes_keep_their_meaning() -> None:
     lines = tuple(f"upstream orders returned {code} after {ms}ms for request {rid}"
                   for code, ms, rid in [(502, 311, 9001), (503, 42, 9002), (503, 977, 9003)])
-    templates = mine(lines)
-    assert len(set(templates)) == 1
-    assert "<HTTP_5XX>" in templates[0] and classify(templates[0]) == "unavailable"
-    assert mine(lines) == templates  # the same lines, the same templates
+    mined = mine(lines)
+    assert len(set(mined)) == 1
+    template, cls = mined[0]
+    assert "<HTTP_5XX>" in template and cls == "unavailable" == classify(template)
+    assert mine(lines) == mined  # the same lines, the same templates
+
+
+def test_lines_alike_but_for_their_cause_are_not_merged_into_one_template() -> None:
+    # Same length, mostly the same words: drain3 alone would make one "<*>" template of
+    # them and lose both the certificate and the refusal.
+    lines = ("request to orders failed: certificate expired",
+             "request to orders failed: connection refused",
+             "request to orders failed: certificate expired")
+    mined = mine(lines)
+    assert [cls for _, cls in mined] == ["tls", "connection_refused", "tls"]
+    assert mined[0][0] == lines[0] and mined[1][0] == lines[1]
 
 
 def test_names_are_found_as_hosts_not_inside_other_names_or_url_paths() -> None:

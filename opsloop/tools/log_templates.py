@@ -62,7 +62,7 @@ CLASS_PATTERNS: tuple[tuple[LogClass, str], ...] = (
                     r"|internal ?server ?error|request shed"),
     ("cache_miss", r"cache miss|cold cache|evict|cache (?:expired|invalidat\w*|flush)"),
     ("exception", r"\bpanic\b|exception|traceback|segfault|segmentation fault|stack trace"
-                  r"|assertion failed|\b[a-z]+error\b"),
+                  r"|assertion failed|(?<=[a-z])error\b"),
     ("config", r"\bconfig(?:uration)?\b|invalid setting|misconfigur|\breload(?:ed|ing)?\b"),
 )
 SURGE_FACTOR = 3.0  # surging: recent lines per minute above this many times the baseline's
@@ -112,14 +112,33 @@ def classify(template: str) -> LogClass:
     return next((cls for cls, rx in _COMPILED if rx.search(template)), "other")
 
 
+# Digits that are values, not names (`3000ms`, `sn-42`, but not `x509` or `HTTP_429`): one
+# shape of line is classified once however its numbers vary.
+_VALUES = re.compile(r"(?<![A-Za-z_])\d+")
+
+
 @functools.lru_cache(maxsize=32)
-def mine(messages: tuple[str, ...]) -> tuple[str, ...]:
-    """Each message's template, mined from these messages in this order (deterministic: the
-    same messages give the same templates; each template is its cluster's final form)."""
+def mine(messages: tuple[str, ...]) -> tuple[tuple[str, LogClass], ...]:
+    """Each message's template and class, mined from these messages in this order.
+
+    A line is masked, classified by the table, and mined among the lines of its own class:
+    drain3 merges lines that share most tokens and replaces the rest with `<*>`, which could
+    drop exactly the words a class is recognised by ("x509" vs "refused" in otherwise equal
+    lines). Mined per class, a template never mixes classes, and its class is what the table
+    says of every line in it. Deterministic: the same messages give the same answer; each
+    template is its cluster's final form.
+    """
     miner = TemplateMiner(config=_config())
-    ids = [miner.add_log_message(m)["cluster_id"] for m in messages]
-    final = {c.cluster_id: c.get_template() for c in miner.drain.clusters}
-    return tuple(final[i] for i in ids)
+    ids: list[int] = []
+    classes: list[LogClass] = []
+    for message in messages:
+        masked = miner.masker.mask(message)
+        cls = classify(_VALUES.sub("0", masked))
+        cluster, _ = miner.drain.add_log_message(f"{cls} {masked}")
+        ids.append(cluster.cluster_id)
+        classes.append(cls)
+    final = {c.cluster_id: c.get_template().split(" ", 1)[-1] for c in miner.drain.clusters}
+    return tuple((final[i], cls) for i, cls in zip(ids, classes, strict=True))
 
 
 @dataclass(frozen=True)
@@ -138,10 +157,10 @@ def mine_service(ctx: ToolContext, service: str, minutes: int,
     every = ctx.telemetry.logs(service, minutes + baseline_minutes, None, MAX_LINES)
     n_recent = len(ctx.telemetry.logs(service, minutes, None, MAX_LINES))
     ordered = sorted(every, key=lambda ln: (ln.at, ln.message))
-    templates = mine(tuple(ln.message for ln in ordered))
+    mined = mine(tuple(ln.message for ln in ordered))
     first_recent = len(ordered) - min(n_recent, len(ordered))
-    return [MinedLine(ln, t, classify(t), i >= first_recent)
-            for i, (ln, t) in enumerate(zip(ordered, templates, strict=True))]
+    return [MinedLine(ln, template, cls, i >= first_recent)
+            for i, (ln, (template, cls)) in enumerate(zip(ordered, mined, strict=True))]
 
 
 def _forms(name: str) -> list[str]:
@@ -210,12 +229,12 @@ def log_classes(ctx: ToolContext, service: str, minutes: int = 15,
     table = class_table(mined, minutes, baseline_minutes)
     recent = [m for m in mined if m.recent]
     top = top_class(Counter(m.cls for m in recent))
-    per_template: dict[str, list[int]] = {}
+    per_template: dict[tuple[str, str], list[int]] = {}
     for m in mined:
-        per_template.setdefault(m.template, [0, 0])[0 if m.recent else 1] += 1
+        per_template.setdefault((m.template, m.cls), [0, 0])[0 if m.recent else 1] += 1
     ranked = sorted(per_template.items(), key=lambda kv: (-kv[1][0], kv[1][1], kv[0]))
-    templates = [{"template": t, "class": classify(t), "recent": r, "baseline": b}
-                 for t, (r, b) in ranked[:TOP_TEMPLATES]]
+    templates = [{"template": t, "class": cls, "recent": r, "baseline": b}
+                 for (t, cls), (r, b) in ranked[:TOP_TEMPLATES]]
     rx, by_form = name_pattern(s.name for s in ctx.telemetry.services())
     mentioned: Counter[str] = Counter()
     for m in recent:
