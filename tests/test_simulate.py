@@ -32,11 +32,12 @@ DAYS = 8
 
 
 def parser() -> argparse.ArgumentParser:
-    """opsloop's own parser with `simulate` registered, as cli/main.py will."""
+    """opsloop's own parser, with `simulate` registered if cli/main.py does not yet."""
     main = importlib.import_module("opsloop.cli.main")
     built: argparse.ArgumentParser = main.build_parser()
     sub = next(a for a in built._actions if isinstance(a, argparse._SubParsersAction))
-    simulate_cmd.register(sub, main._common())
+    if "simulate" not in sub.choices:
+        simulate_cmd.register(sub, main._common())
     return built
 
 
