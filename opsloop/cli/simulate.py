@@ -27,7 +27,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--every", type=int, default=None, metavar="MINUTES",
                    help="evaluate alert rules every MINUTES simulated minutes (default 5)")
     p.add_argument("--detectors", action="store_true",
-                   help="also run the streaming anomaly detectors (about 7x slower)")
+                   help="also run the streaming anomaly detectors (about 0.5 s more per "
+                        "simulated hour: ~7 more minutes for 35 days)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(handler=simulate)
 
