@@ -19,16 +19,36 @@ from opsloop.models import ActionCase, Diagnosis, EventKind, Hypothesis, Inciden
 _REPORTED = 4  # candidates, findings and ruled-out causes named in a novel failure's report
 
 
+def answered_alerts(incident: Incident, ctx: LoopContext) -> set[str]:
+    """The alert names the incident is about: its own, and those of the runbooks its alerts
+    link to (a detector's MetricAnomaly on error_ratio links high-error-rate, which answers
+    HighErrorRate)."""
+    names = {a.name for a in incident.anomalies}
+    for anomaly in incident.anomalies:
+        linked = anomaly.annotations.get("runbook")
+        if linked:
+            try:
+                names |= set(ctx.runbooks.get(linked).alerts)
+            except KeyError:
+                continue  # a link to a runbook this index does not have
+    return names
+
+
 def choose_specialists(incident: Incident, ctx: LoopContext) -> list[str]:
-    """Specialists in the order the best-matching runbooks name them."""
-    hits = ctx.runbooks.search(incident_query(incident), k=2 * ctx.settings.max_specialists)
-    chosen: list[str] = []
+    """Specialists whose runbooks answer the incident's alerts first, each group in the
+    order its best-matching runbook ranks; then the others by search. Text similarity
+    alone let a specialist with many wordy runbooks (or none for these alerts) crowd out
+    the one whose runbook is written for the alert."""
+    hits = ctx.runbooks.search(incident_query(incident), k=len(ctx.runbooks.runbooks()))
+    alerts = answered_alerts(incident, ctx)
+    answering = {rb.specialist for rb in ctx.runbooks.runbooks()
+                 if rb.specialist and rb.hypotheses and alerts & set(rb.alerts)}
+    ranked: list[str] = []
     for hit in hits:
-        if hit.specialist in SPECIALISTS and hit.specialist not in chosen:
-            chosen.append(hit.specialist)
-        if len(chosen) == ctx.settings.max_specialists:
-            break
-    return chosen or ["incident"]
+        if hit.specialist in SPECIALISTS and hit.specialist not in ranked:
+            ranked.append(hit.specialist)
+    chosen = ([s for s in ranked if s in answering] + [s for s in ranked if s not in answering])
+    return chosen[:ctx.settings.max_specialists] or ["incident"]
 
 
 def best_hypothesis(findings: list[Diagnosis], order: list[str]) -> tuple[Hypothesis, str] | None:
