@@ -9,8 +9,9 @@ records only what it has simulated), the report says how much of it was recorded
 month's comparison with the previous one uses the mean spend per recorded hour.
 
 Anomalies are days whose mean spend per hour is far from the service's own baseline: the
-robust z-score 0.6745 * (x - median) / MAD of its days in both months (Iglewicz and Hoaglin's
-modified z-score; |z| >= 3.5 is their outlier cut). A perfectly flat service has MAD 0, so
+robust z-score 0.6745 * (x - median) / MAD of the days before it (up to `baseline_days`;
+the nearest days either side early in the record): Iglewicz and Hoaglin's modified z-score,
+|z| >= 3.5 is their outlier cut. A perfectly flat service has MAD 0, so
 the MAD is floored at `mad_floor` of the median: a day must then be ~5x that off to count.
 """
 
@@ -39,7 +40,8 @@ class CostLimits:
     z_cut: float = 3.5  # modified z-score beyond which a day is an anomaly
     mad_floor: float = 0.02  # of the median: the least spread a baseline is assumed to have
     min_day_minutes: int = 360  # a day with fewer recorded minutes is not compared
-    min_baseline_days: int = 5  # fewer compared days: no baseline, no anomalies
+    min_baseline_days: int = 5  # fewer compared days before a day: it is not judged
+    baseline_days: int = 14  # a day is judged against at most this many days before it
     trend_pct: float = 25.0  # a month-over-month change this large is a finding
     change_window_hours: int = 24  # deploys and flag changes this long before a day count
     savings_window_hours: int = 6  # spend compared before and after a cost action
@@ -265,11 +267,17 @@ def _anomalies(service: str, days: dict[date, tuple[float, int]], month_days: li
                 if d in days and days[d][1] >= limits.min_day_minutes}
     if len(compared) < limits.min_baseline_days:
         return []
-    values = list(compared.values())
     out = []
     for d in month_days:
         if d not in compared:
             continue
+        # A trailing baseline, the days before this one, so a step up mid-month does not make
+        # the normal days before it look anomalously low; early in the record, when too few
+        # days come before, the nearest days either side stand in.
+        values = [compared[x] for x in sorted(compared) if x < d][-limits.baseline_days:]
+        if len(values) < limits.min_baseline_days:
+            nearest = sorted((x for x in compared if x != d), key=lambda x: abs((x - d).days))
+            values = [compared[x] for x in nearest[:limits.baseline_days]]
         z, med, mad = robust_z(values, compared[d], limits.mad_floor)
         if abs(z) < limits.z_cut:
             continue
