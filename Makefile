@@ -27,6 +27,7 @@ bench: $(STAMP)
 	$(VENV)/bin/python bench/alert_storm.py
 	$(VENV)/bin/python bench/history_cost.py
 	$(VENV)/bin/python bench/detectors.py
+	$(VENV)/bin/python bench/run_start.py
 
 clean:
 	rm -rf $(VENV) work/state work/environments work/index

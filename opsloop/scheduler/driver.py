@@ -131,6 +131,8 @@ class Scheduler:
              missed: int = 0) -> AgentRun | None:
         manual = trigger == "manual"
         run_id = run_id_for(agent, due_at, trigger)
+        if manual:  # by hand, as often as asked: the production minute alone is not unique
+            run_id += f"-{time.time_ns() // 1000 % 1_000_000:06d}"
         try:
             with self.loop.store.leases.hold(f"agent:{agent}", f"{trigger} run {run_id}"):
                 if not self.ledger.claim(run_id, agent, due_at, trigger, now, missed):
