@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(VENV)/bin/python bench/history_cost.py
 	$(VENV)/bin/python bench/detectors.py
 	$(VENV)/bin/python bench/run_start.py
+	$(VENV)/bin/python bench/log_templates.py
 
 clean:
 	rm -rf $(VENV) work/state work/environments work/index
