@@ -69,35 +69,44 @@ def best_hypothesis(findings: list[Diagnosis], order: list[str]) -> tuple[Hypoth
     return hypothesis, specialist
 
 
-def _refuted_by(h: Hypothesis) -> list[str]:
-    return [e.description or e.check for e in h.evidence
-            if e.holds and e.expectation.startswith("refuted")]
+def _why_out(h: Hypothesis) -> str | None:
+    """What ruled a hypothesis out: a refuting check that held, else the check it failed."""
+    refuted = [e for e in h.evidence if e.holds and e.expectation.startswith("refuted")]
+    if refuted:
+        return f"refuted: {refuted[0].description or refuted[0].check}"
+    failed = [e for e in h.evidence if e.holds is not True
+              and not e.expectation.startswith("refuted")]
+    if failed and h.confidence == 0:
+        return f"not shown: {failed[-1].description or failed[-1].check}"
+    return None
 
 
 def novel_report(findings: list[Diagnosis], min_confidence: float) -> str:
     """What an on-call engineer needs when no runbook explains the failure: the best
-    candidates and how far they got, the evidence that did hold, and what it ruled out."""
-    pool = sorted((h for d in findings for h in d.hypotheses),
-                  key=lambda h: (-h.confidence, h.id))
+    candidates and how far they got, the evidence that did hold, and what ruled the
+    catalogue's causes out."""
+    pool = [h for d in findings for h in d.hypotheses]  # each list is ranked, best first
     parts = [f"no runbook hypothesis reached {min_confidence:.0%}: novel failure, escalated"]
-    near = [f"{h.category}@{h.service} ({h.confidence:.0%})" for h in pool if h.confidence > 0]
+    near = sorted((h for h in pool if h.confidence > 0), key=lambda h: (-h.confidence, h.id))
     if near:
-        parts.append("closest: " + ", ".join(near[:_REPORTED]))
-    found: list[str] = []
+        parts.append("closest: " + ", ".join(f"{h.category}@{h.service} ({h.confidence:.0%})"
+                                             for h in near[:_REPORTED]))
+    found: dict[str, str] = {}  # one observation per check: what was seen, not repeats
     for h in pool:
         for e in h.evidence:
-            if e.holds and not e.expectation.startswith("refuted") and e.weight > 0 \
-                    and e.observed not in found:
-                found.append(e.observed)
+            if e.holds and e.weight > 0 and not e.expectation.startswith("refuted"):
+                found.setdefault(e.check, e.observed)
     if found:
-        parts.append("evidence found: " + "; ".join(found[:_REPORTED]))
-    ruled: list[str] = []
+        parts.append("evidence found: " + "; ".join(list(found.values())[:_REPORTED + 1]))
+    ruled: dict[str, str] = {}
     for h in pool:
-        why = _refuted_by(h)
-        if why and f"{h.category}@{h.service}" not in " ".join(ruled):
-            ruled.append(f"{h.category}@{h.service} ({why[0]})")
+        why = _why_out(h)
+        key = f"{h.category}@{h.service}"
+        if why and key not in ruled and any(e.holds for e in h.evidence):
+            ruled[key] = why
     if ruled:
-        parts.append("ruled out: " + "; ".join(ruled[:_REPORTED]))
+        parts.append("ruled out: " + "; ".join(f"{k} ({v})" for k, v in
+                                               list(ruled.items())[:_REPORTED + 1]))
     return ". ".join(parts)
 
 
