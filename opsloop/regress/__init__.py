@@ -1,0 +1,1 @@
+"""Performance regressions: per-service baselines, deterministic change points, attribution."""
