@@ -2,10 +2,17 @@
 
 The method, fixed (every number below is a named constant a test pins):
 
-1. **Noise.** sigma = 1.4826 * MAD(first differences) / sqrt(2): a step is one large
-   difference and an outlier two, so neither inflates it (plain std would hide the step it
-   is meant to find). A series whose differences are mostly zero (quantised values) falls
-   back to the std of the differences; a constant series has no change points.
+1. **Noise.** Two robust estimates, the larger kept: the point-to-point one,
+   1.4826 * MAD(first differences) / sqrt(2) (a step is one large difference and an outlier
+   two, so neither inflates it, where a plain std would hide the very step it is meant to
+   find), and the same over means of `BLOCK` consecutive points, times sqrt(BLOCK): the
+   long-run noise, which is larger when neighbours are correlated (real metrics drift and
+   wander; independent noise is the easy case). Quantised values whose differences are
+   mostly zero fall back to the std of the differences; a constant series has no change
+   points.
+   Outliers are then replaced by the median of the `MIN_SIZE` points either side when they
+   are more than `OUTLIER` point-to-point noises from it (a Hampel filter), so a burst of
+   wild points cannot carve out a segment; means and tests below use the raw values.
 2. **Segmentation.** ruptures' `KernelCPD` with the linear kernel (the l2 cost: a change in
    mean) and its exact Pelt search, compiled in C, on the series divided by sigma, with a
    penalty of `PENALTY * ln(n)` per change (3 ln n: stricter than BIC's 2 ln n; it is what
@@ -34,6 +41,8 @@ from scipy.stats import mannwhitneyu
 PENALTY = 3.0  # times ln(n), per change, on the series in units of its noise
 MIN_SIZE = 6  # points per segment: 30 minutes at 5-minute resolution
 ALPHA = 1e-3  # Mann-Whitney U p-value a change must beat
+BLOCK = 6  # points per block mean in the long-run noise estimate
+OUTLIER = 4.0  # point-to-point noises from the local median that make a point an outlier
 _MAD_TO_SIGMA = 1.4826  # MAD of a normal sample times this is its standard deviation
 
 
@@ -76,16 +85,37 @@ def relative(before: float, after: float) -> float | None:
 
 
 def noise_scale(values: ArrayLike) -> float:
-    """The series' point-to-point noise (a standard deviation), robust to steps and spikes."""
+    """The series' noise (a standard deviation): the larger of the point-to-point and the
+    long-run robust estimates (see the module's note)."""
     x = np.asarray(values, dtype=float)
+    sigma = _mad_sigma(x)
+    if x.size >= 4 * BLOCK:
+        blocks = x[:x.size // BLOCK * BLOCK].reshape(-1, BLOCK).mean(axis=1)
+        sigma = max(sigma, _mad_sigma(blocks) * math.sqrt(BLOCK))
+    return sigma
+
+
+def _mad_sigma(x: NDArray[np.float64]) -> float:
+    """Point-to-point noise from the MAD of first differences (std of them when MAD is 0)."""
     if x.size < 3:
         return 0.0
     diffs = np.diff(x)
-    mad = float(np.median(np.abs(diffs - np.median(diffs))))
-    sigma = _MAD_TO_SIGMA * mad / math.sqrt(2)
+    sigma = _MAD_TO_SIGMA * float(np.median(np.abs(diffs - np.median(diffs)))) / math.sqrt(2)
     if sigma == 0.0:  # mostly-equal neighbours (quantised values): the plain spread instead
         sigma = float(np.std(diffs)) / math.sqrt(2)
     return sigma
+
+
+def _without_outliers(x: NDArray[np.float64], half: int) -> NDArray[np.float64]:
+    """Points further than OUTLIER point-to-point noises from their local median, replaced
+    by it (Hampel filter, window 2*half+1)."""
+    sigma = _mad_sigma(x)
+    if sigma <= 0.0:
+        return x
+    padded = np.pad(x, half, mode="edge")
+    local = np.median(np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1), axis=1)
+    wild = np.abs(x - local) > OUTLIER * sigma
+    return np.where(wild, local, x)
 
 
 def change_points(values: ArrayLike, detector: Detector | None = None) -> list[ChangePoint]:
@@ -98,7 +128,8 @@ def change_points(values: ArrayLike, detector: Detector | None = None) -> list[C
     sigma = noise_scale(x)
     if sigma <= 0.0:
         return []
-    z = ((x - np.median(x)) / sigma).reshape(-1, 1)
+    clean = _without_outliers(x, d.min_size)
+    z = ((clean - np.median(clean)) / sigma).reshape(-1, 1)
     found = rpt.KernelCPD(kernel="linear", min_size=d.min_size).fit(z).predict(
         pen=d.penalty * math.log(n))
     breaks = [int(b) for b in found[:-1]]  # ruptures ends the list with n itself
