@@ -121,7 +121,8 @@ def _chart(path: Path, observed: dict[str, Any], found: list[MetricChange]) -> P
     panels = panels[:MAX_PANELS]
     cols = min(3, max(len(panels), 1))
     grid = max(1, -(-len(panels) // cols))
-    fig, axes = plt.subplots(grid, cols, figsize=(4.6 * cols, 2.8 * grid), squeeze=False)
+    fig, axes = plt.subplots(grid, cols, figsize=(max(4.6 * cols, 9.5), 2.8 * grid + 0.6),
+                             squeeze=False)
     for ax, (service, metric) in zip(axes.flat, panels, strict=False):
         data = series.get(service, {}).get(metric, {"times": [], "values": []})
         xs = [datetime.fromisoformat(t) for t in data["times"]]
