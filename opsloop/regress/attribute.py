@@ -3,10 +3,11 @@ nearest before it.
 
 A change point's time is an estimate: with a step of one noise-width the detector places it
 within about an hour of the truth (`opsloop eval regressions` measures this), and as often a
-little early as late. So "before it" means before the change point plus `slack`; among the
-changes in (at - max_lag, at + slack] the latest wins, a service's own change beating a
-dependency's at the same minute. The others in that span are kept as rivals: a regression
-with a rival is less surely the winner's doing.
+little early as late. So "before it" means before the change point plus `slack`, and
+"nearest" is by distance in time: among the changes in (at - max_lag, at + slack] the one
+closest to the change point wins (a tie goes to the service's own change, then the later
+one). The others in that span are kept as rivals: a regression with a rival is less surely
+the winner's doing.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def attribute(at: datetime, service: str, changes: Iterable[ProductionChange], *
               slack: timedelta = SLACK, max_lag: timedelta = MAX_LAG) -> Attribution | None:
     """The change nearest before `at` (see the module's note), or None when none is near."""
     suspects = sorted((c for c in changes if at - max_lag < c.at <= at + slack),
-                      key=lambda c: (c.at, c.service == service), reverse=True)
+                      key=lambda c: (abs(c.at - at), c.service != service, -c.at.timestamp()))
     if not suspects:
         return None
     first, *rest = suspects
