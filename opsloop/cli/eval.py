@@ -5,6 +5,8 @@ prints its table: the eval measures, the CLI renders. `opsloop eval replay --pol
 replays the stored incidents' actions through the guardrails under the current policies and
 under DIR's, and shows what would have changed (opsloop.evals.policy_replay). Without
 `replay`, `--policies DIR` keeps its meaning: run the eval suites under DIR's policies.
+`opsloop eval forecast` backtests the capacity forecasts on NAB's real series against the
+seasonal naive (opsloop.evals.forecast): MASE and interval coverage per series and overall.
 """
 
 from __future__ import annotations
@@ -31,11 +33,12 @@ from opsloop.tools.retrieval.names import BACKENDS
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("eval", parents=[common],
                        help="measure the agents' decisions on eval suites (or `eval retrieval`)")
-    p.add_argument("target", nargs="?", choices=["retrieval", "anomalies", "replay"],
+    p.add_argument("target", nargs="?", choices=["retrieval", "anomalies", "replay", "forecast"],
                    help="`retrieval`: the runbook-retrieval eval instead of the agent suites; "
                         "`anomalies`: the anomaly detectors on a NAB corpus; "
                         "`replay --policies DIR`: the stored incidents' actions decided again "
-                        "under DIR's policies, against the current ones")
+                        "under DIR's policies, against the current ones; "
+                        "`forecast`: a rolling-origin backtest of the capacity forecasts")
     p.add_argument("--suite", metavar="NAME", help="a suite from evals/suites/ (default: all)")
     p.add_argument("--case", metavar="GLOB", help="only cases whose id matches the glob")
     p.add_argument("--model", action="extend", nargs="+", metavar="M",
@@ -66,9 +69,14 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", action="extend", nargs="+", metavar="NAME",
                    help="retrieval backends (only with `eval retrieval`)")
     p.add_argument("--data", type=Path, metavar="DIR",
-                   help="with `anomalies`: the folder the windows file's paths are relative to")
+                   help="with `anomalies`: the folder the windows file's paths are relative to; "
+                        "with `forecast`: every CSV under it (default: NAB's real series)")
     p.add_argument("--windows", type=Path, metavar="FILE",
                    help="with `anomalies`: NAB's combined_windows.json")
+    p.add_argument("--horizon", type=int, default=48, metavar="HOURS",
+                   help="with `forecast`: hours ahead each forecast is scored (default 48)")
+    p.add_argument("--origins", type=int, default=15, metavar="N",
+                   help="with `forecast`: forecast origins per series, a day apart (default 15)")
     add_detector_options(p)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(handler=evaluate)
@@ -132,6 +140,42 @@ def anomalies(args: argparse.Namespace, ui: Ui) -> int:
               for r in result.results])
     ui.out.print(f"time: {result.seconds:.1f}s (detection and scoring)", markup=False)
     return 0
+
+
+def forecast_backtest(args: argparse.Namespace, ui: Ui) -> int:
+    """`opsloop eval forecast [--data DIR] [--horizon H] [--origins N] [--json]`: MASE and
+    80%/95% coverage per series and overall; exit 1 when a goal is missed."""
+    from opsloop.evals.forecast import BacktestError, run_backtest, series_files
+
+    try:
+        result = run_backtest(series_files(args.data), horizon=args.horizon,
+                              origins=args.origins,
+                              progress=lambda m: ui.err.print("  " + m, markup=False))
+    except BacktestError as exc:
+        raise UserError(str(exc)) from None
+    goals = result.goals()
+    if args.json:
+        ui.json(result.to_dict())
+        return 0 if all(goals.values()) else 1
+    overall = result.overall()
+    rows = [[s.series, str(s.origins), f"{s.mase:.3f}", f"{s.naive_mase:.3f}",
+             f"{s.coverage_80:.1%}", f"{s.coverage_95:.1%}",
+             ", ".join(f"{m} ×{n}" for m, n in sorted(s.models.items()))]
+            for s in result.series]
+    rows.append(["overall", str(sum(s.origins for s in result.series)),
+                 f"{overall['mase']:.3f}", f"{overall['naive_mase']:.3f}",
+                 f"{overall['coverage_80']:.1%}", f"{overall['coverage_95']:.1%}", ""])
+    ui.table(f"Forecast backtest: {len(result.series)} series, horizon 1-{result.horizon} h, "
+             f"{result.origins} origins a day apart, history ≤ {result.history} h",
+             ["series", "origins", "MASE", "seasonal naive MASE", "80% coverage",
+              "95% coverage", "models"], rows)
+    ui.table("Overall by horizon", ["hours ahead", "MASE", "seasonal naive MASE",
+                                    "80% coverage", "95% coverage"],
+             [[g, f"{v['mase']:.3f}", f"{v['naive_mase']:.3f}", f"{v['coverage_80']:.1%}",
+               f"{v['coverage_95']:.1%}"] for g, v in result.overall_by_horizon().items()])
+    ui.out.print("goals: " + ", ".join(f"{k} {'✓' if ok else '✗'}" for k, ok in goals.items())
+                 + f"; time {result.seconds:.1f}s", markup=False)
+    return 0 if all(goals.values()) else 1
 
 
 def policy_replay(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
@@ -209,6 +253,8 @@ def evaluate(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
         return anomalies(args, ui)
     if args.target == "replay":
         return policy_replay(args, settings, ui)
+    if args.target == "forecast":
+        return forecast_backtest(args, ui)
     if args.all:
         raise UserError("--all belongs to `opsloop eval replay`")
     if args.data or args.windows:
