@@ -231,3 +231,30 @@ def test_the_rollback_goes_through_the_guardrails_acts_and_is_verified(
     finally:
         loop.close()
         ledger.close()
+
+
+def test_a_rollback_waiting_for_a_human_is_not_proposed_twice(
+        states: dict[str, SimState], settings: Settings,
+        make_loop: Callable[[Settings], OperateLoop]) -> None:
+    ref, env = new_simulation("latency_regression", 7, settings)
+    env.state = copy.deepcopy(states["rival"])
+    assert env.autosave_path is not None
+    env.save(env.autosave_path)
+    now = env.now()
+    env.close()
+    loop = make_loop(settings)
+    ledger = RunLedger(settings.state_dir / "schedule.db")
+    try:
+        scheduler = Scheduler(loop, ledger, ref, lambda: open_environment(ref, settings))
+        first = scheduler.run_now("performance", now)
+        # A rival suspect: the proposal is under remediation.yaml's min_confidence.
+        assert first.status == "awaiting_approval", first.error
+        (case,) = loop.store.get_incident(first.record_id or "").actions
+        assert case.decision is not None
+        assert case.decision.outcome is DecisionOutcome.NEEDS_APPROVAL
+        again = scheduler.run_now("performance", now)
+        assert again.status == "succeeded" and again.proposals == []
+        assert again.findings  # still reported, only not proposed again
+    finally:
+        loop.close()
+        ledger.close()

@@ -140,7 +140,7 @@ class Performance:
                    services: dict[str, Any]) -> list[RemediationProposal]:
         """One rollback per deploy behind a persistent regression past `propose_at`, when
         that deploy is still running and no open change record already asks for it."""
-        pending = _pending_rollbacks(ctx)
+        pending = _pending_rollbacks(ctx, f"agent:{self.name}")
         made: dict[str, RemediationProposal] = {}
         for r in sorted(regressions, key=lambda r: -abs(r.point.change or 0.0)):
             a, threshold = r.attribution, self.policy.propose_at.get(r.metric)
@@ -182,11 +182,11 @@ def _depends_on(name: str, services: list[ServiceInfo]) -> list[str]:
     return sorted(seen)
 
 
-def _pending_rollbacks(ctx: AgentContext) -> set[tuple[str, str]]:
+def _pending_rollbacks(ctx: AgentContext, group_key: str) -> set[tuple[str, str]]:
     """(service, to_version) of rollbacks this agent proposed that still wait or run."""
     found = set()
     for record in ctx.store.incidents(since=ctx.now - timedelta(days=2)):
-        if record.group_key != "agent:performance" or record.status not in (
+        if record.group_key != group_key or record.status not in (
                 IncidentStatus.OPEN, IncidentStatus.AWAITING_APPROVAL):
             continue
         for case in record.actions:
