@@ -15,7 +15,9 @@ capacity report should be able to say why a line bends the way it does:
   - with three weeks or more, and a weekly pattern that earns its place (last week is
     predicted at least 20% better by the week before than by the day before): MSTL with
     daily and weekly seasonality, its trend ETS(A,Z,N);
-  - otherwise (shorter or finer history): ETS(A,Z,N), no seasonality;
+  - otherwise (shorter or finer history): ETS(A,N,N), simple exponential smoothing, no
+    trend: under three days a rising morning cannot be told from a trend, and extrapolating
+    it 48 hours turns every daily swing into a false exhaustion;
 - a constant series is forecast flat, with intervals of zero width.
 """
 
@@ -98,8 +100,8 @@ def _plan(y: np.ndarray, step_minutes: int, kind: Kind) -> tuple[str, str, bool,
     if m is None or len(y) < SEASONS_NEEDED * m:
         why = ("history finer than hourly" if m is None
                else f"under {SEASONS_NEEDED} days of history")
-        return (f"ETS(A,Z,N){space}", f"a level, {why}: no seasonality", log,
-                AutoETS(model="AZN"))
+        return (f"ETS(A,N,N){space}", f"a level, {why}: no seasonality, no trend", log,
+                AutoETS(model="ANN"))
     if _weekly_earns_its_place(z, m):
         return (f"MSTL(m={m},{7 * m}) + ETS(A,Z,N){space}",
                 "a level with three weeks or more and a weekly pattern: daily and weekly "

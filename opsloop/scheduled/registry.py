@@ -18,6 +18,7 @@ AGENTS: dict[str, str] = {
     "signal-triage": "opsloop.scheduled.agents.signal_triage:SignalTriage",
     "cost-review": "opsloop.scheduled.agents.cost_review:CostReview",
     "policy-review": "opsloop.scheduled.agents.policy_review:PolicyReview",
+    "capacity": "opsloop.scheduled.agents.capacity:Capacity",
     "performance": "opsloop.scheduled.agents.performance:Performance",
 }
 

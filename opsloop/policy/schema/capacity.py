@@ -1,4 +1,5 @@
-"""capacity.yaml: when to scale, alert and escalate per resource; replica bounds per service."""
+"""capacity.yaml: when to scale, alert and escalate per resource; replica bounds per service;
+how far the capacity agent forecasts and how much warning a person needs."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from opsloop.policy.schema.base import PolicyFile, StrictModel
+from opsloop.policy.schema.base import Minutes, PolicyFile, StrictModel
 
 Resource = Literal["cpu_utilization", "memory_utilization", "disk_utilization", "saturation"]
 
@@ -15,6 +16,9 @@ class ResourceThresholds(StrictModel):
     scale_at: float = Field(gt=0)
     alert_at: float = Field(gt=0)
     escalate_at: float = Field(gt=0)
+    # Exhaustion: the level at which the resource has run out (a full disk, every replica
+    # busy). Time to exhaustion is measured against it.
+    limit: float = Field(default=1.0, gt=0)
 
     @model_validator(mode="after")
     def _ordered(self) -> ResourceThresholds:
@@ -67,6 +71,24 @@ class Replicas(StrictModel):
         )
 
 
+class Forecasting(StrictModel):
+    """What the capacity agent reads and how far ahead it looks."""
+
+    history: Minutes = 28 * 24 * 60  # telemetry read per series (less if less is held)
+    horizon: Minutes = 48 * 60  # how far ahead thresholds and exhaustion are looked for
+    # The time a person needs to act on a warning: exhaustion (or escalate_at) forecast
+    # sooner than this is escalated now, since by the time anyone acted it would be there.
+    lead_time: Minutes = 8 * 60
+
+    @model_validator(mode="after")
+    def _lead_inside_horizon(self) -> Forecasting:
+        if self.lead_time > self.horizon:
+            raise ValueError(f"lead_time ({self.lead_time} min) is beyond the horizon "
+                             f"({self.horizon} min): it could never be seen coming")
+        return self
+
+
 class CapacityPolicy(PolicyFile):
     resources: dict[Resource, ResourceThresholds]
     replicas: Replicas
+    forecast: Forecasting = Field(default_factory=Forecasting)
