@@ -4,7 +4,10 @@ Each series is what the performance agent reads: 48 hours at 5-minute resolution
 points) around a level of 100 with Gaussian noise of 5% of the level per point. A stepped
 series has one step up of 2%, 5% or 10% at a uniform point between 20% and 80% of its length;
 it counts as found when a change point in the same direction lies within `TOLERANCE` points
-(an hour) of the step. A stable series has no step: any change point in it is a false alarm.
+(two hours) of the step. How close it lies is reported beside it (within 1 hour, within 30
+minutes): a step of one noise-width cannot be placed much more precisely, and the performance
+agent's attribution allows for that (`opsloop.regress.attribute`). A stable series has no
+step: any change point in it is a false alarm.
 
 The goals (issue 14): a 5% step in 5% noise is found (here: in at least 95% of series), and
 at most 1 false alarm per 100 stable series. Two harder stable families are measured beside
@@ -30,7 +33,7 @@ POINTS = 576  # 48 hours at 5-minute resolution
 LEVEL = 100.0
 NOISE = 0.05  # of the level, per point
 STEPS = (0.02, 0.05, 0.10)
-TOLERANCE = 12  # points (one hour) between the true step and the change point found
+TOLERANCE = 24  # points (two hours) between the true step and the change point found
 GOAL_FOUND = 0.95  # share of 5% steps found
 GOAL_FALSE_ALARMS = 1.0  # per 100 stable series
 
@@ -86,6 +89,7 @@ def _stepped(rng: np.random.Generator, step: float, count: int,
     return {"step": step, "series": count, "found": found,
             "detection_rate": found / count if count else 0.0,
             "median_location_error_minutes": float(np.median(errors)) * 5 if errors else None,
+            "within_1_hour": sum(e <= 12 for e in errors) / count if count else 0.0,
             "within_30_minutes": sum(e <= 6 for e in errors) / count if count else 0.0,
             "extra_change_points": extra}
 
@@ -141,12 +145,13 @@ def render(result: dict[str, Any], ui: Ui, as_json: bool) -> int:
         return 0 if met else 1
     ui.table(f"Steps in 5% noise: {result['series']} series of {result['points']} points "
              f"(5-minute), found within {result['tolerance_points'] * 5} minutes",
-             ["step", "found", "detection rate", "median location error", "within 30 min",
-              "extra change points"],
+             ["step", "found", "detection rate", "median location error", "within 1 h",
+              "within 30 min", "extra change points"],
              [[f"{s['step']:.0%}", f"{s['found']}/{s['series']}", f"{s['detection_rate']:.1%}",
                "—" if s["median_location_error_minutes"] is None
                else f"{s['median_location_error_minutes']:.0f} min",
-               f"{s['within_30_minutes']:.1%}", str(s["extra_change_points"])]
+               f"{s['within_1_hour']:.1%}", f"{s['within_30_minutes']:.1%}",
+               str(s["extra_change_points"])]
               for s in result["stepped"]])
     ui.table("Stable series (no step): false alarms",
              ["noise", "series", "with a false alarm", "per 100", "goal"],

@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 
 from opsloop.models import DeployEvent, FlagChange
 
-SLACK = timedelta(minutes=30)  # the change point may be placed this much before its cause
+SLACK = timedelta(hours=1)  # the change point may be placed this much before its cause
 MAX_LAG = timedelta(hours=6)  # a change older than this before the regression is no suspect
 
 
