@@ -13,7 +13,14 @@ import pytest
 
 from opsloop.environments import new_simulation, open_environment
 from opsloop.graph.runner import OperateLoop
-from opsloop.models import ActionStatus, DecisionOutcome
+from opsloop.models import (
+    ActionCase,
+    ActionStatus,
+    DecisionOutcome,
+    Incident,
+    RemediationAction,
+    RemediationProposal,
+)
 from opsloop.policy import Policies
 from opsloop.scheduled import registry
 from opsloop.scheduled.agents.performance import POLICY, Performance
@@ -199,6 +206,26 @@ def test_a_deploy_already_rolled_back_is_not_proposed_again(
     observed = Performance().observe(ctx)
     observed["services"]["search"]["version"] = "4.7.3"  # someone rolled it back meanwhile
     assert Performance().analyse(ctx, observed).proposals == []
+    store.close()
+
+
+def test_an_open_incident_already_rolling_the_deploy_back_is_left_to_it(
+        states: dict[str, SimState], tmp_path: Path, shipped_policies: Policies) -> None:
+    env = SimEnvironment(copy.deepcopy(states["regressed"]))
+    store = IncidentStore(tmp_path / "db")
+    ctx = AgentContext(run_id="r", agent="performance", due_at=env.now(), now=env.now(),
+                       settings=Settings(work_dir=tmp_path / "w"), policies=shipped_policies,
+                       telemetry=env, store=store)
+    observed = Performance().observe(ctx)
+    assert Performance().analyse(ctx, observed).proposals  # nothing open yet: proposed
+    rollback = RemediationAction(id="a1", type="rollback_deploy", service="search")
+    store.save_incident(Incident(
+        id="INC-1", title="HighLatencyP99 search", environment="sim:x", group_key="g",
+        services=["search"], opened_at=env.now(), actions=[ActionCase(proposal=(
+            RemediationProposal(action=rollback, specialist="performance",
+                                hypothesis_id="h", confidence=0.9)))]))
+    analysis = Performance().analyse(ctx, observed)
+    assert analysis.proposals == [] and analysis.findings  # found, not proposed twice
     store.close()
 
 

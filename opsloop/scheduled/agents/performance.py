@@ -47,6 +47,7 @@ from opsloop.scheduled.agents.performance_report import write_report
 from opsloop.scheduled.base import AgentContext, Analysis, Finding
 
 _ROLLBACK_KINDS = ("deploy", "config")  # a rollback undoes these; a flag is not a deploy
+_ANY_VERSION = "*"
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,7 @@ class Performance:
                    services: dict[str, Any]) -> list[RemediationProposal]:
         """One rollback per deploy behind a persistent regression past `propose_at`, when
         that deploy is still running and no open change record already asks for it."""
-        pending = _pending_rollbacks(ctx, f"agent:{self.name}")
+        pending = _pending_rollbacks(ctx)
         made: dict[str, RemediationProposal] = {}
         for r in sorted(regressions, key=lambda r: -abs(r.point.change or 0.0)):
             a, threshold = r.attribution, self.policy.propose_at.get(r.metric)
@@ -151,7 +152,8 @@ class Performance:
                     or not a.change.previous_version):
                 continue
             key = f"{r.service}:{a.change.version}"
-            if key in made or (r.service, a.change.previous_version) in pending:
+            if key in made or {(r.service, a.change.previous_version),
+                               (r.service, _ANY_VERSION)} & pending:
                 continue
             confidence = (self.policy.sole_suspect_confidence if not a.rivals
                           else self.policy.with_rivals_confidence)
@@ -182,17 +184,19 @@ def _depends_on(name: str, services: list[ServiceInfo]) -> list[str]:
     return sorted(seen)
 
 
-def _pending_rollbacks(ctx: AgentContext, group_key: str) -> set[tuple[str, str]]:
-    """(service, to_version) of rollbacks this agent proposed that still wait or run."""
+def _pending_rollbacks(ctx: AgentContext) -> set[tuple[str, str]]:
+    """(service, to_version) of rollbacks an open record already holds: this agent's earlier
+    proposal waiting for a human, or an incident handling the same regression."""
     found = set()
     for record in ctx.store.incidents(since=ctx.now - timedelta(days=2)):
-        if record.group_key != group_key or record.status not in (
+        if record.status not in (
                 IncidentStatus.OPEN, IncidentStatus.AWAITING_APPROVAL):
             continue
         for case in record.actions:
             action = case.proposal.action
             if action.type == "rollback_deploy":
-                found.add((action.service, str(action.params.get("to_version", ""))))
+                # Without to_version a rollback goes to the previous version: whichever it is.
+                found.add((action.service, str(action.params.get("to_version", _ANY_VERSION))))
     return found
 
 
