@@ -194,6 +194,6 @@ def test_the_eval_fails_its_goals_when_the_detector_is_broken(
     # A detector that calls noise a change must fail the false-alarm goal, not pass it.
     monkeypatch.setattr("opsloop.evals.regressions.Detector",
                         lambda: Detector(penalty=0.3, alpha=0.5))
-    result = run_regression_eval(seed=14, series=30)
+    result = run_regression_eval(seed=14, series=10)
     assert not result["goals"]["false_alarms_per_100_stable"]["met"]
     assert render(result, Ui(), as_json=True) == 1
