@@ -69,8 +69,11 @@ def test_tools_offered_to_a_specialist_are_only_its_own(
         system = exchange.request["messages"][0]["content"]
         offered = {t["function"]["name"] for t in exchange.request.get("tools") or []}
         if "You are the capacity specialist" in system and offered:
+            # capacity reads where its load comes from (issue 11): callers, changes, baselines
             assert offered == {"run_runbook_checks", "metric_stat", "metric_change",
-                               "log_search", "service_info"}
+                               "metric_trend", "log_search", "log_classes", "service_info",
+                               "dependency_health", "callers_report", "recent_deploys",
+                               "changes_before", "traffic_origin"}
 
 
 def test_approval_then_narrative_usage_and_show_table(

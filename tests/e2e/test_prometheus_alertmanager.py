@@ -139,9 +139,13 @@ def test_a_fault_becomes_one_diagnosed_incident_through_prometheus_and_alertmana
     root = incident["root_cause"]
     assert root is not None and root["category"] == "bad_deploy", root
     assert root["service"] == "checkout"
+    # Supporting metric checks hold; a refuting one (a dependency that failed first) must not.
     metric_evidence = [e for e in root["evidence"]
-                       if e["tool"] in {"metric_stat", "metric_change"} and e["status"] == "ok"]
+                       if e["tool"] in {"metric_stat", "metric_change"} and e["status"] == "ok"
+                       and not e["expectation"].startswith("refuted")]
     assert metric_evidence and all(e["holds"] for e in metric_evidence), root["evidence"]
+    assert not any(e["holds"] for e in root["evidence"]
+                   if e["expectation"].startswith("refuted")), root["evidence"]
 
     # The evidence came from that Prometheus: its query log holds the specialists' PromQL.
     queries = s["queries"].read_text()
