@@ -44,6 +44,7 @@ from opsloop.scheduled.base import AgentContext, Analysis, Finding
 SCALES_WITH_REPLICAS = frozenset({"cpu_utilization", "saturation"})
 FILLS = frozenset({"disk_utilization"})  # forecast as a linear fill, not a seasonal level
 FILL_STEP = 5  # minutes
+FILL_HISTORY = 7 * 24 * 60  # minutes of a fill's history forecast from
 HORIZON_PER_HISTORY = 2  # never forecast further ahead than twice the history seen
 LEVEL = 80  # the interval the crossing times are reported with
 ORDER = ("none", "scale", "alert", "escalate")
@@ -130,13 +131,20 @@ class Capacity:
                 span = (finite[-1].at - finite[0].at).total_seconds() / 60
                 # A fill has no daily cycle to resolve, and its rate can change within
                 # the hour (a log level switched): it keeps 5-minute points.
+                # Its rate is what it has been lately: the last FILL_HISTORY is enough.
                 step = min(step_for(span), FILL_STEP) if resource in FILLS else step_for(span)
                 grid = regular([p.at for p in finite], [p.value for p in finite], step)
+                values = grid.values
+                if resource in FILLS:
+                    values = values[-FILL_HISTORY // step:]
+                    span = min(span, FILL_HISTORY)
                 rows.append({"service": service, "resource": resource,
                              "end": grid.end.isoformat(), "step_minutes": grid.step_minutes,
                              "history_minutes": round(span), "filled": grid.filled,
-                             "latest": finite[-1].value,
-                             "values": [round(float(v), 6) for v in grid.values]})
+                             # The newest bucket, not the newest minute: one noisy
+                             # minute over a threshold is not "there now".
+                             "latest": round(float(values[-1]), 6),
+                             "values": [round(float(v), 6) for v in values]})
         return {"at": ctx.now.isoformat(), "replicas": services, "series": rows}
 
     def analyse(self, ctx: AgentContext, observed: dict[str, Any]) -> Analysis:
