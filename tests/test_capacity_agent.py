@@ -148,6 +148,32 @@ def test_a_daily_peak_that_will_cross_scale_at_is_scaled_ahead_of_the_crossing(
     assert calm.proposals == [] and calm.findings == []
 
 
+def busy_mondays(monday: float, other: float, weeks: int = 3
+                 ) -> list[tuple[int, str, str, dict[str, Any]]]:
+    """Gateway traffic set at each midnight: `monday` on Mondays, `other` on other days."""
+    midnight = -9 * 60  # the clock starts Monday 09:00
+    return [(midnight + day * DAY, "traffic", "api-gateway",
+             {"multiplier": monday if day % 7 == 0 else other})
+            for day in range(-7 * weeks, 1)]
+
+
+@pytest.mark.slow  # three weeks of fleet simulated twice: ~45 s
+def test_a_weekly_peak_that_will_saturate_this_monday_is_seen_from_the_weekly_pattern(
+        settings: Settings, shipped_policies: Policies) -> None:
+    # Mondays at 2.3x (0.78 saturation, 0.83 at 14:00), other days 1.6x: Sunday never came
+    # near scale_at, so only the weekly pattern says today will.
+    analysis = run_agent(fleet(22, *busy_mondays(2.3, 1.6)), settings, shipped_policies)
+    row = rows(analysis)[("api-gateway", "saturation")]
+    assert row["forecast"]["model"].startswith("MSTL(m=24,168)")
+    crossing = row["crossings"]["scale_at"]["expected"]
+    assert crossing is not None and crossing[:10] == "2026-11-02"  # today, Monday
+    assert row["decision"]["action"] in ("scale", "alert")
+    assert [p.action.service for p in analysis.proposals] == ["api-gateway"]
+    # Every day alike at 1.6x: nothing.
+    calm = run_agent(fleet(22, *busy_mondays(1.6, 1.6)), settings, shipped_policies)
+    assert calm.findings == [] and calm.proposals == []
+
+
 def test_a_service_at_its_replica_maximum_is_alerted_not_scaled(
         settings: Settings, shipped_policies: Policies) -> None:
     capacity = shipped_policies.capacity
