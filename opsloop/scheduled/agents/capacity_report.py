@@ -28,6 +28,14 @@ def _when(iso: str | None) -> str:
     return "—" if iso is None else iso[:16].replace("T", " ")
 
 
+def _span(crossing: dict[str, Any]) -> str:
+    """The interval of a crossing: earliest to latest ("beyond": past the horizon)."""
+    if crossing["earliest"] is None:
+        return "—"
+    return f"{_when(crossing['earliest'])} to " + (
+        _when(crossing["latest"]) if crossing["latest"] else "beyond the horizon")
+
+
 def render(report: dict[str, Any], chart: str | None) -> str:
     """The report as markdown: headline, what to do, every series' forecast."""
     rows = report["rows"]
@@ -43,6 +51,9 @@ def render(report: dict[str, Any], chart: str | None) -> str:
     lines += ["## Needs attention", ""]
     lines += [f"- **{r['service']} {r['resource']}: {r['decision']['action']}** — "
               f"{r['decision']['reason']} (`{r['decision']['rule']}`)"
+              + (f"; exhausted ({r['exhaustion']['level']:g}) {_when(r['exhaustion']['expected'])}"
+                 f", 80% interval {_span(r['exhaustion'])}"
+                 if r.get("exhaustion", {}).get("expected") else "")
               + (f"; scale-out: {r['scale_note']}" if r.get("scale_note") else "")
               for r in acting] or ["- Nothing: every series stays under scale_at."]
     lines += ["", "## Proposals", ""]
@@ -64,8 +75,7 @@ def render(report: dict[str, Any], chart: str | None) -> str:
             f"| {r['service']} | {r['resource']} | {r['latest']:.2f} | "
             f"{r['forecast']['model']} | {r['peak_hi80']:.2f} | "
             f"{_when(c['scale_at']['expected'])} | {_when(c['alert_at']['expected'])} | "
-            f"{_when(e['expected'])} | {_when(e['earliest'])} to "
-            f"{_when(e['latest']) if e['latest'] else 'beyond'} | "
+            f"{_when(e['expected'])} | {_span(e)} | "
             f"{r['decision']['action']} |")
     if chart:
         lines += ["", "## Chart", "", f"![forecasts]({chart})"]
