@@ -247,3 +247,20 @@ def test_time_to_exhaustion_follows_the_fill_rate(hours: int, settings: Settings
                          shipped_policies)
     expected = rows(analysis)[("search", "disk_utilization")]["exhaustion"]["expected_hours"]
     assert abs(expected - hours) <= 0.1 * hours
+
+
+def test_capacity_yaml_without_the_forecast_values_still_loads_with_defaults() -> None:
+    from pydantic import ValidationError
+
+    from opsloop.policy.schema.capacity import CapacityPolicy
+
+    old = {"version": 1,
+           "resources": {"disk_utilization": {"scale_at": 0.75, "alert_at": 0.85,
+                                              "escalate_at": 0.95}},
+           "replicas": {"defaults": {"min": 2, "max": 30}, "max_scale_step": 12}}
+    policy = CapacityPolicy.model_validate(old)
+    assert policy.resources["disk_utilization"].limit == 1.0
+    assert (policy.forecast.horizon, policy.forecast.lead_time) == (48 * 60, 8 * 60)
+    with pytest.raises(ValidationError, match=r"lead_time \(480 min\) is beyond the horizon"):
+        CapacityPolicy.model_validate({**old, "forecast": {"horizon": "6h",
+                                                           "lead_time": "8h"}})
