@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(VENV)/bin/python bench/detectors.py
 	$(VENV)/bin/python bench/run_start.py
 	$(VENV)/bin/python bench/log_templates.py
+	$(VENV)/bin/python bench/changepoints.py
 	$(VENV)/bin/python bench/forecast.py
 
 clean:

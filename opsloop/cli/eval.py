@@ -33,7 +33,8 @@ from opsloop.tools.retrieval.names import BACKENDS
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("eval", parents=[common],
                        help="measure the agents' decisions on eval suites (or `eval retrieval`)")
-    p.add_argument("target", nargs="?", choices=["retrieval", "anomalies", "replay", "forecast"],
+    p.add_argument("target", nargs="?", choices=["retrieval", "anomalies", "replay", "forecast",
+                                                 "regressions"],
                    help="`retrieval`: the runbook-retrieval eval instead of the agent suites; "
                         "`anomalies`: the anomaly detectors on a NAB corpus; "
                         "`replay --policies DIR`: the stored incidents' actions decided again "
@@ -77,6 +78,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="with `forecast`: hours ahead each forecast is scored (default 48)")
     p.add_argument("--origins", type=int, default=15, metavar="N",
                    help="with `forecast`: forecast origins per series, a day apart (default 15)")
+    p.add_argument("--seed", type=int, default=7, metavar="N",
+                   help="with `regressions`: the seed of the generated series (default 7)")
+    p.add_argument("--series", type=int, default=1000, metavar="N",
+                   help="with `regressions`: series per family (default 1000)")
     add_detector_options(p)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(handler=evaluate)
@@ -235,6 +240,16 @@ def _settings(args: argparse.Namespace, settings: Settings) -> Settings:
     return settings.model_copy(update=update) if update else settings
 
 
+def regression_detection(args: argparse.Namespace, ui: Ui) -> int:
+    """`opsloop eval regressions [--seed N] [--series N] [--json]`: the performance agent's
+    change-point detector on generated series with known steps; exit 1 when a goal is missed."""
+    from opsloop.evals.regressions import render, run_regression_eval
+
+    if args.series < 1:
+        raise UserError(f"--series must be at least 1 (got {args.series})")
+    return render(run_regression_eval(args.seed, args.series), ui, args.json)
+
+
 def evaluate(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
     # The loop, chromadb and matplotlib load only when an eval really runs.
     from opsloop.evals.driver import check_case
@@ -255,6 +270,8 @@ def evaluate(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
         return policy_replay(args, settings, ui)
     if args.target == "forecast":
         return forecast_backtest(args, ui)
+    if args.target == "regressions":
+        return regression_detection(args, ui)
     if args.all:
         raise UserError("--all belongs to `opsloop eval replay`")
     if args.data or args.windows:
