@@ -20,6 +20,7 @@ AGENTS: dict[str, str] = {
     "policy-review": "opsloop.scheduled.agents.policy_review:PolicyReview",
     "capacity": "opsloop.scheduled.agents.capacity:Capacity",
     "performance": "opsloop.scheduled.agents.performance:Performance",
+    "cost": "opsloop.scheduled.agents.cost:Cost",
 }
 
 # Tests (and embedders) may add agents; they live beside the built-in ones.

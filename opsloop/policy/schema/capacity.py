@@ -88,7 +88,50 @@ class Forecasting(StrictModel):
         return self
 
 
+class ImpactThresholds(StrictModel):
+    """A cost anomaly's impact: dollars over expected and that as a share of expected."""
+
+    impact_usd: float = Field(ge=0)
+    impact_pct: float = Field(ge=0)
+
+
+class Rightsizing(StrictModel):
+    """When replicas requested are far above what CPU says is used."""
+
+    window: Minutes = 6 * 60  # CPU and replicas judged over this much recent history
+    cpu_below: float = Field(default=0.15, gt=0, le=1)  # p95 CPU under this: oversized
+    target_cpu: float = Field(default=0.5, gt=0, le=1)  # size so p95 CPU lands here
+
+
+class CostPolicy(StrictModel):
+    """What the cost agent reads, what counts as a cost anomaly, and when a person is told."""
+
+    history: Minutes = 21 * 24 * 60  # hourly spend the expected spend is forecast from
+    window: Minutes = 72 * 60  # recent spend judged against expected (up to the run)
+    # An episode above expected is raised only past both of these (noise floor)...
+    raise_at: ImpactThresholds = Field(
+        default_factory=lambda: ImpactThresholds(impact_usd=1.0, impact_pct=10.0))
+    # ...and escalated to a person only when both of these are crossed.
+    escalate_at: ImpactThresholds = Field(
+        default_factory=lambda: ImpactThresholds(impact_usd=50.0, impact_pct=100.0))
+    # A "planned activity" mark covers its service/region/usage type this long from its start.
+    planned_activity_for: Minutes = 14 * 24 * 60
+    rightsizing: Rightsizing = Field(default_factory=Rightsizing)
+
+    @model_validator(mode="after")
+    def _escalate_above_raise(self) -> CostPolicy:
+        if (self.escalate_at.impact_usd < self.raise_at.impact_usd
+                or self.escalate_at.impact_pct < self.raise_at.impact_pct):
+            raise ValueError("cost.escalate_at must be at or above cost.raise_at in both "
+                             "impact_usd and impact_pct")
+        if self.window >= self.history:
+            raise ValueError(f"cost.window ({self.window} min) must be shorter than "
+                             f"cost.history ({self.history} min)")
+        return self
+
+
 class CapacityPolicy(PolicyFile):
     resources: dict[Resource, ResourceThresholds]
     replicas: Replicas
     forecast: Forecasting = Field(default_factory=Forecasting)
+    cost: CostPolicy = Field(default_factory=CostPolicy)

@@ -1,0 +1,253 @@
+"""The cost agent (daily): spend per service, region and usage type against expected spend,
+cost anomalies with their impact, planned-activity feedback, and rightsizing proposals.
+
+Spend comes as FOCUS rows (`cost_focus`): the simulator's fleet, emitted from each service's
+`cost_per_hour` through the Telemetry protocol, and any FOCUS CSV export dropped in
+`work/focus/*.csv` (bad rows are named by file, line, column and value and left out).
+Anomalies are judged by `cost_anomalies` over capacity.yaml's `cost.window` ending at the
+hour the run is due, so an anomaly nobody has answered is raised again on each daily run
+it stays inside the window; one marked "planned activity" (`mark_planned_activity`: who,
+why) is listed as planned and not raised again.
+
+Rightsizing compares replicas requested with CPU used: a service whose p95 CPU over
+`cost.rightsizing.window` is under `cpu_below` is a scale_in proposal sized so p95 CPU lands
+at `target_cpu` (load per replica as 1/replicas), never below capacity.yaml's replica
+minimum, and not while a planned activity covers the service. The agent never acts: the
+runner sends its proposals through the incidents' guardrails -> approval path.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from opsloop.agents.signals import signal_id, write_signals
+from opsloop.models import RemediationAction, RemediationProposal, Signal
+from opsloop.policy.schema.capacity import CostPolicy, Replicas
+from opsloop.scheduled.agents.cost_anomalies import (
+    PLANNED,
+    detect,
+    load_feedback,
+    mark_planned,
+)
+from opsloop.scheduled.agents.cost_daily_report import write_reports
+from opsloop.scheduled.agents.cost_focus import (
+    Charge,
+    charge_of,
+    check_row,
+    fleet_rows,
+    problems_json,
+    read_focus,
+)
+from opsloop.scheduled.base import AgentContext, Analysis, Finding
+from opsloop.settings import Settings
+
+HOUR = timedelta(hours=1)
+FEEDBACK_FILE = "cost-feedback.json"
+CHANGE_CONTEXT = timedelta(hours=24)  # changes this long before an anomaly are shown with it
+SCALING_LOG = "HorizontalPodAutoscaler"
+
+
+def feedback_path(settings: Settings) -> Path:
+    return settings.state_dir / FEEDBACK_FILE
+
+
+def focus_dir(settings: Settings) -> Path:
+    return settings.work_dir / "focus"
+
+
+def mark_planned_activity(settings: Settings, anomaly_id: str, by: str, why: str,
+                          at: datetime) -> dict[str, Any]:
+    """Mark a reported anomaly (by id, from the cost-daily reports) as planned activity."""
+    for report in sorted((settings.work_dir / "reports").glob("cost-daily-*.json"),
+                         reverse=True):
+        for anomaly in json.loads(report.read_text(encoding="utf-8")).get("anomalies", []):
+            if anomaly["id"] == anomaly_id:
+                return mark_planned(feedback_path(settings), anomaly, by, why, at)
+    raise KeyError(f"no cost anomaly {anomaly_id!r} in {settings.work_dir / 'reports'}"
+                   f"/cost-daily-*.json: copy its id from a cost-daily report")
+
+
+class Cost:
+    name = "cost"
+    purpose = ("Daily: spend per service, region and usage type from FOCUS rows against "
+               "expected spend (weekly and daily seasonality); cost anomalies with their "
+               "impact, escalated past capacity.yaml's thresholds; planned-activity feedback; "
+               "rightsizing proposals from replicas requested vs CPU used.")
+    tools = ("metric_history", "service_catalog", "deploys", "flag_changes", "logs")
+
+    def observe(self, ctx: AgentContext) -> dict[str, Any]:
+        policy = ctx.policies.capacity.cost
+        end = ctx.due_at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        start = end - timedelta(minutes=policy.window)
+        since = start - timedelta(minutes=policy.history)
+        sim = fleet_rows(ctx.telemetry, ctx.now, since, end)
+        charges: list[Charge] = []
+        for row in sim:  # the emitter's rows pass the same check as anyone's
+            if check_row(row) is None:
+                charges.append(charge_of(row))
+        files = sorted(focus_dir(ctx.settings).glob("*.csv"))
+        imported, problems = read_focus(files)
+        feedback, feedback_problem = load_feedback(feedback_path(ctx.settings))
+        infos = ctx.telemetry.services()
+        return {"at": ctx.now.isoformat(), "window": {"start": start.isoformat(),
+                                                      "end": end.isoformat()},
+                "series": _cells([*charges, *imported], since, end),
+                "sources": {"simulator fleet (cost_per_hour)": len(sim),
+                            f"FOCUS files in {focus_dir(ctx.settings)} ({len(files)})":
+                            len(imported)},
+                "files": [str(p) for p in files], "problems": problems_json(problems),
+                "feedback": feedback, "feedback_problem": feedback_problem,
+                "usage": [_usage(ctx, i.name, i.replicas, policy) for i in infos],
+                "changes": _changes(ctx, start - CHANGE_CONTEXT)}
+
+    def analyse(self, ctx: AgentContext, observed: dict[str, Any]) -> Analysis:
+        policy = ctx.policies.capacity.cost
+        start = datetime.fromisoformat(observed["window"]["start"])
+        end = datetime.fromisoformat(observed["window"]["end"])
+        feedback: dict[str, dict[str, Any]] = observed.get("feedback", {})
+        series = [detect(s["key"], s["cells"], start, end, policy, feedback)
+                  for s in observed["series"]]
+        anomalies = [a for s in series for a in s["anomalies"]]
+        for a in anomalies:
+            a["changes"] = _near(observed.get("changes", []), a)
+        anomalies.sort(key=lambda a: (-a["impact_usd"], a["id"]))
+        raised = [a for a in anomalies if a["decision"]["action"] in ("raise", "escalate")]
+        findings = [_finding(a) for a in raised]
+        sizing = [_rightsize(u, ctx.policies.capacity.replicas, policy, feedback, end)
+                  for u in observed.get("usage", [])]
+        proposals = [p for _, p in sizing if p is not None]
+        signals = [Signal(
+            id=signal_id("cost_anomaly", a["service"], a["region"], a["usage_type"], a["start"]),
+            kind="cost_anomaly", title=f.summary, evidence=f.evidence,
+            suggested_mission=f"Find what made {a['service']} spend more in {a['region']} "
+                              f"({a['usage_type']}) and undo it, or mark it planned activity",
+            created_at=ctx.now) for a, f in zip(raised, findings, strict=True)]
+        written = write_signals(signals, ctx.signals_dir) if signals else []
+        escalated = sum(a["decision"]["action"] == "escalate" for a in anomalies)
+        planned = sum(a["decision"]["action"] == PLANNED for a in anomalies)
+        headline = (f"{len(series)} spend series over {policy.window // 60} h: "
+                    f"{len(raised)} cost anomaly(ies) raised ({escalated} escalated), "
+                    f"{planned} planned activity, {len(proposals)} rightsizing proposal(s); "
+                    f"{len(observed.get('problems', []))} bad FOCUS row(s)")
+        report = {"date": end.date().isoformat(), "at": observed.get("at"),
+                  "window": observed["window"], "headline": headline,
+                  "policy": policy.model_dump(), "anomalies": anomalies,
+                  "rightsizing": [r for r, _ in sizing], "series": series,
+                  "proposals": [p.model_dump(mode="json") for p in proposals],
+                  "problems": observed.get("problems", []),
+                  "sources": observed.get("sources", {}),
+                  "feedback_problem": observed.get("feedback_problem")}
+        reports = write_reports(ctx.reports_dir / f"cost-daily-{ctx.due_at.date().isoformat()}",
+                                report)
+        return Analysis(summary=headline, findings=findings, proposals=proposals,
+                        reports=[str(p) for p in reports], signals=[str(p) for p in written])
+
+
+def _cells(charges: list[Charge], since: datetime, until: datetime) -> list[dict[str, Any]]:
+    """Effective cost per (service, region, usage type) and hour; a charge period longer than
+    an hour is spread evenly over its hours (only the hours inside [since, until) are kept)."""
+    out: dict[tuple[str, str, str], dict[str, float]] = {}
+    for c in charges:
+        first = max(c.start.replace(minute=0, second=0, microsecond=0), since)
+        last = min(c.end, until)
+        hours = max(1, math.ceil((c.end - c.start) / HOUR))
+        cells = out.setdefault((c.service, c.region, c.usage_type), {})
+        at = first
+        while at < last:  # bounded by [since, until)
+            key = at.isoformat()
+            cells[key] = cells.get(key, 0.0) + c.effective_cost / hours
+            at += HOUR
+    return [{"key": {"service": s, "region": r, "usage_type": u}, "cells": cells}
+            for (s, r, u), cells in sorted(out.items())]
+
+
+def _usage(ctx: AgentContext, service: str, replicas: int, policy: CostPolicy
+           ) -> dict[str, Any]:
+    try:
+        points = ctx.telemetry.metric(service, "cpu_utilization",
+                                      policy.rightsizing.window).points
+    except KeyError:
+        points = []
+    cpu = [p.value for p in points if math.isfinite(p.value)]
+    return {"service": service, "replicas": replicas, "cpu_points": len(cpu),
+            "cpu_p95": None if not cpu else round(float(np.percentile(cpu, 95)), 4),
+            "cpu_mean": None if not cpu else round(float(np.mean(cpu)), 4)}
+
+
+def _rightsize(usage: dict[str, Any], bounds: Replicas, policy: CostPolicy,
+               feedback: dict[str, dict[str, Any]], end: datetime
+               ) -> tuple[dict[str, Any], RemediationProposal | None]:
+    """A scale_in proposal when replicas requested are far above CPU used (module doc)."""
+    service, current, p95 = usage["service"], usage["replicas"], usage["cpu_p95"]
+    rule = policy.rightsizing
+    row: dict[str, Any] = {**usage, "target": None}
+    # Half the window's minutes: a service that only just started is not judged.
+    if p95 is None or usage["cpu_points"] < rule.window // 2 or p95 >= rule.cpu_below:
+        return row, None
+    cover = timedelta(minutes=policy.planned_activity_for)
+    for mark in feedback.values():
+        began = datetime.fromisoformat(mark["start"])
+        if (mark.get("verdict") == PLANNED and mark.get("service") == service
+                and began <= end <= began + cover):
+            row["note"] = (f"p95 CPU {p95:.0%} but planned activity ({mark['by']}: "
+                           f"{mark['why']}): not rightsized")
+            return row, None
+    low = bounds.bounds_for(service).min
+    target = max(low, 1, math.ceil(current * p95 / rule.target_cpu))
+    if target >= current:
+        row["note"] = f"p95 CPU {p95:.0%} but already at capacity.yaml's minimum of {low}"
+        return row, None
+    row["target"] = target
+    row["note"] = (f"{current} replicas requested, p95 CPU {p95:.0%} used over "
+                   f"{rule.window // 60} h (under {rule.cpu_below:.0%}): {current} → {target} "
+                   f"replicas puts p95 CPU near {p95 * current / target:.0%} "
+                   f"(target {rule.target_cpu:.0%}, minimum {low})")
+    return row, RemediationProposal(
+        action=RemediationAction(id=f"cost-rightsize-{service}", type="scale_in",
+                                 service=service, params={"replicas": target},
+                                 reason=row["note"]),
+        specialist="cost", hypothesis_id=f"cost:{service}:rightsizing", confidence=0.8,
+        rationale=f"rightsizing (capacity.yaml:cost.rightsizing): {row['note']}")
+
+
+def _changes(ctx: AgentContext, since: datetime) -> list[dict[str, Any]]:
+    """Deploys, flag changes and autoscaler changes since `since`: shown beside anomalies."""
+    minutes = max(1, math.ceil((ctx.now - since).total_seconds() / 60))
+    out = [{"at": d.at.isoformat(), "service": d.service,
+            "what": f"{d.kind} {d.version} by {d.author}"}
+           for d in ctx.telemetry.deploys(None, minutes)]
+    out += [{"at": f.at.isoformat(), "service": f.service,
+             "what": f"flag {f.key} {f.from_percent:g}% -> {f.to_percent:g}% by {f.author}"}
+            for f in ctx.telemetry.flag_changes(None, minutes)]
+    for info in ctx.telemetry.services():
+        out += [{"at": line.at.isoformat(), "service": info.name, "what": line.message}
+                for line in ctx.telemetry.logs(info.name, minutes, SCALING_LOG, limit=20)]
+    return sorted(out, key=lambda c: c["at"])
+
+
+def _near(changes: list[dict[str, Any]], anomaly: dict[str, Any]) -> list[dict[str, Any]]:
+    start = datetime.fromisoformat(anomaly["start"])
+    return [c for c in changes if c["service"] == anomaly["service"]
+            and start - CHANGE_CONTEXT <= datetime.fromisoformat(c["at"]) <= start + HOUR]
+
+
+def _finding(a: dict[str, Any]) -> Finding:
+    level = "critical" if a["decision"]["action"] == "escalate" else "warning"
+    pct = "—" if a["impact_pct"] is None else f"{a['impact_pct']:+.0f}%"
+    until = "ongoing" if a["ongoing"] else a["end"][:16]
+    return Finding(
+        kind=f"cost_anomaly_{a['decision']['action']}", level=level,
+        subject=f"{a['service']} {a['region']} {a['usage_type']}",
+        summary=(f"{a['service']} ({a['region']}, {a['usage_type']}) spent "
+                 f"${a['actual_usd']:,.2f} against ${a['expected_usd']:,.2f} expected from "
+                 f"{a['start'][:16]} ({until}): impact ${a['impact_usd']:,.2f} ({pct})"),
+        evidence=[a["decision"]["reason"], f"rule {a['decision']['rule']}", f"id {a['id']}",
+                  *(f"{c['at'][:16]} {c['what']}" for c in a["changes"])],
+        data={k: a[k] for k in ("id", "service", "region", "usage_type", "start", "end",
+                                "actual_usd", "expected_usd", "impact_usd", "impact_pct")})

@@ -1,0 +1,122 @@
+"""The cost agent's daily report: markdown, JSON and a PNG chart in work/reports/."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from opsloop.agents.markdown import atomic_write
+
+MAX_PANELS = 6
+
+
+def write_reports(base: Path, report: dict[str, Any]) -> list[Path]:
+    """`<base>.md`, `<base>.json` and `<base>.png`; a re-run for the same date replaces them."""
+    chart = _chart(base.with_suffix(".png"), report)
+    md = atomic_write(base.with_suffix(".md"), render(report, None if chart is None
+                                                      else chart.name))
+    js = atomic_write(base.with_suffix(".json"), json.dumps(report, indent=2) + "\n")
+    return [md, js, *([] if chart is None else [chart])]
+
+
+def _when(iso: str) -> str:
+    return iso[:16].replace("T", " ")
+
+
+def render(report: dict[str, Any], chart: str | None) -> str:
+    w = report["window"]
+    lines = [f"# Cost, {report['date']}", "", report["headline"], "",
+             f"Judged: {_when(w['start'])} to {_when(w['end'])} UTC, each hour against the "
+             f"forecast's upper 95% bound (expected spend from up to "
+             f"{report['policy']['history'] // 1440} days of hourly history).", ""]
+    anomalies = report["anomalies"]
+    lines += ["## Anomalies", ""]
+    if not anomalies:
+        lines += ["Nothing: no service, region or usage type spent above expected.", ""]
+    else:
+        lines += ["| decision | service | region | usage type | start | end | actual | "
+                  "expected | impact | impact % |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for a in anomalies:
+            end = "ongoing" if a["ongoing"] else _when(a["end"])
+            pct = "—" if a["impact_pct"] is None else f"{a['impact_pct']:+.0f}%"
+            lines.append(f"| {a['decision']['action']} | {a['service']} | {a['region']} | "
+                         f"{a['usage_type']} | {_when(a['start'])} | {end} | "
+                         f"${a['actual_usd']:,.2f} | ${a['expected_usd']:,.2f} | "
+                         f"${a['impact_usd']:,.2f} | {pct} |")
+        lines.append("")
+        for a in anomalies:
+            lines.append(f"- `{a['id']}`: {a['decision']['reason']} "
+                         f"({a['decision']['rule']})"
+                         + "".join(f"; near it: {c['what']} at {_when(c['at'])}"
+                                   for c in a.get("changes", [])))
+        lines.append("")
+    lines += ["## Rightsizing (replicas requested vs CPU used)", ""]
+    sized = report["rightsizing"]
+    if not any(r.get("target") for r in sized):
+        lines += ["Nothing to propose.", ""]
+    for r in sized:
+        if r.get("target"):
+            lines.append(f"- {r['service']}: {r['note']}")
+    lines.append("")
+    if report["problems"]:
+        lines += ["## FOCUS rows not ingested", ""]
+        lines += [f"- {p['file']}:{p['line']} {p['column']}={p['value']!r}: {p['problem']}"
+                  for p in report["problems"]]
+        lines.append("")
+    lines += ["## Sources", ""]
+    lines += [f"- {name}: {count} row(s)" for name, count in report["sources"].items()]
+    if report.get("feedback_problem"):
+        lines.append(f"- feedback: {report['feedback_problem']}")
+    if chart:
+        lines += ["", f"![spend against expected]({chart})"]
+    return "\n".join(lines) + "\n"
+
+
+def _chart(path: Path, report: dict[str, Any]) -> Path | None:
+    """Actual and expected spend with the 95% bound over the window for the series with
+    anomalies (else the most expensive), at most MAX_PANELS."""
+    shown = [s for s in report["series"] if s.get("expected")]
+    if not shown:
+        return None
+    shown.sort(key=lambda s: (-len(s["anomalies"]), -sum(s["actual"])))
+    shown = shown[:MAX_PANELS]
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless: the agent runs on servers
+    import matplotlib.pyplot as plt
+
+    cols = min(3, len(shown))
+    rows = -(-len(shown) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 2.9 * rows), squeeze=False)
+    start = datetime.fromisoformat(report["window"]["start"])
+    for ax, s in zip(axes.flat, shown, strict=False):
+        x = [start + timedelta(hours=i) for i in range(len(s["actual"]))]
+        ax.plot(x, s["upper95"], lw=0.8, color="#90caf9", label="95% upper")
+        ax.plot(x, s["expected"], lw=1.0, color="#0d47a1", label="expected")
+        ax.plot(x, s["actual"], lw=1.1, color="#c62828", label="actual")
+        for a in s["anomalies"]:
+            ax.axvspan(datetime.fromisoformat(a["start"]), datetime.fromisoformat(a["end"]),
+                       color="#ffcdd2", alpha=0.5, lw=0)
+        ax.set_title(f"{s['service']} {s['region']} {s['usage_type']} (USD/h)", fontsize=8)
+        ax.tick_params(labelsize=6)
+    for ax in list(axes.flat)[len(shown):]:
+        ax.set_visible(False)
+    axes.flat[0].legend(fontsize=6, loc="upper left")
+    fig.autofmt_xdate()
+    fig.subplots_adjust(left=0.06, right=0.98, top=0.9, bottom=0.12, hspace=0.45, wspace=0.25)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=100)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    finally:
+        plt.close(fig)
+    return path
