@@ -20,6 +20,7 @@ from opsloop.policy.schema.remediation import (
     SeverityBoundary,
 )
 from opsloop.policy.schema.rollback import Criteria, KillSwitch, RollbackPolicy, Thresholds
+from opsloop.policy.schema.rollouts import FlagPlan, RolloutPlan, RolloutsPolicy
 from opsloop.policy.schema.schedule import AgentSchedule, SchedulePolicy
 from opsloop.policy.schema.severity import (
     Condition,
@@ -44,6 +45,7 @@ class Policies(BaseModel):
     capacity: CapacityPolicy
     intake: IntakePolicy
     schedule: SchedulePolicy
+    rollouts: RolloutsPolicy
     warnings: list[str] = Field(default_factory=list)  # from the loader, for the operator
 
 
@@ -57,6 +59,7 @@ POLICY_FILES: dict[str, tuple[str, type[PolicyFile]]] = {
     "capacity.yaml": ("capacity", CapacityPolicy),
     "intake.yaml": ("intake", IntakePolicy),
     "schedule.yaml": ("schedule", SchedulePolicy),
+    "rollouts.yaml": ("rollouts", RolloutsPolicy),
 }
 
 __all__ = [
@@ -72,6 +75,7 @@ __all__ = [
     "Condition",
     "Criteria",
     "Escalation",
+    "FlagPlan",
     "HealthPolicy",
     "Indicator",
     "InhibitRule",
@@ -86,6 +90,8 @@ __all__ = [
     "ReplicaBounds",
     "ResourceThresholds",
     "RollbackPolicy",
+    "RolloutPlan",
+    "RolloutsPolicy",
     "SchedulePolicy",
     "SeverityBoundary",
     "SeverityPolicy",

@@ -1,0 +1,67 @@
+"""rollouts.yaml: progressive rollout plans for feature flags, as data.
+
+A plan is the steps a flag's rollout percent goes through, how long each step runs before it
+is analysed, the analysis (opsloop.rollouts.analysis: Argo Rollouts' semantics) and whether
+the outcome owner approves each advance. `defaults` is the plan every managed flag gets;
+`flags.<key>` lists the flags the rollout agent manages and overrides any field per flag.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+
+from opsloop.models import DecisionOutcome
+from opsloop.policy.schema.base import Minutes, PolicyFile, StrictModel
+from opsloop.rollouts.analysis import AnalysisSpec
+
+
+class RolloutPlan(StrictModel):
+    # Whole percents (flagd's fractional weights are integers), rising, ending at 100.
+    steps: list[int] = Field(min_length=1)
+    interval: Minutes = 60  # each step runs this long before its analysis decides
+    # needs_approval: the outcome owner approves every advance; auto: advances run unattended
+    # (the guardrails and the error-budget policy still apply). Kills are always automatic.
+    advances: DecisionOutcome = DecisionOutcome.NEEDS_APPROVAL
+    analysis: AnalysisSpec
+
+    @field_validator("steps")
+    @classmethod
+    def _steps(cls, value: list[int]) -> list[int]:
+        if any(not 0 < s <= 100 for s in value) or value != sorted(set(value)):
+            raise ValueError(f"steps must rise strictly within 1..100, got {value}")
+        if value[-1] != 100:
+            raise ValueError(f"the last step must be 100 (a rollout ends at everyone), "
+                             f"got {value[-1]}")
+        return value
+
+    @field_validator("advances")
+    @classmethod
+    def _advances(cls, value: DecisionOutcome) -> DecisionOutcome:
+        if value is DecisionOutcome.DENY:
+            raise ValueError("advances is auto or needs_approval (to stop a rollout, remove "
+                             "the flag from flags:)")
+        return value
+
+
+class FlagPlan(StrictModel):
+    """A managed flag: its service, and any plan field that differs from `defaults`."""
+
+    service: str
+    owner: str = ""
+    steps: list[int] | None = None
+    interval: Minutes | None = None
+    advances: DecisionOutcome | None = None
+    analysis: AnalysisSpec | None = None
+
+
+class RolloutsPolicy(PolicyFile):
+    defaults: RolloutPlan
+    flags: dict[str, FlagPlan] = Field(default_factory=dict)
+
+    def plan_for(self, key: str) -> RolloutPlan | None:
+        """The plan for flag `key` (defaults with its overrides); None when not managed."""
+        flag = self.flags.get(key)
+        if flag is None:
+            return None
+        overrides = flag.model_dump(exclude_none=True, exclude={"service", "owner"})
+        return RolloutPlan.model_validate({**self.defaults.model_dump(), **overrides})
