@@ -21,6 +21,7 @@ AGENTS: dict[str, str] = {
     "capacity": "opsloop.scheduled.agents.capacity:Capacity",
     "performance": "opsloop.scheduled.agents.performance:Performance",
     "cost": "opsloop.scheduled.agents.cost:Cost",
+    "rollouts": "opsloop.scheduled.agents.rollouts:Rollouts",
 }
 
 # Tests (and embedders) may add agents; they live beside the built-in ones.

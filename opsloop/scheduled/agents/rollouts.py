@@ -1,0 +1,229 @@
+"""The rollouts agent: every interval, each flag rollouts.yaml manages is analysed at its
+current step and moved on, held or killed.
+
+`decide` is a pure function that names the rule that decided, strictest first:
+
+1. **kill** — the step's analysis is Failed (opsloop.rollouts.analysis: Argo Rollouts'
+   semantics): a `disable_flag` proposal, made as soon as the failure shows, whatever the
+   step's age, so a bad step is killed within one run of the agent. Decided like any action
+   (schedule.yaml severity SEV2: automatic, people told) and verified by rollback.yaml.
+2. **hold** — Inconclusive (no data counts here unless the plan says failed): no change; a
+   warning finding and a signal ask the outcome owner to look.
+3. **blocked** — Successful, but the service is in error-budget hold or freeze (health.yaml
+   `error_budget_policy`): no advance while the budget is going.
+4. **waiting** — Successful, but the step has run less than its `interval`; or the owner
+   has not yet answered the last advance; or the owner rejected this very advance.
+5. **advance** — Successful over a whole interval: a `set_flag_rollout` proposal to the next
+   step. When the plan says `advances: needs_approval` the proposal is made below the
+   guardrails' `diagnosis.min_confidence`, which is how an agent's proposal asks a human
+   today (the decision then names that rule; the rationale says the plan asked for it).
+
+A flag that is disabled, at 0% or already at 100% is left alone (`idle`/`complete`).
+The agent keeps no state of its own: the flag's percent and `updated_at`, and the change
+records in the store, are what it reads, so a restart of `opsloop run` changes nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from opsloop.agents.signals import signal_id, write_signals
+from opsloop.models import (
+    IncidentStatus,
+    RemediationAction,
+    RemediationProposal,
+    Signal,
+    Verdict,
+)
+from opsloop.policy.health import budget_state
+from opsloop.policy.schema.rollouts import RolloutPlan
+from opsloop.rollouts.analysis import AnalysisResult, Phase, analyse
+from opsloop.scheduled.base import AgentContext, Analysis, Finding
+
+NAME = "rollouts"
+SURE = 0.95  # a kill or an unattended advance: above any sensible min_confidence
+ASK = 0.5  # an advance the plan wants approved: below the guardrails' min_confidence
+ANSWERS_WITHIN = timedelta(days=30)  # how far back the owner's answers are read
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do about one flag now, and the rule that decided."""
+
+    action: str  # kill | hold | blocked | waiting | advance | idle | complete
+    rule: str
+    reason: str
+    to_percent: int | None = None
+
+
+def next_step(plan: RolloutPlan, percent: float) -> int | None:
+    return next((s for s in plan.steps if s > percent), None)
+
+
+def decide(row: dict[str, Any], plan: RolloutPlan) -> Decision:
+    """The decision for one observed flag (see the module docstring)."""
+    key = row["key"]
+    where = f"rollouts.yaml:flags.{key}"
+    percent = float(row["percent"])
+    if not row["enabled"] or percent <= 0:
+        return Decision("idle", where, f"{key} is disabled or at 0%: the owner decides when "
+                                       "it starts again")
+    if percent >= 100:
+        return Decision("complete", f"{where}.steps", f"{key} serves everyone (100%)")
+    result = AnalysisResult.model_validate(row["analysis"])
+    if result.phase is Phase.FAILED:
+        return Decision("kill", f"{where}.analysis", f"analysis Failed at {percent:g}%: "
+                                                     f"{result.reason}")
+    if result.phase is Phase.INCONCLUSIVE:
+        return Decision("hold", f"{where}.analysis", f"analysis Inconclusive at {percent:g}%: "
+                                                     f"{result.reason}; the owner decides")
+    budget = row["budget"]
+    if budget["state"] in ("hold", "freeze"):
+        return Decision("blocked", budget["rule"],
+                        f"error-budget {budget['state']} on {row['service']}: "
+                        f"{budget['reason']}; no advance while the budget is going")
+    target = next_step(plan, percent)
+    if target is None:  # past the plan's last step but under 100: the plan ends at 100
+        return Decision("complete", f"{where}.steps", f"{key} is past its plan's steps")
+    if row["elapsed_minutes"] < plan.interval:
+        return Decision("waiting", f"{where}.interval",
+                        f"step {percent:g}% has run {row['elapsed_minutes']} of its "
+                        f"{plan.interval} minutes")
+    if row.get("pending"):
+        return Decision("waiting", f"{where}.advances",
+                        f"the owner has not yet answered {row['pending']}")
+    if target in row.get("rejected", []):
+        return Decision("waiting", f"{where}.advances",
+                        f"the owner rejected the advance to {target}%; held at {percent:g}%")
+    return Decision("advance", f"{where}.advances.{plan.advances}",
+                    f"analysis Successful over {plan.interval} minutes at {percent:g}%: "
+                    f"{result.reason}", to_percent=target)
+
+
+class Rollouts:
+    name = NAME
+    purpose = ("Run each managed feature flag's progressive rollout (rollouts.yaml): analyse "
+               "the step, propose the next one, kill a failing one at once, hold and ask "
+               "when the signals are unclear or the error budget is going.")
+    tools = ("flags", "metric_history", "error_budget")
+
+    def observe(self, ctx: AgentContext) -> dict[str, Any]:
+        policy = ctx.policies.rollouts
+        answers = _answers(ctx)
+        rows: list[dict[str, Any]] = []
+        for key, managed in sorted(policy.flags.items()):
+            plan = policy.plan_for(key)
+            try:
+                state = next((f for f in ctx.telemetry.flags(managed.service) if f.key == key),
+                             None)
+            except KeyError:
+                state = None
+            if state is None or plan is None:
+                rows.append({"key": key, "service": managed.service, "missing": True})
+                continue
+            elapsed = max(0, int((ctx.now - state.updated_at).total_seconds() // 60))
+            window = max(1, min(elapsed, plan.interval))
+            series: dict[str, list[float] | None] = {}
+            for check in plan.analysis.metrics:
+                try:
+                    points = ctx.telemetry.metric(managed.service, check.metric, window).points
+                    series[check.metric] = [p.value for p in points]
+                except KeyError:
+                    series[check.metric] = None
+            budget = budget_state(managed.service, ctx.policies, ctx.telemetry)
+            rows.append({
+                "key": key, "service": managed.service, "owner": managed.owner or state.owner,
+                "enabled": state.enabled, "percent": state.rollout_percent,
+                "updated_at": state.updated_at.isoformat(), "elapsed_minutes": elapsed,
+                "window_minutes": window,
+                "analysis": analyse(plan.analysis, series).model_dump(mode="json"),
+                "budget": budget.model_dump(mode="json"),
+                **answers.get(key, {}),
+            })
+        return {"at": ctx.now.isoformat(), "flags": rows}
+
+    def analyse(self, ctx: AgentContext, observed: dict[str, Any]) -> Analysis:
+        policy = ctx.policies.rollouts
+        findings, proposals, signals = [], [], []
+        for row in observed.get("flags", []):
+            key = row["key"]
+            plan = policy.plan_for(key)
+            if row.get("missing") or plan is None:
+                findings.append(Finding(
+                    kind="rollout_flag_missing", subject=key, level="warning",
+                    summary=f"{key}: rollouts.yaml manages it but {row['service']} has no "
+                            "such flag",
+                    evidence=[f"rollouts.yaml:flags.{key}.service = {row['service']}"]))
+                continue
+            d = decide(row, plan)
+            row["decision"] = vars(d)
+            if d.action == "kill":
+                proposals.append(_proposal(row, "disable_flag", {"flag": key}, SURE, d))
+            elif d.action == "advance" and d.to_percent is not None:
+                approve = plan.advances == "needs_approval"
+                why = (" The plan (rollouts.yaml advances: needs_approval) asks the outcome "
+                       "owner to approve each advance." if approve else "")
+                proposals.append(_proposal(row, "set_flag_rollout",
+                                           {"flag": key, "percent": d.to_percent},
+                                           ASK if approve else SURE, d, why))
+            level = {"kill": "critical", "hold": "warning", "blocked": "warning"}.get(
+                d.action, "info")
+            findings.append(Finding(
+                kind=f"rollout_{d.action}", subject=key, level=level,
+                summary=f"{key} ({row['service']}, {row['percent']:g}%): {d.action}",
+                evidence=[d.reason, f"rule {d.rule}"],
+                data={k: row.get(k) for k in ("service", "owner", "percent", "decision",
+                                              "analysis", "budget")}))
+            if d.action in ("hold", "kill"):
+                ask = ("Decide: resume, roll back, or change the plan" if d.action == "hold"
+                       else "Decide: a temporary kill (re-enable later) or rework")
+                signals.append(Signal(
+                    id=signal_id(f"rollout_{d.action}", key), kind=f"rollout_{d.action}",
+                    title=f"{key}: {d.reason}"[:200], evidence=[d.reason, f"rule {d.rule}"],
+                    suggested_mission=f"{ask} for {key} (owner: {row.get('owner') or '?'})",
+                    created_at=ctx.now))
+        written = write_signals(signals, ctx.signals_dir) if signals else []
+        counts: dict[str, int] = {}
+        for f in findings:
+            counts[f.kind.removeprefix("rollout_")] = counts.get(
+                f.kind.removeprefix("rollout_"), 0) + 1
+        summary = (", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+                   or "no managed flags")
+        return Analysis(summary=f"rollouts: {summary}", findings=findings,
+                        proposals=proposals, signals=[str(p) for p in written])
+
+
+def _proposal(row: dict[str, Any], action: str, params: dict[str, Any], confidence: float,
+              d: Decision, extra: str = "") -> RemediationProposal:
+    key = row["key"]
+    suffix = "kill" if action == "disable_flag" else f"to-{params['percent']}"
+    return RemediationProposal(
+        action=RemediationAction(id=f"rollout-{key}-{suffix}", type=action,
+                                 service=row["service"], params=params, reason=d.reason),
+        specialist=NAME, hypothesis_id=f"rollout:{key}:{row['percent']:g}",
+        confidence=confidence, rationale=f"{d.reason} [{d.rule}]{extra}")
+
+
+def _answers(ctx: AgentContext) -> dict[str, dict[str, Any]]:
+    """Per flag: an advance still awaiting its approval, and the step percents the owner
+    rejected — read from this agent's change records, so a restart forgets nothing."""
+    out: dict[str, dict[str, Any]] = {}
+    for record in ctx.store.incidents(since=ctx.now - ANSWERS_WITHIN):
+        if record.group_key != f"agent:{NAME}":
+            continue
+        for case in record.actions:
+            if case.action.type != "set_flag_rollout":
+                continue
+            key = str(case.action.params.get("flag"))
+            mine = out.setdefault(key, {"rejected": []})
+            percent = case.action.params.get("percent")
+            if case.approval is not None and case.approval.verdict is Verdict.REJECT:
+                if isinstance(percent, int | float) and math.isfinite(percent):
+                    mine["rejected"].append(int(percent))
+            elif (record.status in (IncidentStatus.AWAITING_APPROVAL, IncidentStatus.OPEN)
+                  and case.result is None):
+                mine["pending"] = f"{record.id} ({case.action.describe()})"
+    return out

@@ -1,0 +1,235 @@
+"""The rollouts agent against simulated production: a healthy step advances (with the
+owner's approval when the plan asks), a failing one is killed within one interval without a
+human, unclear signals and an error-budget hold stop the advance."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from opsloop.environments import new_simulation, open_environment
+from opsloop.graph.runner import OperateLoop
+from opsloop.models import ActionStatus, DecisionOutcome
+from opsloop.policy import Policies
+from opsloop.policy.schema import AgentSchedule, SchedulePolicy
+from opsloop.policy.schema.rollouts import RolloutPlan, RolloutsPolicy
+from opsloop.rollouts.analysis import AnalysisResult, Phase
+from opsloop.scheduled import registry
+from opsloop.scheduled.agents.rollouts import ASK, Rollouts, decide
+from opsloop.scheduled.base import AgentContext, Analysis
+from opsloop.scheduler.driver import Scheduler
+from opsloop.scheduler.ledger import RunLedger
+from opsloop.settings import Settings
+from opsloop.simulator import SimState, physics
+from opsloop.simulator.events import set_flag
+from opsloop.simulator.fleet import new_state
+from opsloop.store import IncidentStore
+
+FLAG, SERVICE = "new-checkout-flow", "checkout"
+
+
+def simulated(percent: int, on_step_minutes: int, variant_error_ratio: float = 0.0) -> SimState:
+    """A healthy fleet whose FLAG went to `percent` `on_step_minutes` ago; the cohort served
+    `on` fails `variant_error_ratio` of its requests."""
+    state = new_state(5, "rollouts-test", 120)
+    flag = state.flag(SERVICE, FLAG)
+    assert flag is not None
+    flag.variant_error_ratio = variant_error_ratio
+    while state.tick < -on_step_minutes:
+        physics.step(state)
+    set_flag(state, SERVICE, FLAG, True, percent, "release-ci")
+    while state.tick < 0:
+        physics.step(state)
+    return state
+
+
+@pytest.fixture(scope="module")
+def worlds() -> dict[str, SimState]:
+    """Each world simulated once per module; tests copy them."""
+    return {"healthy": simulated(5, 40), "failing": simulated(25, 10, 0.6),
+            "young": simulated(5, 10)}
+
+
+def with_plan(policies: Policies, advances: str = "needs_approval") -> Policies:
+    rollouts = RolloutsPolicy.model_validate({
+        "version": 1,
+        "defaults": {**policies.rollouts.defaults.model_dump(), "steps": [5, 25, 50, 100],
+                     "interval": 30, "advances": advances},
+        "flags": {FLAG: {"service": SERVICE, "owner": "payments"}}})
+    schedule = SchedulePolicy(version=1, agents={"rollouts": AgentSchedule(
+        cron="*/15 * * * *", severity=policies.schedule.agents["rollouts"].severity)})
+    return policies.model_copy(update={"rollouts": rollouts, "schedule": schedule})
+
+
+def run_agent(state: SimState, settings: Settings, policies: Policies) -> Analysis:
+    from opsloop.simulator import SimEnvironment
+
+    env = SimEnvironment(copy.deepcopy(state))
+    store = IncidentStore(settings.state_dir / "agent.db")
+    try:
+        ctx = AgentContext(run_id="run-1", agent="rollouts", due_at=env.now(), now=env.now(),
+                           settings=settings, policies=policies, telemetry=env, store=store)
+        agent = Rollouts()
+        observed = json.loads(json.dumps(agent.observe(ctx), allow_nan=False))
+        return agent.analyse(ctx, observed)
+    finally:
+        store.close()
+
+
+def test_the_agent_is_registered_and_scheduled(shipped_policies: Policies) -> None:
+    assert isinstance(registry.agent("rollouts"), Rollouts)
+    assert shipped_policies.schedule.agents["rollouts"].cron == "*/15 * * * *"
+    assert shipped_policies.rollouts.flags == {}  # ships managing nothing: teams list flags
+
+
+def test_a_healthy_step_proposes_the_next_one_for_the_owner_to_approve(
+        worlds: dict[str, SimState], settings: Settings, shipped_policies: Policies) -> None:
+    analysis = run_agent(worlds["healthy"], settings, with_plan(shipped_policies))
+    (proposal,) = analysis.proposals
+    assert proposal.action.describe() == f"set_flag_rollout({SERVICE}, flag={FLAG}, percent=25)"
+    assert proposal.confidence == ASK < shipped_policies.remediation.diagnosis.min_confidence
+    assert "needs_approval" in proposal.rationale
+    (finding,) = analysis.findings
+    assert finding.kind == "rollout_advance" and finding.data["analysis"]["phase"] == \
+        "Successful"
+
+
+def test_a_step_younger_than_its_interval_waits(worlds: dict[str, SimState],
+                                                settings: Settings,
+                                                shipped_policies: Policies) -> None:
+    analysis = run_agent(worlds["young"], settings, with_plan(shipped_policies, "auto"))
+    assert analysis.proposals == []
+    assert [f.kind for f in analysis.findings] == ["rollout_waiting"]
+
+
+def run_scheduled(state: SimState, settings: Settings, policies: Policies,
+                  make_loop: Callable[[Settings], OperateLoop]) -> tuple[Any, OperateLoop,
+                                                                          RunLedger, Any]:
+    ref, env = new_simulation("bad_deploy", 7, settings)
+    env.state = copy.deepcopy(state)
+    assert env.autosave_path is not None
+    env.save(env.autosave_path)
+    now = env.now()
+    env.close()
+    loop = OperateLoop(settings, policies, make_loop(settings).runbooks)
+    ledger = RunLedger(settings.state_dir / "schedule.db")
+    scheduler = Scheduler(loop, ledger, ref, lambda: open_environment(ref, settings))
+    return scheduler.run_now("rollouts", now + timedelta(seconds=1)), loop, ledger, ref
+
+
+def flag_now(settings: Settings, ref: Any) -> tuple[bool, float]:
+    env = open_environment(ref, settings)
+    try:
+        flag = next(f for f in env.flags(SERVICE) if f.key == FLAG)
+        return flag.enabled, flag.rollout_percent
+    finally:
+        env.close()
+
+
+def test_a_failing_step_is_killed_within_one_interval_without_a_human(
+        worlds: dict[str, SimState], settings: Settings, shipped_policies: Policies,
+        make_loop: Callable[[Settings], OperateLoop]) -> None:
+    # The step is 10 minutes old, a third of its interval: the kill does not wait for it.
+    run, loop, ledger, ref = run_scheduled(worlds["failing"], settings,
+                                           with_plan(shipped_policies), make_loop)
+    try:
+        assert run.status == "succeeded", run.error
+        record = loop.store.get_incident(run.record_id or "")
+        (case,) = record.actions
+        assert case.action.describe() == f"disable_flag({SERVICE}, flag={FLAG})"
+        assert case.decision is not None and case.decision.outcome is DecisionOutcome.AUTO
+        assert case.result is not None and case.result.status is ActionStatus.SUCCEEDED
+        assert record.verification is not None
+        assert flag_now(settings, ref) == (False, 0)
+        assert "Failed" in case.proposal.rationale
+    finally:
+        loop.close()
+        ledger.close()
+
+
+def test_an_advance_waits_for_the_owner_and_is_not_asked_twice_across_a_restart(
+        worlds: dict[str, SimState], settings: Settings, shipped_policies: Policies,
+        make_loop: Callable[[Settings], OperateLoop]) -> None:
+    policies = with_plan(shipped_policies)
+    run, loop, ledger, ref = run_scheduled(worlds["healthy"], settings, policies, make_loop)
+    try:
+        assert run.status == "awaiting_approval", run.error
+        (case,) = loop.store.get_incident(run.record_id or "").actions
+        assert case.decision is not None
+        assert case.decision.outcome is DecisionOutcome.NEEDS_APPROVAL
+        assert flag_now(settings, ref) == (True, 5)  # nothing moved without the owner
+    finally:
+        loop.close()
+        ledger.close()
+    # A restart: a new loop on the same state dir; the next run sees the waiting advance.
+    loop = OperateLoop(settings, policies, make_loop(settings).runbooks)
+    ledger = RunLedger(settings.state_dir / "schedule.db")
+    try:
+        scheduler = Scheduler(loop, ledger, ref, lambda: open_environment(ref, settings))
+        again = scheduler.run_now("rollouts", flag_time(settings, ref) + timedelta(minutes=15))
+        assert again.status == "succeeded" and again.proposals == [], again.error
+        assert flag_now(settings, ref) == (True, 5)
+    finally:
+        loop.close()
+        ledger.close()
+
+
+def flag_time(settings: Settings, ref: Any) -> Any:
+    env = open_environment(ref, settings)
+    try:
+        return env.now()
+    finally:
+        env.close()
+
+
+def test_an_automatic_plan_advances_through_the_change_path(
+        worlds: dict[str, SimState], settings: Settings, shipped_policies: Policies,
+        make_loop: Callable[[Settings], OperateLoop]) -> None:
+    run, loop, ledger, ref = run_scheduled(worlds["healthy"], settings,
+                                           with_plan(shipped_policies, "auto"), make_loop)
+    try:
+        assert run.status == "succeeded", run.error
+        (case,) = loop.store.get_incident(run.record_id or "").actions
+        assert case.decision is not None and case.decision.outcome is DecisionOutcome.AUTO
+        assert flag_now(settings, ref) == (True, 25)
+    finally:
+        loop.close()
+        ledger.close()
+
+
+PLAN = RolloutPlan.model_validate({"steps": [5, 25, 100], "interval": 30, "analysis": {
+    "metrics": [{"name": "e", "metric": "error_ratio", "failure": {"gt": 0.05}}]}})
+
+
+def row(phase: Phase, budget: str = "normal", **extra: Any) -> dict[str, Any]:
+    result = AnalysisResult(phase=phase, reason=f"e: {phase}", metrics=[])
+    return {"key": FLAG, "service": SERVICE, "enabled": True, "percent": 5,
+            "elapsed_minutes": 45, "analysis": result.model_dump(mode="json"),
+            "budget": {"state": budget, "rule": f"health.yaml:error_budget_policy.{budget}",
+                       "reason": "12% of the error budget left"}, **extra}
+
+
+@pytest.mark.parametrize(("observed", "action", "rule"), [
+    (row(Phase.SUCCESSFUL), "advance", f"rollouts.yaml:flags.{FLAG}.advances.needs_approval"),
+    (row(Phase.FAILED), "kill", f"rollouts.yaml:flags.{FLAG}.analysis"),
+    # The kill is not held back by the error budget: it is how the budget recovers.
+    (row(Phase.FAILED, "freeze"), "kill", f"rollouts.yaml:flags.{FLAG}.analysis"),
+    (row(Phase.INCONCLUSIVE), "hold", f"rollouts.yaml:flags.{FLAG}.analysis"),
+    (row(Phase.SUCCESSFUL, "hold"), "blocked", "health.yaml:error_budget_policy.hold"),
+    (row(Phase.SUCCESSFUL, "freeze"), "blocked", "health.yaml:error_budget_policy.freeze"),
+    (row(Phase.SUCCESSFUL, elapsed_minutes=29), "waiting", f"rollouts.yaml:flags.{FLAG}.interval"),
+    (row(Phase.SUCCESSFUL, pending="run-x"), "waiting", f"rollouts.yaml:flags.{FLAG}.advances"),
+    (row(Phase.SUCCESSFUL, rejected=[25]), "waiting", f"rollouts.yaml:flags.{FLAG}.advances"),
+    (row(Phase.SUCCESSFUL, percent=100), "complete", f"rollouts.yaml:flags.{FLAG}.steps"),
+    (row(Phase.FAILED, enabled=False, percent=0), "idle", f"rollouts.yaml:flags.{FLAG}"),
+])
+def test_each_decision_names_the_rule_that_made_it(observed: dict[str, Any], action: str,
+                                                   rule: str) -> None:
+    decision = decide(observed, PLAN)
+    assert (decision.action, decision.rule) == (action, rule)
+    assert decision.to_percent == (25 if action == "advance" else None)
