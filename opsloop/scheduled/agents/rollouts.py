@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from opsloop.agents.signals import signal_id, write_signals
@@ -38,10 +38,12 @@ from opsloop.models import (
     Signal,
     Verdict,
 )
+from opsloop.policy import Policies
 from opsloop.policy.health import budget_state
 from opsloop.policy.schema.rollouts import RolloutPlan
 from opsloop.rollouts.analysis import AnalysisResult, Phase, analyse
 from opsloop.scheduled.base import AgentContext, Analysis, Finding
+from opsloop.tools.protocols import Telemetry
 
 NAME = "rollouts"
 SURE = 0.95  # a kill or an unattended advance: above any sensible min_confidence
@@ -111,38 +113,9 @@ class Rollouts:
     tools = ("flags", "metric_history", "error_budget")
 
     def observe(self, ctx: AgentContext) -> dict[str, Any]:
-        policy = ctx.policies.rollouts
         answers = _answers(ctx)
-        rows: list[dict[str, Any]] = []
-        for key, managed in sorted(policy.flags.items()):
-            plan = policy.plan_for(key)
-            try:
-                state = next((f for f in ctx.telemetry.flags(managed.service) if f.key == key),
-                             None)
-            except KeyError:
-                state = None
-            if state is None or plan is None:
-                rows.append({"key": key, "service": managed.service, "missing": True})
-                continue
-            elapsed = max(0, int((ctx.now - state.updated_at).total_seconds() // 60))
-            window = max(1, min(elapsed, plan.interval))
-            series: dict[str, list[float] | None] = {}
-            for check in plan.analysis.metrics:
-                try:
-                    points = ctx.telemetry.metric(managed.service, check.metric, window).points
-                    series[check.metric] = [p.value for p in points]
-                except KeyError:
-                    series[check.metric] = None
-            budget = budget_state(managed.service, ctx.policies, ctx.telemetry)
-            rows.append({
-                "key": key, "service": managed.service, "owner": managed.owner or state.owner,
-                "enabled": state.enabled, "percent": state.rollout_percent,
-                "updated_at": state.updated_at.isoformat(), "elapsed_minutes": elapsed,
-                "window_minutes": window,
-                "analysis": analyse(plan.analysis, series).model_dump(mode="json"),
-                "budget": budget.model_dump(mode="json"),
-                **answers.get(key, {}),
-            })
+        rows = [{**observe_flag(key, ctx.policies, ctx.telemetry, ctx.now),
+                 **answers.get(key, {})} for key in sorted(ctx.policies.rollouts.flags)]
         return {"at": ctx.now.isoformat(), "flags": rows}
 
     def analyse(self, ctx: AgentContext, observed: dict[str, Any]) -> Analysis:
@@ -194,6 +167,39 @@ class Rollouts:
                    or "no managed flags")
         return Analysis(summary=f"rollouts: {summary}", findings=findings,
                         proposals=proposals, signals=[str(p) for p in written])
+
+
+def observe_flag(key: str, policies: Policies, telemetry: Telemetry, now: datetime
+                 ) -> dict[str, Any]:
+    """One managed flag now: its state, the analysis of its current step (the points since
+    the step began, at most one interval) and its service's error-budget state. JSON-able."""
+    managed = policies.rollouts.flags[key]
+    plan = policies.rollouts.plan_for(key)
+    try:
+        state = next((f for f in telemetry.flags(managed.service) if f.key == key), None)
+    except KeyError:
+        state = None
+    if state is None or plan is None:
+        return {"key": key, "service": managed.service, "missing": True}
+    elapsed = max(0, int((now - state.updated_at).total_seconds() // 60))
+    window = max(1, min(elapsed, plan.interval))
+    series: dict[str, list[float] | None] = {}
+    for check in plan.analysis.metrics:
+        try:
+            points = telemetry.metric(managed.service, check.metric, window).points
+            series[check.metric] = [p.value for p in points]
+        except KeyError:
+            series[check.metric] = None
+    budget = budget_state(managed.service, policies, telemetry)
+    return {
+        "key": key, "service": managed.service, "owner": managed.owner or state.owner,
+        "enabled": state.enabled, "percent": state.rollout_percent,
+        "updated_at": state.updated_at.isoformat(), "elapsed_minutes": elapsed,
+        "window_minutes": window, "steps": plan.steps, "interval_minutes": plan.interval,
+        "advances": str(plan.advances),
+        "analysis": analyse(plan.analysis, series).model_dump(mode="json"),
+        "budget": budget.model_dump(mode="json"),
+    }
 
 
 def _proposal(row: dict[str, Any], action: str, params: dict[str, Any], confidence: float,
