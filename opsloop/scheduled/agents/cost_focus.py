@@ -171,8 +171,9 @@ def fleet_rows(telemetry: Telemetry, now: datetime, since: datetime,
     clock, where the telemetry's "last minutes" end), from each service's
     `cost_per_hour` (USD/h, one point per minute) read through the Telemetry protocol.
 
-    An hour's cost is the sum of its minutes' points / 60; an hour with no point is not
-    billed (nothing was recorded). ConsumedQuantity is replica-hours from the `replicas`
+    An hour's cost is the sum of its minutes' points / 60. Only hours recorded whole are
+    billed: the hour the record starts in is partial, and billing a fraction of it would
+    read as a drop in spend. ConsumedQuantity is replica-hours from the `replicas`
     metric when it is there.
     """
     minutes = max(1, math.ceil((now - since).total_seconds() / 60) + 1)
@@ -188,6 +189,7 @@ def fleet_rows(telemetry: Telemetry, now: datetime, since: datetime,
         except KeyError:
             replicas = {}
         hours: dict[datetime, list[float]] = {}
+        counts: dict[datetime, int] = {}
         for point in cost:
             # A minute's point stands for the minute ending at it.
             hour = (point.at - timedelta(minutes=1)).replace(minute=0, second=0,
@@ -197,7 +199,8 @@ def fleet_rows(telemetry: Telemetry, now: datetime, since: datetime,
             cell = hours.setdefault(hour, [0.0, 0.0])
             cell[0] += point.value / 60
             cell[1] += replicas.get(point.at, math.nan) / 60
-        for hour in sorted(hours):
+            counts[hour] = counts.get(hour, 0) + 1
+        for hour in sorted(h for h in hours if counts[h] >= 60):
             spend, replica_hours = hours[hour]
             rows.append(_row(info.name, info.region or "-", hour, spend, replica_hours))
     return rows
