@@ -8,6 +8,7 @@ import copy
 import json
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,7 +26,7 @@ from opsloop.scheduled.base import AgentContext, Analysis
 from opsloop.scheduler.driver import Scheduler
 from opsloop.scheduler.ledger import RunLedger
 from opsloop.settings import Settings
-from opsloop.simulator import SimState, physics
+from opsloop.simulator import SimEnvironment, SimState, physics
 from opsloop.simulator.events import set_flag
 from opsloop.simulator.fleet import new_state
 from opsloop.store import IncidentStore
@@ -67,8 +68,6 @@ def with_plan(policies: Policies, advances: str = "needs_approval") -> Policies:
 
 
 def run_agent(state: SimState, settings: Settings, policies: Policies) -> Analysis:
-    from opsloop.simulator import SimEnvironment
-
     env = SimEnvironment(copy.deepcopy(state))
     store = IncidentStore(settings.state_dir / "agent.db")
     try:
@@ -94,7 +93,7 @@ def test_a_healthy_step_proposes_the_next_one_for_the_owner_to_approve(
     assert proposal.action.describe() == f"set_flag_rollout({SERVICE}, flag={FLAG}, percent=25)"
     assert proposal.confidence == ASK < shipped_policies.remediation.diagnosis.min_confidence
     assert "needs_approval" in proposal.rationale
-    (finding,) = analysis.findings
+    (finding,) = [f for f in analysis.findings if f.subject == FLAG]
     assert finding.kind == "rollout_advance" and finding.data["analysis"]["phase"] == \
         "Successful"
 
@@ -104,7 +103,7 @@ def test_a_step_younger_than_its_interval_waits(worlds: dict[str, SimState],
                                                 shipped_policies: Policies) -> None:
     analysis = run_agent(worlds["young"], settings, with_plan(shipped_policies, "auto"))
     assert analysis.proposals == []
-    assert [f.kind for f in analysis.findings] == ["rollout_waiting"]
+    assert [f.kind for f in analysis.findings if f.subject == FLAG] == ["rollout_waiting"]
 
 
 def run_scheduled(state: SimState, settings: Settings, policies: Policies,
@@ -233,3 +232,55 @@ def test_each_decision_names_the_rule_that_made_it(observed: dict[str, Any], act
     decision = decide(observed, PLAN)
     assert (decision.action, decision.rule) == (action, rule)
     assert decision.to_percent == (25 if action == "advance" else None)
+
+
+def test_flags_past_their_kinds_lifetime_serving_one_variant_become_cleanup_signals(
+        worlds: dict[str, SimState], settings: Settings, shipped_policies: Policies) -> None:
+    env = SimEnvironment(copy.deepcopy(worlds["healthy"]))
+    env_flags = {f.key: f for f in env.flags()}
+    now = env.now()
+    ages = {k: (now - f.updated_at).days for k, f in env_flags.items()}
+    policies = with_plan(shipped_policies)
+    stale_policy = policies.rollouts.stale.model_copy(update={"kinds": {
+        "semantic-ranking": "kill_switch"}})
+    policies = policies.model_copy(update={"rollouts": policies.rollouts.model_copy(
+        update={"stale": stale_policy})})
+    analysis = run_agent(worlds["healthy"], settings, policies)
+    stale = {f.subject: f for f in analysis.findings if f.kind == "rollout_stale"}
+    # 100% (or off) and older than a release flag's 40 days: stale. A kill switch never is;
+    # a flag mid-rollout (FLAG at 5%, changed 40 minutes ago) is not.
+    expected = {k for k, f in env_flags.items()
+                if k != "semantic-ranking" and ages[k] > 40
+                and (not f.enabled or f.rollout_percent in (0, 100))}
+    assert expected and set(stale) == expected
+    assert FLAG not in stale and "semantic-ranking" not in stale
+    some = next(iter(stale.values()))
+    assert "rule rollouts.yaml:stale.lifetimes.release" in some.evidence
+    names = [Path(p).name for p in analysis.signals]
+    assert sum("flag_stale" in n for n in names) == len(expected)
+    # A second run files the same signals, with the same evidence, not new ones.
+    again = run_agent(worlds["healthy"], settings, policies)
+    assert sorted(Path(p).name for p in again.signals) == sorted(names)
+
+
+def test_staleness_follows_the_kinds_lifetime_and_the_unchanged_limit() -> None:
+    from datetime import UTC, datetime
+
+    from opsloop.models import FlagState
+    from opsloop.rollouts.stale import stale
+
+    now = datetime(2026, 11, 30, tzinfo=UTC)
+    day = 24 * 60
+
+    def flag(days: int, percent: float, enabled: bool = True) -> FlagState:
+        return FlagState(key="f", service="s", enabled=enabled, rollout_percent=percent,
+                         updated_at=now - timedelta(days=days))
+
+    assert stale(flag(41, 100), "release", 40 * day, 90 * day, now) is not None
+    assert stale(flag(39, 100), "release", 40 * day, 90 * day, now) is None
+    assert stale(flag(41, 0, enabled=False), "release", 40 * day, 90 * day, now) is not None
+    assert stale(flag(41, 50), "release", 40 * day, 90 * day, now) is None  # mid-rollout
+    late = stale(flag(91, 50), "release", 40 * day, 90 * day, now)
+    assert late is not None and late.rule == "unchanged_for"
+    assert stale(flag(8, 100), "operational", 7 * day, 90 * day, now) is not None
+    assert stale(flag(400, 100), "kill_switch", None, 90 * day, now) is None

@@ -8,7 +8,9 @@ the outcome owner approves each advance. `defaults` is the plan every managed fl
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from opsloop.models import DecisionOutcome
 from opsloop.policy.schema.base import Minutes, PolicyFile, StrictModel
@@ -54,9 +56,44 @@ class FlagPlan(StrictModel):
     analysis: AnalysisSpec | None = None
 
 
+def _never(value: Any) -> Any:
+    return None if value == "never" else value
+
+
+Lifetime = Annotated[Minutes | None, BeforeValidator(_never)]  # "never": never stale
+
+
+def _unleash() -> dict[str, int | None]:
+    day = 24 * 60
+    return {"release": 40 * day, "experiment": 40 * day, "operational": 7 * day,
+            "kill_switch": None, "permission": None}
+
+
+class StalePolicy(StrictModel):
+    """When a flag has outlived its purpose (opsloop.rollouts.stale)."""
+
+    lifetimes: dict[str, Lifetime] = Field(default_factory=_unleash)
+    unchanged_for: Lifetime = 90 * 24 * 60
+    default_kind: str = "release"
+    kinds: dict[str, str] = Field(default_factory=dict)  # flag key -> kind
+
+    def kind_of(self, key: str) -> str:
+        return self.kinds.get(key, self.default_kind)
+
+    @model_validator(mode="after")
+    def _kinds(self) -> StalePolicy:
+        known = ", ".join(sorted(self.lifetimes))
+        for key, kind in {"default_kind": self.default_kind, **self.kinds}.items():
+            if kind not in self.lifetimes:
+                raise ValueError(f"{key}: unknown kind {kind!r} (kinds with a lifetime: "
+                                 f"{known}; add it under lifetimes)")
+        return self
+
+
 class RolloutsPolicy(PolicyFile):
     defaults: RolloutPlan
     flags: dict[str, FlagPlan] = Field(default_factory=dict)
+    stale: StalePolicy = Field(default_factory=StalePolicy)
 
     def plan_for(self, key: str) -> RolloutPlan | None:
         """The plan for flag `key` (defaults with its overrides); None when not managed."""

@@ -19,6 +19,9 @@ current step and moved on, held or killed.
    today (the decision then names that rule; the rationale says the plan asked for it).
 
 A flag that is disabled, at 0% or already at 100% is left alone (`idle`/`complete`).
+Every flag (managed or not) is also checked for staleness (rollouts.yaml `stale`,
+opsloop.rollouts.stale): a stale one is a finding and a cleanup signal to its owner, whose
+decision is recorded on the signal.
 The agent keeps no state of its own: the flag's percent and `updated_at`, and the change
 records in the store, are what it reads, so a restart of `opsloop run` changes nothing.
 """
@@ -32,6 +35,7 @@ from typing import Any
 
 from opsloop.agents.signals import signal_id, write_signals
 from opsloop.models import (
+    FlagState,
     IncidentStatus,
     RemediationAction,
     RemediationProposal,
@@ -42,6 +46,7 @@ from opsloop.policy import Policies
 from opsloop.policy.health import budget_state
 from opsloop.policy.schema.rollouts import RolloutPlan
 from opsloop.rollouts.analysis import AnalysisResult, Phase, analyse
+from opsloop.rollouts.stale import Staleness, stale
 from opsloop.scheduled.base import AgentContext, Analysis, Finding
 from opsloop.tools.protocols import Telemetry
 
@@ -116,7 +121,8 @@ class Rollouts:
         answers = _answers(ctx)
         rows = [{**observe_flag(key, ctx.policies, ctx.telemetry, ctx.now),
                  **answers.get(key, {})} for key in sorted(ctx.policies.rollouts.flags)]
-        return {"at": ctx.now.isoformat(), "flags": rows}
+        every = [f.model_dump(mode="json") for f in ctx.telemetry.flags()]
+        return {"at": ctx.now.isoformat(), "flags": rows, "all_flags": every}
 
     def analyse(self, ctx: AgentContext, observed: dict[str, Any]) -> Analysis:
         policy = ctx.policies.rollouts
@@ -153,11 +159,28 @@ class Rollouts:
             if d.action in ("hold", "kill"):
                 ask = ("Decide: resume, roll back, or change the plan" if d.action == "hold"
                        else "Decide: a temporary kill (re-enable later) or rework")
+                # One signal per flag, step and decision: the numbers change every run, so
+                # they stay in the finding; the signal's evidence must not grow each run.
+                step = f"{row['percent']:g}% (step began {row['updated_at'][:16]})"
                 signals.append(Signal(
-                    id=signal_id(f"rollout_{d.action}", key), kind=f"rollout_{d.action}",
-                    title=f"{key}: {d.reason}"[:200], evidence=[d.reason, f"rule {d.rule}"],
+                    id=signal_id(f"rollout_{d.action}", key, step), kind=f"rollout_{d.action}",
+                    title=f"{key}: {d.action} at {step}",
+                    evidence=[f"analysis {row['analysis']['phase']} at {step}",
+                              f"rule {d.rule}"],
                     suggested_mission=f"{ask} for {key} (owner: {row.get('owner') or '?'})",
                     created_at=ctx.now))
+        for found in _stale(ctx, observed.get("all_flags", [])):
+            findings.append(Finding(
+                kind="rollout_stale", subject=found.key, level="info", summary=found.reason,
+                evidence=[*found.evidence, f"rule rollouts.yaml:stale.{found.rule}"],
+                data={"service": found.service, "kind": found.kind}))
+            signals.append(Signal(
+                id=signal_id("flag_stale", found.service, found.key), kind="flag_stale",
+                title=found.reason, evidence=[*found.evidence,
+                                              f"rule rollouts.yaml:stale.{found.rule}"],
+                suggested_mission=f"Remove flag {found.key} from {found.service}'s code and "
+                                  "flag file, or say why it stays (the owner decides)",
+                created_at=ctx.now))
         written = write_signals(signals, ctx.signals_dir) if signals else []
         counts: dict[str, int] = {}
         for f in findings:
@@ -211,6 +234,18 @@ def _proposal(row: dict[str, Any], action: str, params: dict[str, Any], confiden
                                  service=row["service"], params=params, reason=d.reason),
         specialist=NAME, hypothesis_id=f"rollout:{key}:{row['percent']:g}",
         confidence=confidence, rationale=f"{d.reason} [{d.rule}]{extra}")
+
+
+def _stale(ctx: AgentContext, flags: list[dict[str, Any]]) -> list[Staleness]:
+    policy = ctx.policies.rollouts.stale
+    found = []
+    for raw in flags:
+        flag = FlagState.model_validate(raw)
+        kind = policy.kind_of(flag.key)
+        verdict = stale(flag, kind, policy.lifetimes.get(kind), policy.unchanged_for, ctx.now)
+        if verdict is not None:
+            found.append(verdict)
+    return found
 
 
 def _answers(ctx: AgentContext) -> dict[str, dict[str, Any]]:
