@@ -169,6 +169,27 @@ def test_a_rightsizing_proposal_goes_through_the_guardrails_and_waits_for_approv
         ledger.close()
 
 
+def test_the_monthly_cost_review_lists_the_cost_agents_anomalies(
+        settings: Settings, shipped_policies: Policies) -> None:
+    from opsloop.scheduled.agents.cost_review import CostReview
+
+    state = fleet(5, 8 * 60, "cost_runaway")
+    run_agent(copy.deepcopy(state), settings, shipped_policies)
+    env = SimEnvironment(state)
+    ctx = AgentContext(run_id="run-cost-review-test", agent="cost-review",
+                       due_at=datetime(2026, 12, 1, 9, tzinfo=UTC), now=env.now(),
+                       settings=settings, policies=shipped_policies, telemetry=env,
+                       store=IncidentStore(settings.state_dir / "incidents.db"))
+    review = CostReview()
+    analysis = review.analyse(ctx, review.observe(ctx))
+    js = next(p for p in analysis.reports if p.endswith(".json"))
+    (listed,) = json.loads(Path(js).read_text())["cost_agent"]["anomalies"]
+    assert listed["service"] == "recommendations" and listed["decision"]["action"] == "escalate"
+    assert listed["report"] == "cost-daily-2026-11-02.json"
+    md = next(p for p in analysis.reports if p.endswith(".md"))
+    assert "## The daily cost agent's anomalies" in Path(md).read_text()
+
+
 def test_escalation_needs_both_the_absolute_and_the_percentage_threshold() -> None:
     policy = CostPolicy()  # raise_at $1 and 10%, escalate_at $50 and 100%
     assert decide(60, 150, policy).action == "escalate"

@@ -8,6 +8,10 @@ Nothing is extrapolated: where the telemetry holds less than the month (the simu
 records only what it has simulated), the report says how much of it was recorded, and a
 month's comparison with the previous one uses the mean spend per recorded hour.
 
+When the daily cost agent has run, its anomalies (work/reports/cost-daily-*.json: start, end,
+service / region / usage type, impact, decision, planned-activity feedback) for the month are
+read too and listed beside the review's own; the review does not re-judge them.
+
 Anomalies are days whose mean spend per hour is far from the service's own baseline: the
 robust z-score 0.6745 * (x - median) / MAD of the days before it (up to `baseline_days`;
 the nearest days either side early in the record): Iglewicz and Hoaglin's modified z-score,
@@ -22,6 +26,7 @@ import math
 import statistics
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from opsloop.agents.markdown import atomic_write
@@ -85,22 +90,57 @@ class CostReview:
         problems: list[str] = []
         incidents = [_incident(i) for i in ctx.store.incidents(problems, since=previous)
                      if i.opened_at < end]
+        agent_anomalies, agent_unreadable = cost_agent_anomalies(ctx.reports_dir, start, end)
         return {"month": start.strftime("%Y-%m"), "previous": previous.isoformat(),
+                "cost_agent": {"anomalies": agent_anomalies, "unreadable": agent_unreadable},
                 "start": start.isoformat(), "end": end.isoformat(), "now": ctx.now.isoformat(),
                 "read_minutes": minutes, "services": services, "changes": deploys + flags,
                 "incidents": incidents, "unreadable": problems}
 
     def analyse(self, ctx: AgentContext, observed: dict[str, Any]) -> Analysis:
         report = review(observed, self.limits)
+        report["cost_agent"] = observed.get("cost_agent", {"anomalies": [], "unreadable": []})
         base = ctx.reports_dir / f"cost-{observed['month']}"
         chart = draw(base.with_suffix(".png"), report)
         report["chart"] = chart.name
-        md = atomic_write(base.with_suffix(".md"), render(report))
+        md = atomic_write(base.with_suffix(".md"),
+                          render(report) + _agent_section(report["cost_agent"]))
         js = atomic_write(base.with_suffix(".json"),
                           json.dumps(report, indent=2, default=str) + "\n")
         findings = findings_of(report)
         return Analysis(summary=report["headline"], findings=findings,
                         reports=[str(md), str(js), str(chart)])
+
+
+def cost_agent_anomalies(reports: Path, start: datetime, end: datetime
+                         ) -> tuple[list[dict[str, Any]], list[str]]:
+    """The daily cost agent's anomalies that started in [start, end), newest report's view
+    of each (by id), and the reports that could not be read."""
+    found: dict[str, dict[str, Any]] = {}
+    unreadable: list[str] = []
+    for path in sorted(reports.glob("cost-daily-*.json")):
+        try:
+            anomalies = json.loads(path.read_text(encoding="utf-8")).get("anomalies", [])
+            for a in anomalies:
+                if start <= datetime.fromisoformat(a["start"]) < end:
+                    found[a["id"]] = {**a, "report": path.name}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            unreadable.append(f"{path}: {type(exc).__name__}: {exc}")
+    return sorted(found.values(), key=lambda a: a["start"]), unreadable
+
+
+def _agent_section(agent: dict[str, Any]) -> str:
+    if not agent["anomalies"] and not agent["unreadable"]:
+        return ""
+    lines = ["", "## The daily cost agent's anomalies", ""]
+    for a in agent["anomalies"]:
+        pct = "—" if a.get("impact_pct") is None else f"{a['impact_pct']:+.0f}%"
+        lines.append(f"- {a['start'][:16]} {a['service']} ({a['region']}, {a['usage_type']}): "
+                     f"${a['actual_usd']:,.2f} against ${a['expected_usd']:,.2f}, impact "
+                     f"${a['impact_usd']:,.2f} ({pct}); {a['decision']['action']}: "
+                     f"{a['decision']['reason']}")
+    lines += [f"- unreadable: {u}" for u in agent["unreadable"]]
+    return "\n".join(lines) + "\n"
 
 
 def _hours(ctx: AgentContext, service: str, minutes: int, since: datetime,
