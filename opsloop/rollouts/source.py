@@ -66,6 +66,16 @@ class FileFlagSource:
                   for key, flag in sorted(self.read()["flags"].items())]
         return [s for s in states if service is None or s.service == service]
 
+    def flag_changes(self, service: str | None, minutes: int) -> list[FlagChange]:
+        """Changes opsloop made to this file in the last `minutes` (its history file)."""
+        if not self.history_path.exists():
+            return []
+        since = self.clock().timestamp() - minutes * 60
+        lines = self.history_path.read_text(encoding="utf-8").splitlines()
+        changes = [FlagChange.model_validate_json(line) for line in lines if line.strip()]
+        return [c for c in changes if c.at.timestamp() >= since
+                and (service is None or c.service == service)]
+
     def set_rollout(self, key: str, percent: float, author: str) -> FlagChange:
         return self._change(key, author, lambda f, at: flagd.with_percent(f, percent, at))
 
