@@ -33,10 +33,16 @@ def render(report: dict[str, Any], chart: str | None) -> str:
              f"Judged: {_when(w['start'])} to {_when(w['end'])} UTC, each hour against the "
              f"forecast's upper 95% bound (expected spend from up to "
              f"{report['policy']['history'] // 1440} days of hourly history).", ""]
-    anomalies = report["anomalies"]
+    anomalies = [a for a in report["anomalies"] if a["decision"]["action"] != "list"]
+    small = len(report["anomalies"]) - len(anomalies)
     lines += ["## Anomalies", ""]
+    if small:
+        lines += [f"{small} episode(s) above the 95% bound but under raise_at "
+                  f"(${report['policy']['raise_at']['impact_usd']:g} and "
+                  f"{report['policy']['raise_at']['impact_pct']:g}%): in the JSON only.", ""]
     if not anomalies:
-        lines += ["Nothing: no service, region or usage type spent above expected.", ""]
+        lines += ["Nothing raised." if small else
+                  "Nothing: no service, region or usage type spent above expected.", ""]
     else:
         lines += ["| decision | service | region | usage type | start | end | actual | "
                   "expected | impact | impact % |", "|---|---|---|---|---|---|---|---|---|---|"]
