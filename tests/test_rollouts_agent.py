@@ -222,6 +222,9 @@ def row(phase: Phase, budget: str = "normal", **extra: Any) -> dict[str, Any]:
     (row(Phase.SUCCESSFUL, "hold"), "blocked", "health.yaml:error_budget_policy.hold"),
     (row(Phase.SUCCESSFUL, "freeze"), "blocked", "health.yaml:error_budget_policy.freeze"),
     (row(Phase.SUCCESSFUL, elapsed_minutes=29), "waiting", f"rollouts.yaml:flags.{FLAG}.interval"),
+    # Right after an advance there are few points: not yet a reason to hold and ask.
+    (row(Phase.INCONCLUSIVE, elapsed_minutes=1), "waiting", f"rollouts.yaml:flags.{FLAG}.interval"),
+    (row(Phase.FAILED, elapsed_minutes=1), "kill", f"rollouts.yaml:flags.{FLAG}.analysis"),
     (row(Phase.SUCCESSFUL, pending="run-x"), "waiting", f"rollouts.yaml:flags.{FLAG}.advances"),
     (row(Phase.SUCCESSFUL, rejected=[25]), "waiting", f"rollouts.yaml:flags.{FLAG}.advances"),
     (row(Phase.SUCCESSFUL, percent=100), "complete", f"rollouts.yaml:flags.{FLAG}.steps"),

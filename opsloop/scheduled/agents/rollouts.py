@@ -7,13 +7,15 @@ current step and moved on, held or killed.
    semantics): a `disable_flag` proposal, made as soon as the failure shows, whatever the
    step's age, so a bad step is killed within one run of the agent. Decided like any action
    (schedule.yaml severity SEV2: automatic, people told) and verified by rollback.yaml.
-2. **hold** — Inconclusive (no data counts here unless the plan says failed): no change; a
-   warning finding and a signal ask the outcome owner to look.
-3. **blocked** — Successful, but the service is in error-budget hold or freeze (health.yaml
+2. **waiting** — the step has run less than its `interval` (few points yet: only a failure
+   decides early).
+3. **hold** — Inconclusive over a whole interval (no data counts here unless the plan says
+   failed): no change; a warning finding and a signal ask the outcome owner to look.
+4. **blocked** — Successful, but the service is in error-budget hold or freeze (health.yaml
    `error_budget_policy`): no advance while the budget is going.
-4. **waiting** — Successful, but the step has run less than its `interval`; or the owner
-   has not yet answered the last advance; or the owner rejected this very advance.
-5. **advance** — Successful over a whole interval: a `set_flag_rollout` proposal to the next
+5. **waiting** — Successful, but the owner has not yet answered the last advance, or
+   rejected this very advance.
+6. **advance** — Successful over a whole interval: a `set_flag_rollout` proposal to the next
    step. When the plan says `advances: needs_approval` the proposal is made below the
    guardrails' `diagnosis.min_confidence`, which is how an agent's proposal asks a human
    today (the decision then names that rule; the rationale says the plan asked for it).
@@ -84,6 +86,11 @@ def decide(row: dict[str, Any], plan: RolloutPlan) -> Decision:
     if result.phase is Phase.FAILED:
         return Decision("kill", f"{where}.analysis", f"analysis Failed at {percent:g}%: "
                                                      f"{result.reason}")
+    if row["elapsed_minutes"] < plan.interval:
+        # A young step has few points yet: only a failure decides early (the kill above).
+        return Decision("waiting", f"{where}.interval",
+                        f"step {percent:g}% has run {row['elapsed_minutes']} of its "
+                        f"{plan.interval} minutes (analysis so far: {result.phase})")
     if result.phase is Phase.INCONCLUSIVE:
         return Decision("hold", f"{where}.analysis", f"analysis Inconclusive at {percent:g}%: "
                                                      f"{result.reason}; the owner decides")
@@ -95,10 +102,6 @@ def decide(row: dict[str, Any], plan: RolloutPlan) -> Decision:
     target = next_step(plan, percent)
     if target is None:  # past the plan's last step but under 100: the plan ends at 100
         return Decision("complete", f"{where}.steps", f"{key} is past its plan's steps")
-    if row["elapsed_minutes"] < plan.interval:
-        return Decision("waiting", f"{where}.interval",
-                        f"step {percent:g}% has run {row['elapsed_minutes']} of its "
-                        f"{plan.interval} minutes")
     if row.get("pending"):
         return Decision("waiting", f"{where}.advances",
                         f"the owner has not yet answered {row['pending']}")
