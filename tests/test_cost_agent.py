@@ -299,6 +299,24 @@ def test_focus_files_dropped_in_work_focus_are_ingested_and_their_bad_rows_repor
     assert "mixed.csv:4 BilledCost='abc': not a decimal number" in Path(md).read_text()
 
 
+def test_a_charge_period_longer_than_an_hour_is_spread_over_its_hours() -> None:
+    from opsloop.scheduled.agents.cost import hourly_cells
+    from opsloop.scheduled.agents.cost_focus import Charge
+
+    day = datetime(2026, 11, 1, tzinfo=UTC)
+
+    def charge(start: datetime, end: datetime, usd: float) -> Charge:
+        return Charge(start, end, "Batch", "eu-west-1", "x", "", usd, usd, "USD")
+
+    (series,) = hourly_cells([charge(day, day + timedelta(days=1), 24.0),
+                        charge(day + timedelta(hours=2, minutes=30),
+                               day + timedelta(hours=3, minutes=30), 1.0)],
+                       day + timedelta(hours=1), day + timedelta(hours=5))
+    cells = {datetime.fromisoformat(k).hour: v for k, v in series["cells"].items()}
+    # $1/h from the daily row inside [01:00, 05:00); the half-past charge split over 2 and 3.
+    assert cells == pytest.approx({1: 1.0, 2: 1.5, 3: 1.5, 4: 1.0})
+
+
 @pytest.mark.parametrize("history_days", [21, 10])
 def test_a_weekly_spend_pattern_is_expected_not_raised(
         history_days: int, settings: Settings, shipped_policies: Policies) -> None:

@@ -97,7 +97,7 @@ class Cost:
         infos = ctx.telemetry.services()
         return {"at": ctx.now.isoformat(), "window": {"start": start.isoformat(),
                                                       "end": end.isoformat()},
-                "series": _cells([*charges, *imported], since, end),
+                "series": hourly_cells([*charges, *imported], since, end),
                 "sources": {"simulator fleet (cost_per_hour)": len(sim),
                             f"FOCUS files in {focus_dir(ctx.settings)} ({len(files)})":
                             len(imported)},
@@ -149,16 +149,15 @@ class Cost:
                         reports=[str(p) for p in reports], signals=[str(p) for p in written])
 
 
-def _cells(charges: list[Charge], since: datetime, until: datetime) -> list[dict[str, Any]]:
+def hourly_cells(charges: list[Charge], since: datetime, until: datetime) -> list[dict[str, Any]]:
     """Effective cost per (service, region, usage type) and hour; a charge period longer than
     an hour is spread evenly over its hours (only the hours inside [since, until) are kept)."""
     out: dict[tuple[str, str, str], dict[str, float]] = {}
     for c in charges:
-        first = max(c.start.replace(minute=0, second=0, microsecond=0), since)
-        last = min(c.end, until)
-        hours = max(1, math.ceil((c.end - c.start) / HOUR))
+        opened = c.start.replace(minute=0, second=0, microsecond=0)
+        hours = max(1, math.ceil((c.end - opened) / HOUR))  # hour slots the charge touches
         cells = out.setdefault((c.service, c.region, c.usage_type), {})
-        at = first
+        at, last = max(opened, since), min(c.end, until)
         while at < last:  # bounded by [since, until)
             key = at.isoformat()
             cells[key] = cells.get(key, 0.0) + c.effective_cost / hours
