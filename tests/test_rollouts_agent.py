@@ -287,3 +287,55 @@ def test_staleness_follows_the_kinds_lifetime_and_the_unchanged_limit() -> None:
     assert late is not None and late.rule == "unchanged_for"
     assert stale(flag(8, 100), "operational", 7 * day, 90 * day, now) is not None
     assert stale(flag(400, 100), "kill_switch", None, 90 * day, now) is None
+
+
+def test_the_owners_answers_drive_the_rollout_across_restarts(
+        worlds: dict[str, SimState], settings: Settings, shipped_policies: Policies,
+        make_loop: Callable[[Settings], OperateLoop]) -> None:
+    """Approved: the step moves. Rejected: held there, not asked again every run."""
+    from opsloop.models import Verdict
+
+    policies = with_plan(shipped_policies)
+    first, loop, ledger, ref = run_scheduled(worlds["healthy"], settings, policies, make_loop)
+    assert first.status == "awaiting_approval", first.error
+    loop.close()
+    ledger.close()
+
+    def restarted() -> tuple[OperateLoop, RunLedger, Scheduler]:
+        loop = OperateLoop(settings, policies, make_loop(settings).runbooks)
+        ledger = RunLedger(settings.state_dir / "schedule.db")
+        return loop, ledger, Scheduler(loop, ledger, ref, lambda: open_environment(ref, settings))
+
+    loop, ledger, scheduler = restarted()
+    try:
+        (request,) = loop.pending()
+        assert request.action.params == {"flag": FLAG, "percent": 25}
+        loop.decide(request.id, Verdict.APPROVE, "payments-owner", "looks good")
+        assert flag_now(settings, ref) == (True, 25)
+    finally:
+        loop.close()
+        ledger.close()
+    env = open_environment(ref, settings)
+    env.wait(35)  # a whole interval at 25%
+    env.close()
+    loop, ledger, scheduler = restarted()
+    try:
+        second = scheduler.run_now("rollouts", flag_time(settings, ref))
+        assert second.status == "awaiting_approval", second.error
+        (request,) = loop.pending()
+        assert request.action.params == {"flag": FLAG, "percent": 50}
+        loop.decide(request.id, Verdict.REJECT, "payments-owner", "wait for the sale to end")
+        assert flag_now(settings, ref) == (True, 25)
+    finally:
+        loop.close()
+        ledger.close()
+    loop, ledger, scheduler = restarted()
+    try:
+        third = scheduler.run_now("rollouts", flag_time(settings, ref) + timedelta(minutes=15))
+        assert third.status == "succeeded" and third.proposals == [], third.error
+        (mine,) = [f for f in third.findings if f["subject"] == FLAG]
+        assert "the owner rejected the advance to 50%" in mine["evidence"][0]
+        assert loop.pending() == [] and flag_now(settings, ref) == (True, 25)
+    finally:
+        loop.close()
+        ledger.close()
