@@ -53,7 +53,10 @@ def simulated(percent: int, on_step_minutes: int, variant_error_ratio: float = 0
 def worlds() -> dict[str, SimState]:
     """Each world simulated once per module; tests copy them."""
     return {"healthy": simulated(5, 40), "failing": simulated(25, 10, 0.6),
-            "young": simulated(5, 10)}
+            "young": simulated(5, 10),
+            # 25% of checkout's requests see the new path, which fails 10% of them: ~2.5%
+            # errors, between the plan's success (<= 1%) and failure (> 5%) lines.
+            "marginal": simulated(25, 40, 0.1)}
 
 
 def with_plan(policies: Policies, advances: str = "needs_approval") -> Policies:
@@ -96,6 +99,18 @@ def test_a_healthy_step_proposes_the_next_one_for_the_owner_to_approve(
     (finding,) = [f for f in analysis.findings if f.subject == FLAG]
     assert finding.kind == "rollout_advance" and finding.data["analysis"]["phase"] == \
         "Successful"
+
+
+def test_marginal_signals_hold_the_step_and_ask_the_owner(
+        worlds: dict[str, SimState], settings: Settings, shipped_policies: Policies) -> None:
+    analysis = run_agent(worlds["marginal"], settings, with_plan(shipped_policies, "auto"))
+    assert analysis.proposals == []
+    (finding,) = [f for f in analysis.findings if f.subject == FLAG]
+    assert (finding.kind, finding.level) == ("rollout_hold", "warning")
+    values = [m["value"] for m in finding.data["analysis"]["metrics"][0]["measurements"]]
+    assert all(0.01 < v <= 0.05 for v in values), values
+    (signal,) = [p for p in analysis.signals if "rollout_hold" in Path(p).name]
+    assert "owner: payments" in Path(signal).read_text()
 
 
 def test_a_step_younger_than_its_interval_waits(worlds: dict[str, SimState],
