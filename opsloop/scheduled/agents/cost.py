@@ -135,6 +135,10 @@ class Cost:
                     f"{len(raised)} cost anomaly(ies) raised ({escalated} escalated), "
                     f"{planned} planned activity, {len(proposals)} rightsizing proposal(s); "
                     f"{len(observed.get('problems', []))} bad FOCUS row(s)")
+        unjudged = [x for x in series if "note" in x]
+        if unjudged:
+            headline += (f"; {len(unjudged)} series not judged (no expected spend yet: "
+                         f"see the report)")
         report = {"date": end.date().isoformat(), "at": observed.get("at"),
                   "window": observed["window"], "headline": headline,
                   "policy": policy.model_dump(), "anomalies": anomalies,

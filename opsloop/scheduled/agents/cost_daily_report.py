@@ -41,7 +41,7 @@ def render(report: dict[str, Any], chart: str | None) -> str:
                   f"(${report['policy']['raise_at']['impact_usd']:g} and "
                   f"{report['policy']['raise_at']['impact_pct']:g}%): in the JSON only.", ""]
     if not anomalies:
-        lines += ["Nothing raised." if small else
+        lines += ["Nothing raised." if small or unjudged_count(report) else
                   "Nothing: no service, region or usage type spent above expected.", ""]
     else:
         lines += ["| decision | service | region | usage type | start | end | actual | "
@@ -59,6 +59,12 @@ def render(report: dict[str, Any], chart: str | None) -> str:
                          f"({a['decision']['rule']})"
                          + "".join(f"; near it: {c['what']} at {_when(c['at'])}"
                                    for c in a.get("changes", [])))
+        lines.append("")
+    unjudged = [x for x in report["series"] if "note" in x]
+    if unjudged:
+        lines += [f"Not judged ({len(unjudged)}):", ""]
+        lines += [f"- {x['service']} {x['region']} {x['usage_type']}: {x['note']}"
+                  for x in unjudged]
         lines.append("")
     lines += ["## Rightsizing (replicas requested vs CPU used)", ""]
     sized = report["rightsizing"]
@@ -80,6 +86,10 @@ def render(report: dict[str, Any], chart: str | None) -> str:
     if chart:
         lines += ["", f"![spend against expected]({chart})"]
     return "\n".join(lines) + "\n"
+
+
+def unjudged_count(report: dict[str, Any]) -> int:
+    return sum("note" in x for x in report["series"])
 
 
 def _chart(path: Path, report: dict[str, Any]) -> Path | None:
