@@ -49,6 +49,14 @@ def simulated(percent: int, on_step_minutes: int, variant_error_ratio: float = 0
     return state
 
 
+def burning() -> SimState:
+    """A healthy step on a checkout that spent most of its error budget before it (its
+    long-run error ratio before the simulation is 0.09%, against a 99.9% SLO)."""
+    state = simulated(5, 40)
+    state.services[SERVICE].prior_error_ratio = 0.0009
+    return state
+
+
 @pytest.fixture(scope="module")
 def worlds() -> dict[str, SimState]:
     """Each world simulated once per module; tests copy them."""
@@ -56,7 +64,8 @@ def worlds() -> dict[str, SimState]:
             "young": simulated(5, 10),
             # 25% of checkout's requests see the new path, which fails 10% of them: ~2.5%
             # errors, between the plan's success (<= 1%) and failure (> 5%) lines.
-            "marginal": simulated(25, 40, 0.1)}
+            "marginal": simulated(25, 40, 0.1),
+            "burning": burning()}
 
 
 def with_plan(policies: Policies, advances: str = "needs_approval") -> Policies:
@@ -111,6 +120,20 @@ def test_marginal_signals_hold_the_step_and_ask_the_owner(
     assert all(0.01 < v <= 0.05 for v in values), values
     (signal,) = [p for p in analysis.signals if "rollout_hold" in Path(p).name]
     assert "owner: payments" in Path(signal).read_text()
+
+
+def test_an_error_budget_hold_stops_the_advance_of_a_healthy_step(
+        worlds: dict[str, SimState], settings: Settings, shipped_policies: Policies) -> None:
+    analysis = run_agent(worlds["burning"], settings, with_plan(shipped_policies, "auto"))
+    assert analysis.proposals == []
+    (finding,) = [f for f in analysis.findings if f.subject == FLAG]
+    assert finding.kind == "rollout_blocked"
+    assert finding.data["analysis"]["phase"] == "Successful"
+    assert finding.data["budget"]["state"] == "hold"  # ~10% of the budget left
+    assert finding.evidence[1] == "rule health.yaml:error_budget_policy.hold"
+    # The same step on a service with its budget intact advances (the budget decided).
+    assert run_agent(worlds["healthy"], settings,
+                     with_plan(shipped_policies, "auto")).proposals
 
 
 def test_a_step_younger_than_its_interval_waits(worlds: dict[str, SimState],
