@@ -38,7 +38,7 @@ def stale(flag: FlagState, kind: str, lifetime_minutes: int | None,
     evidence = (f"last changed {flag.updated_at:%Y-%m-%d %H:%M} UTC",
                 f"kind {kind}, lifetime "
                 f"{'never' if lifetime_minutes is None else f'{lifetime_minutes // 1440}d'}",
-                f"serves {serving}")
+                f"serves {serving}", f"owner {flag.owner or 'not recorded'}")
     if lifetime_minutes is not None and age > lifetime_minutes and one_variant(flag):
         return Staleness(flag.key, flag.service, kind, f"lifetimes.{kind}",
                          f"{flag.key} serves one variant ({serving}) and has not changed for "

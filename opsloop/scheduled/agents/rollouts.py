@@ -182,7 +182,8 @@ class Rollouts:
                 title=found.reason, evidence=[*found.evidence,
                                               f"rule rollouts.yaml:stale.{found.rule}"],
                 suggested_mission=f"Remove flag {found.key} from {found.service}'s code and "
-                                  "flag file, or say why it stays (the owner decides)",
+                                  f"flag file, or say why it stays ({found.evidence[-1]} "
+                                  "decides)",
                 created_at=ctx.now))
         written = write_signals(signals, ctx.signals_dir) if signals else []
         counts: dict[str, int] = {}
