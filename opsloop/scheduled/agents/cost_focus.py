@@ -2,15 +2,19 @@
 
 FOCUS (the FinOps Open Cost and Usage Specification, 1.x) is one row per charge per charge
 period. The columns used here and the checks made on them follow the 1.x column
-definitions, written down here rather than taken from the `focus-validator` package (its
-1.0.0 release pins numpy 1.x and pandera 0.17, which this project's numpy 2 cannot take):
+definitions, written down here rather than taken from the `focus-validator` package: its
+1.0.0 release needs pandera 0.17 and would downgrade this project's numpy 2 to 1.26, and,
+tried in a separate environment, its "1.0" rules still use 1.0-preview names (ChargeType,
+ResourceID, Provider, Publisher, InvoiceIssuer), its currency-code check fails on every file,
+and it names a bad decimal for the whole file, not the row. The checks:
 
 - required (a file without one of them is rejected whole): BilledCost and EffectiveCost
   (decimal), BillingCurrency (ISO 4217, three letters), ChargePeriodStart and
   ChargePeriodEnd (ISO 8601 UTC date-times, end after start), ChargeCategory (one of
   Usage, Purchase, Tax, Credit, Adjustment), ServiceName (not empty);
 - checked when present: ListCost, ContractedCost, ConsumedQuantity, PricingQuantity
-  (decimal), BillingPeriodStart/End (date-times), ChargeClass (empty or Correction);
+  (decimal), BillingPeriodStart/End (date-times), ChargeClass (empty or Correction),
+  ChargeFrequency (One-Time, Recurring, Usage-Based);
 - read as dimensions: RegionId, ResourceId, ResourceType, SkuId and the custom column
   x_UsageType (FOCUS allows provider columns prefixed x_; AWS's FOCUS export carries its
   usage type there). The usage type of a row is x_UsageType, else SkuId, else ChargeCategory.
@@ -39,12 +43,16 @@ DECIMALS = ("BilledCost", "EffectiveCost", "ListCost", "ContractedCost", "Consum
 DATETIMES = ("ChargePeriodStart", "ChargePeriodEnd", "BillingPeriodStart", "BillingPeriodEnd")
 CHARGE_CATEGORIES = frozenset({"Usage", "Purchase", "Tax", "Credit", "Adjustment"})
 CHARGE_CLASSES = frozenset({"", "Correction"})
-COLUMNS = ("BillingAccountId", "BillingCurrency", "BillingPeriodStart", "BillingPeriodEnd",
-           "ChargePeriodStart", "ChargePeriodEnd", "ChargeCategory", "ChargeClass",
-           "ChargeDescription", "BilledCost", "EffectiveCost", "ListCost", "ContractedCost",
-           "ConsumedQuantity", "ConsumedUnit", "PricingQuantity", "PricingUnit",
-           "ProviderName", "PublisherName", "InvoiceIssuerName", "ServiceCategory",
-           "ServiceName", "RegionId", "ResourceId", "ResourceType", "SkuId", "x_UsageType")
+CHARGE_FREQUENCIES = frozenset({"", "One-Time", "Recurring", "Usage-Based"})
+COLUMNS = ("BillingAccountId", "BillingAccountName", "BillingCurrency", "BillingPeriodStart",
+           "BillingPeriodEnd", "ChargePeriodStart", "ChargePeriodEnd", "ChargeCategory",
+           "ChargeClass", "ChargeDescription", "ChargeFrequency", "BilledCost",
+           "EffectiveCost", "ListCost", "ListUnitPrice", "ContractedCost",
+           "ContractedUnitPrice", "ConsumedQuantity", "ConsumedUnit", "PricingCategory",
+           "PricingQuantity", "PricingUnit", "ProviderName", "PublisherName",
+           "InvoiceIssuerName", "ServiceCategory", "ServiceName", "RegionId", "RegionName",
+           "ResourceId", "ResourceName", "ResourceType", "SkuId", "SkuPriceId",
+           "SubAccountId", "SubAccountName", "Tags", "x_UsageType")
 METRIC = "cost_per_hour"
 SIM_USAGE_TYPE = "replica-hours"
 HOUR = timedelta(hours=1)
@@ -114,6 +122,8 @@ def check_row(row: dict[str, str]) -> tuple[str, str] | None:
         return "ChargeCategory", f"not one of {', '.join(sorted(CHARGE_CATEGORIES))}"
     if (row.get("ChargeClass") or "").strip() not in CHARGE_CLASSES:
         return "ChargeClass", "must be empty or Correction"
+    if (row.get("ChargeFrequency") or "").strip() not in CHARGE_FREQUENCIES:
+        return "ChargeFrequency", "not one of One-Time, Recurring, Usage-Based"
     currency = row["BillingCurrency"].strip()
     if len(currency) != 3 or not currency.isalpha() or not currency.isupper():
         return "BillingCurrency", "not an ISO 4217 code (three capital letters)"
@@ -216,8 +226,15 @@ def _row(service: str, region: str, hour: datetime, spend: float,
     next_month = (month + timedelta(days=32)).replace(day=1)
     cost = f"{spend:.6f}"
     quantity = "" if math.isnan(replica_hours) else f"{replica_hours:.4f}"
+    unit_price = ("" if math.isnan(replica_hours) or replica_hours <= 0
+                  else f"{spend / replica_hours:.6f}")
     return {
-        "BillingAccountId": "opsloop-sim", "BillingCurrency": "USD",
+        "BillingAccountId": "opsloop-sim", "BillingAccountName": "opsloop simulator",
+        "BillingCurrency": "USD", "ChargeFrequency": "Usage-Based",
+        "ListUnitPrice": unit_price, "ContractedUnitPrice": unit_price,
+        "PricingCategory": "Standard", "RegionName": region,
+        "ResourceName": service, "SkuPriceId": f"{service}-replica-hour-usd",
+        "SubAccountId": "fleet", "SubAccountName": "simulated fleet", "Tags": "{}",
         "BillingPeriodStart": _iso(month), "BillingPeriodEnd": _iso(next_month),
         "ChargePeriodStart": _iso(hour), "ChargePeriodEnd": _iso(hour + timedelta(hours=1)),
         "ChargeCategory": "Usage", "ChargeClass": "",
