@@ -13,6 +13,7 @@ from opsloop.cli import approvals, demo, incidents, policy
 from opsloop.cli import ask as ask_cmd
 from opsloop.cli import detect as detect_cmd
 from opsloop.cli import eval as eval_cmd
+from opsloop.cli import rollouts as rollouts_cmd
 from opsloop.cli import runbooks as runbooks_cmd
 from opsloop.cli import serve as serve_cmd
 from opsloop.cli import signals as signals_cmd
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     agents_cmd.register(sub, common)
     signals_cmd.register(sub, common)
     simulate_cmd.register(sub, common)
+    rollouts_cmd.register(sub, common)
     return parser
 
 
