@@ -223,8 +223,21 @@ def test_a_planned_migration_marked_as_planned_activity_is_not_raised_again(
     md = next(p for p in second.reports if p.endswith(".md"))
     assert "marked planned activity by dana" in Path(md).read_text()
     # Without the mark the same day raises it again: the feedback is what kept it quiet.
-    unmarked = run_agent(day_two, Settings(work_dir=tmp_path / "unmarked"), shipped_policies)
+    unmarked = run_agent(copy.deepcopy(day_two), Settings(work_dir=tmp_path / "unmarked"),
+                         shipped_policies)
     assert [f.subject for f in unmarked.findings] == ["search primary replica-hours"]
+    # Search's doubled replicas idle at ~17% CPU. With rightsizing's line above that, the
+    # migration's replicas are not proposed for scale_in while the mark covers search...
+    eager = with_cost(shipped_policies, rightsizing=shipped_policies.capacity.cost.rightsizing
+                      .model_copy(update={"cpu_below": 0.2}))
+    covered = run_agent(copy.deepcopy(day_two), settings, eager)
+    assert covered.proposals == []
+    (search,) = [r for r in report(covered)["rightsizing"] if r["service"] == "search"]
+    assert "planned activity (dana: search cluster migration CHG-1234)" in search["note"]
+    # ...and are without it.
+    bare = run_agent(day_two, Settings(work_dir=tmp_path / "bare"), eager)
+    assert [(p.action.type, p.action.service) for p in bare.proposals] == [
+        ("scale_in", "search")]
 
 
 def test_a_stable_fleet_raises_nothing(settings: Settings, shipped_policies: Policies) -> None:
