@@ -98,6 +98,12 @@ def detect(key: dict[str, str], cells: dict[str, float], window_start: datetime,
         out["note"] = "no spend before the window: nothing to expect from"
         return out
     train, actual = np.asarray(values[:-steps]), np.asarray(values[-steps:])
+    if float(actual.sum()) < policy.raise_at.impact_usd:
+        # The impact is at most what was spent: nothing here could be raised, so the many
+        # small series of a real bill are not forecast at all.
+        out["skipped"] = (f"spent ${float(actual.sum()):,.2f} in the window, under raise_at's "
+                          f"${policy.raise_at.impact_usd:g}: nothing could be raised")
+        return out
     try:
         fc = forecast(train, 60, steps, Kind.LEVEL)
     except (NotEnoughHistory, ArithmeticError, ValueError) as exc:

@@ -66,6 +66,11 @@ def render(report: dict[str, Any], chart: str | None) -> str:
         lines += [f"- {x['service']} {x['region']} {x['usage_type']}: {x['note']}"
                   for x in unjudged]
         lines.append("")
+    skipped = sum("skipped" in x for x in report["series"])
+    if skipped:
+        lines += [f"{skipped} small series spent under raise_at's "
+                  f"${report['policy']['raise_at']['impact_usd']:g} in the window: not "
+                  f"forecast (nothing there could be raised).", ""]
     lines += ["## Rightsizing (replicas requested vs CPU used)", ""]
     sized = report["rightsizing"]
     if not any(r.get("target") for r in sized):
