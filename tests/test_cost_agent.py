@@ -367,3 +367,21 @@ def test_a_weekly_spend_pattern_is_expected_not_raised(
         # No weekly season: one level for every day, neither the weekend's nor Monday's.
         assert not batch["model"].startswith("MSTL")
         assert expected[monday_noon] / expected[sunday_noon] < 1.5
+
+
+def test_capacity_yaml_without_a_cost_section_loads_with_the_defaults() -> None:
+    from pydantic import ValidationError
+
+    old = {"version": 1,
+           "resources": {"cpu_utilization": {"scale_at": 0.75, "alert_at": 0.85,
+                                             "escalate_at": 0.95}},
+           "replicas": {"defaults": {"min": 2, "max": 30}, "max_scale_step": 12}}
+    policy = CapacityPolicy.model_validate(old)
+    assert policy.cost == CostPolicy()
+    assert (policy.cost.escalate_at.impact_usd, policy.cost.escalate_at.impact_pct) == (50, 100)
+    with pytest.raises(ValidationError, match="escalate_at must be at or above"):
+        CapacityPolicy.model_validate({**old, "cost": {
+            "raise_at": {"impact_usd": 100, "impact_pct": 10},
+            "escalate_at": {"impact_usd": 50, "impact_pct": 100}}})
+    with pytest.raises(ValidationError, match=r"window \(4320 min\) must be shorter than"):
+        CapacityPolicy.model_validate({**old, "cost": {"history": "2d", "window": "3d"}})
