@@ -23,6 +23,40 @@ def write_reports(base: Path, report: dict[str, Any]) -> list[Path]:
     return [md, js, *([] if chart is None else [chart])]
 
 
+def cost_agent_anomalies(reports: Path, start: datetime, end: datetime
+                         ) -> tuple[list[dict[str, Any]], list[str]]:
+    """For the monthly review: the anomalies of the daily reports that started in [start,
+    end), the newest report's view of each (by id), and the reports that could not be read."""
+    found: dict[str, dict[str, Any]] = {}
+    unreadable: list[str] = []
+    for path in sorted(reports.glob("cost-daily-*.json")):
+        try:
+            anomalies = json.loads(path.read_text(encoding="utf-8")).get("anomalies", [])
+            for a in anomalies:
+                # Episodes under raise_at stay in the daily JSON: noise for a monthly read.
+                if (a["decision"]["action"] != "list"
+                        and start <= datetime.fromisoformat(a["start"]) < end):
+                    found[a["id"]] = {**a, "report": path.name}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            unreadable.append(f"{path}: {type(exc).__name__}: {exc}")
+    return sorted(found.values(), key=lambda a: a["start"]), unreadable
+
+
+def agent_section(agent: dict[str, Any]) -> str:
+    """The monthly review's markdown section listing them (empty when there are none)."""
+    if not agent["anomalies"] and not agent["unreadable"]:
+        return ""
+    lines = ["", "## The daily cost agent's anomalies", ""]
+    for a in agent["anomalies"]:
+        pct = "—" if a.get("impact_pct") is None else f"{a['impact_pct']:+.0f}%"
+        lines.append(f"- {a['start'][:16]} {a['service']} ({a['region']}, {a['usage_type']}): "
+                     f"${a['actual_usd']:,.2f} against ${a['expected_usd']:,.2f}, impact "
+                     f"${a['impact_usd']:,.2f} ({pct}); {a['decision']['action']}: "
+                     f"{a['decision']['reason']}")
+    lines += [f"- unreadable: {u}" for u in agent["unreadable"]]
+    return "\n".join(lines) + "\n"
+
+
 def _when(iso: str) -> str:
     return iso[:16].replace("T", " ")
 

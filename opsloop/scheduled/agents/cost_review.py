@@ -26,11 +26,11 @@ import math
 import statistics
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from opsloop.agents.markdown import atomic_write
 from opsloop.models import ActionStatus, DecisionOutcome, Incident
+from opsloop.scheduled.agents.cost_daily_report import agent_section, cost_agent_anomalies
 from opsloop.scheduled.agents.cost_report import draw, render
 from opsloop.scheduled.base import AgentContext, Analysis, Finding
 
@@ -104,43 +104,12 @@ class CostReview:
         chart = draw(base.with_suffix(".png"), report)
         report["chart"] = chart.name
         md = atomic_write(base.with_suffix(".md"),
-                          render(report) + _agent_section(report["cost_agent"]))
+                          render(report) + agent_section(report["cost_agent"]))
         js = atomic_write(base.with_suffix(".json"),
                           json.dumps(report, indent=2, default=str) + "\n")
         findings = findings_of(report)
         return Analysis(summary=report["headline"], findings=findings,
                         reports=[str(md), str(js), str(chart)])
-
-
-def cost_agent_anomalies(reports: Path, start: datetime, end: datetime
-                         ) -> tuple[list[dict[str, Any]], list[str]]:
-    """The daily cost agent's anomalies that started in [start, end), newest report's view
-    of each (by id), and the reports that could not be read."""
-    found: dict[str, dict[str, Any]] = {}
-    unreadable: list[str] = []
-    for path in sorted(reports.glob("cost-daily-*.json")):
-        try:
-            anomalies = json.loads(path.read_text(encoding="utf-8")).get("anomalies", [])
-            for a in anomalies:
-                if start <= datetime.fromisoformat(a["start"]) < end:
-                    found[a["id"]] = {**a, "report": path.name}
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            unreadable.append(f"{path}: {type(exc).__name__}: {exc}")
-    return sorted(found.values(), key=lambda a: a["start"]), unreadable
-
-
-def _agent_section(agent: dict[str, Any]) -> str:
-    if not agent["anomalies"] and not agent["unreadable"]:
-        return ""
-    lines = ["", "## The daily cost agent's anomalies", ""]
-    for a in agent["anomalies"]:
-        pct = "—" if a.get("impact_pct") is None else f"{a['impact_pct']:+.0f}%"
-        lines.append(f"- {a['start'][:16]} {a['service']} ({a['region']}, {a['usage_type']}): "
-                     f"${a['actual_usd']:,.2f} against ${a['expected_usd']:,.2f}, impact "
-                     f"${a['impact_usd']:,.2f} ({pct}); {a['decision']['action']}: "
-                     f"{a['decision']['reason']}")
-    lines += [f"- unreadable: {u}" for u in agent["unreadable"]]
-    return "\n".join(lines) + "\n"
 
 
 def _hours(ctx: AgentContext, service: str, minutes: int, since: datetime,
