@@ -33,7 +33,8 @@ def status_row(row: AgentStatus) -> dict[str, Any]:
     }
 
 
-@router.get("/agents", tags=["agents"], summary="scheduled agents: schedule, last and next run")
+@router.get("/agents", tags=["agents"], summary="scheduled agents: schedule, last and next run",
+            responses={409: {"description": "no environment configured: agents do not run"}})
 def agents(request: Request, _: Reader) -> list[dict[str, Any]]:
     runtime = _runtime(request)
     if runtime.environment is None:
