@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from opsloop.agents.markdown import atomic_write
+from opsloop.scheduled.charts import save_png
 
 MAX_PANELS = 9
 HISTORY_SHOWN_DAYS = 3
@@ -133,15 +132,4 @@ def _chart(path: Path, rows: list[dict[str, Any]], series: list[dict[str, Any]])
                  "dash-dot; red: limit)", fontsize=9)
     fig.autofmt_xdate()
     fig.subplots_adjust(left=0.06, right=0.98, top=0.9, bottom=0.1, hspace=0.45, wspace=0.25)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=100)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    finally:
-        plt.close(fig)
-    return path
+    return save_png(fig, path)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from opsloop.scheduled.charts import save_png
 
 
 def _dates(first: str, last: str) -> list[str]:
@@ -153,15 +153,4 @@ def draw(path: Path, report: dict[str, Any]) -> Path:
     ax.xaxis_date()
     fig.autofmt_xdate()
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=100)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    finally:
-        plt.close(fig)
-    return path
+    return save_png(fig, path)

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -30,6 +28,7 @@ from opsloop.policy.health import bad_ratio, bad_shares, budget_remaining, budge
 from opsloop.policy.schema import Slo
 from opsloop.policy.schema.health import HealthReview as ReviewPolicy
 from opsloop.scheduled.base import AgentContext, Analysis, Finding
+from opsloop.scheduled.charts import save_png
 from opsloop.tools.protocols import Telemetry
 
 WEEK = 7 * 24 * 60
@@ -420,8 +419,7 @@ def _charts(base: Path, rows: list[dict[str, Any]], review: ReviewPolicy,
     ax.legend(handles=[plt.Rectangle((0, 0), 1, 1, color=colour[n]) for n in names], labels=names,
               fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
-    paths = [_save(fig, base.with_name(base.name + "-budget.png"))]
-    plt.close(fig)
+    paths = [save_png(fig, base.with_name(base.name + "-budget.png"))]
 
     cols = 3
     grid_rows = math.ceil(len(rows) / cols)
@@ -454,20 +452,5 @@ def _charts(base: Path, rows: list[dict[str, Any]], review: ReviewPolicy,
     # Fixed margins: tight_layout measures every tick label of every panel, and doubles the
     # time the chart takes.
     fig.subplots_adjust(left=0.06, right=0.94, top=0.92, bottom=0.08, hspace=0.35, wspace=0.4)
-    paths.append(_save(fig, base.with_name(base.name + "-sli.png")))
-    plt.close(fig)
+    paths.append(save_png(fig, base.with_name(base.name + "-sli.png")))
     return paths
-
-
-def _save(fig: Any, path: Path) -> Path:
-    """Write the PNG beside its final name, then rename: a re-run replaces it whole."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=100)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path

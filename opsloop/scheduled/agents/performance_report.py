@@ -7,8 +7,6 @@ overwrites, the next hour's run writes its own.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from opsloop.models import RemediationProposal
 from opsloop.regress.changepoints import ALPHA, MIN_SIZE, PENALTY
 from opsloop.regress.regressions import RULES, MetricChange
 from opsloop.scheduled.base import Finding
+from opsloop.scheduled.charts import save_png
 
 MAX_PANELS = 12
 
@@ -150,15 +149,4 @@ def _chart(path: Path, observed: dict[str, Any], found: list[MetricChange]) -> P
                  fontsize=8)
     fig.autofmt_xdate()
     fig.subplots_adjust(left=0.06, right=0.97, top=0.88, bottom=0.14, hspace=0.5, wspace=0.3)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=100)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    finally:
-        plt.close(fig)
-    return path
+    return save_png(fig, path)
