@@ -13,24 +13,11 @@ from opsloop.api.auth import Principal, Role
 from opsloop.api.routes import Id, Reader, _runtime
 from opsloop.scheduled import registry
 from opsloop.scheduled.registry import UnknownAgent
-from opsloop.scheduler.driver import AgentStatus
+from opsloop.scheduler.driver import status_row
 from opsloop.store import StoreError
 
 router = APIRouter(prefix="/api/v1", responses=AUTH_RESPONSES)
 Operator = Annotated[Principal, Depends(authorize(Role.APPROVE))]
-
-
-def status_row(row: AgentStatus) -> dict[str, Any]:
-    last = row.last
-    return {
-        "name": row.name,
-        "purpose": row.purpose,
-        "cron": row.schedule.cron if row.schedule else None,
-        "timezone": row.schedule.timezone if row.schedule else None,
-        "enabled": bool(row.schedule and row.schedule.enabled),
-        "next_run": row.next_due.isoformat() if row.next_due else None,
-        "last_run": last.model_dump(mode="json") if last else None,
-    }
 
 
 @router.get("/agents", tags=["agents"], summary="scheduled agents: schedule, last and next run",

@@ -58,22 +58,10 @@ def agents(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
 
 
 def _list(args: argparse.Namespace, ui: Ui, policies: Any, ledger: Any) -> int:
-    from opsloop.scheduled import registry
-    from opsloop.scheduler.cron import next_due
-    from opsloop.scheduler.driver import _purpose
+    from opsloop.scheduler.driver import agent_statuses, status_row
 
-    now = datetime.now(UTC)
-    rows: list[dict[str, Any]] = []
-    for name in registry.names():
-        schedule = policies.schedule.agents.get(name)
-        last = next(iter(ledger.history(name, limit=1)), None)
-        upcoming = next_due(schedule, now) if schedule and schedule.enabled else None
-        rows.append({"name": name, "purpose": _purpose(name),
-                     "cron": schedule.cron if schedule else None,
-                     "timezone": schedule.timezone if schedule else None,
-                     "enabled": bool(schedule and schedule.enabled),
-                     "next_run": upcoming.isoformat() if upcoming else None,
-                     "last_run": last.model_dump(mode="json") if last else None})
+    rows: list[dict[str, Any]] = [status_row(r) for r in
+                                  agent_statuses(policies, ledger, datetime.now(UTC))]
     if args.json:
         ui.json(rows)
         return 0

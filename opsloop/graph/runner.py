@@ -53,14 +53,6 @@ class AgentOutcome:
     analysis: Analysis | None
     record: Incident | None
 
-    @property
-    def status(self) -> str:
-        if self.record is None:
-            return "succeeded"
-        if self.record.status is IncidentStatus.AWAITING_APPROVAL:
-            return "awaiting_approval"
-        return f"succeeded ({self.record.status.value})"
-
 
 class OperateLoop:
     """One process's handle on the loop: store, checkpointer, graph, runbook index."""

@@ -216,16 +216,34 @@ class Scheduler:
     # what people see -----------------------------------------------------------------------
 
     def statuses(self, now: datetime) -> list[AgentStatus]:
-        rows = []
-        for name in registry.names():
-            schedule = self.policy.agents.get(name)
-            history = self.ledger.history(name, limit=1)
-            upcoming = (next_due(schedule, now) if schedule is not None and schedule.enabled
-                        else None)
-            purpose = _purpose(name)
-            rows.append(AgentStatus(name, purpose, schedule, history[0] if history else None,
-                                    upcoming))
-        return rows
+        return agent_statuses(self.loop.policies, self.ledger, now)
+
+
+def agent_statuses(policies: Policies, ledger: RunLedger, now: datetime) -> list[AgentStatus]:
+    """Every known agent: its schedule, its last run, and its next due time after `now`."""
+    rows = []
+    for name in registry.names():
+        schedule = policies.schedule.agents.get(name)
+        history = ledger.history(name, limit=1)
+        upcoming = (next_due(schedule, now) if schedule is not None and schedule.enabled
+                    else None)
+        rows.append(AgentStatus(name, _purpose(name), schedule,
+                                history[0] if history else None, upcoming))
+    return rows
+
+
+def status_row(row: AgentStatus) -> dict[str, object]:
+    """One agent's status as JSON, for the CLI and the API alike."""
+    last = row.last
+    return {
+        "name": row.name,
+        "purpose": row.purpose,
+        "cron": row.schedule.cron if row.schedule else None,
+        "timezone": row.schedule.timezone if row.schedule else None,
+        "enabled": bool(row.schedule and row.schedule.enabled),
+        "next_run": row.next_due.isoformat() if row.next_due else None,
+        "last_run": last.model_dump(mode="json") if last else None,
+    }
 
 
 def unknown_agents(policies: Policies) -> list[str]:
