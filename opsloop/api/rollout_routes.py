@@ -1,0 +1,9 @@
+"""Rollout routes over the API (filled in by the rollout work; registered in app.py)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from opsloop.api.access import AUTH_RESPONSES
+
+router = APIRouter(prefix="/api/v1", responses=AUTH_RESPONSES)
