@@ -21,7 +21,7 @@ from opsloop.policy.schema import AgentSchedule, SchedulePolicy
 from opsloop.policy.schema.rollouts import RolloutPlan, RolloutsPolicy
 from opsloop.rollouts.analysis import AnalysisResult, Phase
 from opsloop.scheduled import registry
-from opsloop.scheduled.agents.rollouts import ASK, Rollouts, decide
+from opsloop.scheduled.agents.rollouts import SURE, Rollouts, decide
 from opsloop.scheduled.base import AgentContext, Analysis
 from opsloop.scheduler.driver import Scheduler
 from opsloop.scheduler.ledger import RunLedger
@@ -103,8 +103,9 @@ def test_a_healthy_step_proposes_the_next_one_for_the_owner_to_approve(
     analysis = run_agent(worlds["healthy"], settings, with_plan(shipped_policies))
     (proposal,) = analysis.proposals
     assert proposal.action.describe() == f"set_flag_rollout({SERVICE}, flag={FLAG}, percent=25)"
-    assert proposal.confidence == ASK < shipped_policies.remediation.diagnosis.min_confidence
-    assert "needs_approval" in proposal.rationale
+    # As sure as any advance: the plan's approval is the guardrails' rule, not a low score.
+    assert proposal.confidence == SURE > shipped_policies.remediation.diagnosis.min_confidence
+    assert "advances.needs_approval" in proposal.rationale
     (finding,) = [f for f in analysis.findings if f.subject == FLAG]
     assert finding.kind == "rollout_advance" and finding.data["analysis"]["phase"] == \
         "Successful"
@@ -199,6 +200,7 @@ def test_an_advance_waits_for_the_owner_and_is_not_asked_twice_across_a_restart(
         (case,) = loop.store.get_incident(run.record_id or "").actions
         assert case.decision is not None
         assert case.decision.outcome is DecisionOutcome.NEEDS_APPROVAL
+        assert case.decision.rule == "rollouts.yaml:defaults.advances"
         assert flag_now(settings, ref) == (True, 5)  # nothing moved without the owner
     finally:
         loop.close()

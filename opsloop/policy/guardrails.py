@@ -81,6 +81,7 @@ def decide(
         found += _budget_constraints(action, entry, policies, ctx)
         found += _freeze_constraints(action, entry, policies, ctx)
         found += _diagnosis_constraints(policies, ctx)
+        found += _rollout_constraints(action, policies, ctx)
         if not ctx.target_in_incident:
             found.append(_Constraint(
                 remediation.outside_incident, f"{_R}:outside_incident",
@@ -166,6 +167,29 @@ def _diagnosis_constraints(policies: Policies, ctx: GuardrailContext) -> list[_C
                                "triage found the impact in one metric only: possibly a "
                                "telemetry failure, not an outage"))
     return out
+
+
+def _rollout_constraints(action: RemediationAction, policies: Policies, ctx: GuardrailContext
+                         ) -> list[_Constraint]:
+    """rollouts.yaml: a plan whose advances need approval makes every widening of its flag's
+    rollout wait for a human, whoever proposed it; `auto` plans add nothing."""
+    if action.type != "set_flag_rollout":
+        return []
+    key = str(action.params.get("flag", ""))
+    managed = policies.rollouts.flags.get(key)
+    plan = policies.rollouts.plan_for(key)
+    if managed is None or plan is None or managed.service != action.service:
+        return []
+    new, current = action.params.get("percent"), ctx.flag_percent
+    widens = current is None or not isinstance(new, int | float) or not new <= current
+    if not widens or plan.advances is not APPROVAL:
+        return []
+    where = ("rollouts.yaml:defaults.advances" if managed.advances is None
+             else f"rollouts.yaml:flags.{key}.advances")
+    now = "unknown" if current is None else f"{current:g}%"
+    return [_Constraint(APPROVAL, where,
+                        f"{key}'s rollout plan asks its outcome owner to approve every "
+                        f"advance ({now} -> {new}%)")]
 
 
 def _kill_switch(action: RemediationAction, policies: Policies, ctx: GuardrailContext) -> bool:

@@ -16,9 +16,8 @@ current step and moved on, held or killed.
 5. **waiting** — Successful, but the owner has not yet answered the last advance, or
    rejected this very advance.
 6. **advance** — Successful over a whole interval: a `set_flag_rollout` proposal to the next
-   step. When the plan says `advances: needs_approval` the proposal is made below the
-   guardrails' `diagnosis.min_confidence`, which is how an agent's proposal asks a human
-   today (the decision then names that rule; the rationale says the plan asked for it).
+   step, as sure as a kill. Whether it waits for the owner is the guardrails' call: a plan
+   with `advances: needs_approval` makes them ask (rule `rollouts.yaml:...advances`).
 
 A flag that is disabled, at 0% or already at 100% is left alone (`idle`/`complete`).
 Every flag (managed or not) is also checked for staleness (rollouts.yaml `stale`,
@@ -53,8 +52,7 @@ from opsloop.scheduled.base import AgentContext, Analysis, Finding
 from opsloop.tools.protocols import Telemetry
 
 NAME = "rollouts"
-SURE = 0.95  # a kill or an unattended advance: above any sensible min_confidence
-ASK = 0.5  # an advance the plan wants approved: below the guardrails' min_confidence
+SURE = 0.95  # a kill or an advance: the analysis decided; the guardrails say who acts
 ANSWERS_WITHIN = timedelta(days=30)  # how far back the owner's answers are read
 
 
@@ -145,12 +143,8 @@ class Rollouts:
             if d.action == "kill":
                 proposals.append(_proposal(row, "disable_flag", {"flag": key}, SURE, d))
             elif d.action == "advance" and d.to_percent is not None:
-                approve = plan.advances == "needs_approval"
-                why = (" The plan (rollouts.yaml advances: needs_approval) asks the outcome "
-                       "owner to approve each advance." if approve else "")
                 proposals.append(_proposal(row, "set_flag_rollout",
-                                           {"flag": key, "percent": d.to_percent},
-                                           ASK if approve else SURE, d, why))
+                                           {"flag": key, "percent": d.to_percent}, SURE, d))
             level = {"kill": "critical", "hold": "warning", "blocked": "warning"}.get(
                 d.action, "info")
             findings.append(Finding(
