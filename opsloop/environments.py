@@ -2,10 +2,16 @@
 
 - `sim:<id>`: a simulated fleet saved in the work dir (the embedded offline default).
 - `recorded:<id>`: a recorded incident replayed by the eval harness (not reopened later).
-- `remote:sim=<url>[,prometheus=<url>]`: a simulator served over HTTP (`opsloop sim-serve`)
-  whose API answers for the catalog, logs, deploys, flags and actions; with `prometheus=`,
-  metrics are PromQL against that Prometheus (policies/prometheus/promql.yaml), not the
-  simulator's API.
+- `remote:sim=<url>[,prometheus=<url>][,flags=<path>]`: a simulator served over HTTP
+  (`opsloop sim-serve`) whose API answers for the catalog, logs, deploys, flags and actions;
+  with `prometheus=`, metrics are PromQL against that Prometheus (policies/prometheus/
+  promql.yaml), not the simulator's API; with `flags=`, the flags are a team's flagd file
+  (an absolute path): they are read from it, and `disable_flag` / `set_flag_rollout` write
+  it (validated, atomically, with history and a git commit; opsloop.rollouts.source).
+
+The flag file is part of the reference, not a setting, because a later process that reopens
+an incident's production (an approval answered after a restart, `opsloop approve`) must act
+on the same file the incident was run against, whatever its own settings say.
 
 An incident names its environment so that a later process (an approval after a restart)
 reopens the same production the incident was opened against.
@@ -19,10 +25,14 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from opsloop.rollouts.actuator import FlagFileActuator
+from opsloop.rollouts.flagd import FlagFileError
+from opsloop.rollouts.source import FileFlagSource
 from opsloop.settings import Settings
 from opsloop.simulator import SimEnvironment
 from opsloop.simulator.remote import SimClient
@@ -33,6 +43,20 @@ from opsloop.tools.protocols import Production
 
 class UnknownEnvironment(Exception):
     """An environment reference that cannot be opened."""
+
+
+def check_flag_file(path: Path) -> Path:
+    """`path` made absolute, once it reads as a valid flagd file; UnknownEnvironment naming
+    the file, line and column, or flag and field, otherwise."""
+    where = path.expanduser().resolve()
+    if "," in str(where):
+        raise UnknownEnvironment(f"flag file {where}: a path with a comma cannot be named in "
+                                 "an environment reference; move or rename it")
+    try:
+        FileFlagSource(where, clock=lambda: datetime.now(UTC)).read()
+    except FlagFileError as exc:
+        raise UnknownEnvironment(str(exc)) from None
+    return where
 
 
 class Origin(BaseModel):
@@ -95,31 +119,49 @@ def new_simulation(scenario: str, seed: int, settings: Settings) -> tuple[str, S
 
 class RemoteEnvironment(Production):
     """A served simulator (clock, change feed, actuator), its metrics from Prometheus when one
-    is configured."""
+    is configured, its flags from a flagd file when one is named."""
 
-    def __init__(self, sim: SimClient, prometheus: PrometheusMetrics | None = None) -> None:
+    def __init__(self, sim: SimClient, prometheus: PrometheusMetrics | None = None,
+                 flag_file: Path | None = None) -> None:
         closers = [sim.close] + ([prometheus.client.close] if prometheus is not None else [])
+        # Stamps and history in production's time, so a step's age reads on its clock.
+        source = FileFlagSource(flag_file, clock=sim.now) if flag_file is not None else None
         super().__init__(metrics=sim if prometheus is None else prometheus, changes=sim,
-                         clock=sim, actuator=sim, closers=closers)
+                         clock=sim, actuator=sim if source is None else FlagFileActuator(source,
+                                                                                         sim),
+                         closers=closers, flag_feed=source)
         self.sim = sim
+        self.flag_source = source
 
     def timescale(self) -> TimeScale:
         return self.sim.timescale()
 
 
-def remote_ref(sim_url: str, prometheus_url: str | None = None) -> str:
-    return f"remote:sim={sim_url}" + (f",prometheus={prometheus_url}" if prometheus_url else "")
+def remote_ref(sim_url: str, prometheus_url: str | None = None,
+               flag_file: Path | None = None) -> str:
+    return (f"remote:sim={sim_url}" + (f",prometheus={prometheus_url}" if prometheus_url else "")
+            + (f",flags={flag_file}" if flag_file is not None else ""))
+
+
+def with_flag_file(ref: str, flag_file: Path) -> str:
+    """A remote reference whose flags are `flag_file` (replacing any it named)."""
+    if not ref.startswith("remote:"):
+        raise UnknownEnvironment(f"--flag-file needs a remote environment (remote:sim=<url>,"
+                                 f"...), not {ref!r}")
+    parts = _remote_parts(ref, ref.partition(":")[2])
+    return remote_ref(parts["sim"], parts.get("prometheus"), flag_file)
 
 
 def _remote_parts(ref: str, rest: str) -> dict[str, str]:
     parts: dict[str, str] = {}
     for item in rest.split(","):
         key, sep, value = item.partition("=")
-        if not sep or key not in ("sim", "prometheus") or not value.startswith(("http://",
-                                                                               "https://")):
+        url = value.startswith(("http://", "https://"))
+        if not sep or not ((key in ("sim", "prometheus") and url)
+                           or (key == "flags" and value.startswith("/"))):
             raise UnknownEnvironment(
-                f"environment {ref!r}: expected remote:sim=<http url>[,prometheus=<http url>], "
-                f"got {item!r}")
+                f"environment {ref!r}: expected remote:sim=<http url>[,prometheus=<http url>]"
+                f"[,flags=<absolute path of a flagd file>], got {item!r}")
         parts[key] = value
     if "sim" not in parts:
         raise UnknownEnvironment(f"environment {ref!r} names no sim=<url>")
@@ -134,7 +176,11 @@ def open_remote(ref: str, settings: Settings) -> RemoteEnvironment:
         promql = load_promql(settings.promql_path)
         client = PrometheusClient(parts["prometheus"], timeout=settings.http_timeout_seconds)
         prometheus = PrometheusMetrics(client, promql, catalog=sim, timescale=sim.timescale)
-    return RemoteEnvironment(sim, prometheus)
+    flag_file = Path(parts["flags"]) if "flags" in parts else None
+    if flag_file is not None and not flag_file.is_file():
+        sim.close()
+        raise UnknownEnvironment(f"environment {ref!r}: no flag file at {flag_file}")
+    return RemoteEnvironment(sim, prometheus, flag_file)
 
 
 def open_prometheus(url: str, settings: Settings) -> Production:

@@ -125,7 +125,7 @@ def test_a_broken_file_is_reported_with_where_and_what(tmp_path: Path) -> None:
         FileFlagSource(path, clock=lambda: NOW).flags()
     assert caught.value.problems == ["flags/x/variants: {} should be non-empty"]
     path.write_text("{nope")
-    with pytest.raises(FlagFileError, match="line 1: not JSON"):
+    with pytest.raises(FlagFileError, match="line 1, column 2: not JSON"):
         FileFlagSource(path, clock=lambda: NOW).flags()
 
 

@@ -51,6 +51,11 @@ def _serving_options(p: argparse.ArgumentParser) -> None:
                         ",prometheus=http://127.0.0.1:9090 (env OPSLOOP_SERVE_ENVIRONMENT; "
                         "none: incidents are recorded, not run)")
     p.add_argument("--workers", type=int, default=None, help="incidents run side by side")
+    p.add_argument("--flag-file", type=Path, default=None, metavar="PATH",
+                   help="a team's flagd flag file: the flags the agents read, and where "
+                        "disable_flag / set_flag_rollout write (validated, atomic, with "
+                        "history; a git commit when its folder is a git work tree); metrics "
+                        "still come from the environment")
     p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                    help="another host name clients use to reach this server (the Host header); "
                         "repeatable. Loopback names and the bind address are always allowed; "
@@ -71,6 +76,9 @@ def register_tools(sub: Any, common: argparse.ArgumentParser) -> None:
                         "(POST /api/advance). Default 60: real time")
     s.add_argument("--hold-fault", action="store_true",
                    help="hold the scenario's fault until POST /api/faults/scenario")
+    s.add_argument("--flag-file", type=Path, default=None, metavar="PATH",
+                   help="a flagd flag file the simulated flags follow (state and percent), "
+                        "as flagd's file watcher would")
     s.set_defaults(handler=sim_serve)
 
     r = sub.add_parser("prometheus-rules", parents=[common],
@@ -102,6 +110,9 @@ def serve(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
                                  "serve_environment": args.environment,
                                  "serve_workers": args.workers}.items() if v is not None}
     settings = settings.model_copy(update=updates)
+    if getattr(args, "flag_file", None) is not None:
+        settings = settings.model_copy(update={"serve_environment": _with_flags(
+            settings.serve_environment, args.flag_file)})
     host = settings.serve_host
     try:
         check_bind(host, authenticated=bool(token_entries(settings)))
@@ -150,6 +161,34 @@ def serve(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
     return 0
 
 
+def _with_flags(environment: str | None, flag_file: Path) -> str:
+    """The environment reference with its flags from `flag_file`, checked now: a missing or
+    invalid file stops the start with what is wrong and where."""
+    from opsloop.environments import UnknownEnvironment, check_flag_file, with_flag_file
+
+    if not environment:
+        raise UserError("--flag-file needs an environment to run against (--environment "
+                        "remote:sim=<url>,...); `opsloop run` provides its own")
+    try:
+        return with_flag_file(environment, check_flag_file(flag_file))
+    except UnknownEnvironment as exc:
+        raise UserError(str(exc)) from None
+
+
+def _follow_flags(env: Any, flag_file: Path | None) -> Path | None:
+    """Point a simulation at the flag file (checked first), and bring its flags in line."""
+    if flag_file is None:
+        return None
+    from opsloop.environments import UnknownEnvironment, check_flag_file
+
+    try:
+        env.flag_file = check_flag_file(flag_file)
+    except UnknownEnvironment as exc:
+        raise UserError(str(exc)) from None
+    env.follow_flag_file()
+    return Path(env.flag_file)
+
+
 SIM_SAVE_SECONDS = 10.0  # `run`'s own simulation is saved this often (and when it stops)
 
 
@@ -194,6 +233,9 @@ def run_command(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
     except (OSError, ValueError) as exc:
         raise UserError(f"{saved}: cannot read the simulation `opsloop run` saved: {exc}; "
                         f"move it aside to start a new one") from None
+    # The simulated flags follow the team's file, so what the agents write there is what
+    # the simulated services serve (and verification sees its effect).
+    _follow_flags(env, args.flag_file)
     host = "127.0.0.1"
     assert is_loopback(host)
     try:
@@ -238,6 +280,7 @@ def sim_serve(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
     if args.minute_seconds < 0:
         raise UserError("--minute-seconds must be 0 (manual clock) or positive")
     env = SimEnvironment.create(args.scenario, settings.seed if args.seed is None else args.seed)
+    _follow_flags(env, args.flag_file)
     try:
         server = SimServer(env, host=args.host, port=args.port,
                            minute_seconds=args.minute_seconds, hold_scenario=args.hold_fault)
@@ -246,7 +289,9 @@ def sim_serve(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
     server.start()
     ui.err.print(f"simulating {args.scenario} at {server.url} ({server.mode} clock"
                  f"{f', {args.minute_seconds:g}s per minute' if args.minute_seconds else ''}"
-                 f"{', fault held' if args.hold_fault else ''}) · metrics: {server.url}/metrics",
+                 f"{', fault held' if args.hold_fault else ''}"
+                 f"{f', flags from {env.flag_file}' if env.flag_file else ''}) · metrics: "
+                 f"{server.url}/metrics · flags: {server.url}/flags.json",
                  markup=False)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -13,6 +13,12 @@ no variant and every client falls back to its code default (the old path).
 
 Per-flag `metadata` (flat: strings, numbers, booleans, as flagd allows) carries what opsloop
 needs beside flagd's own fields: `service`, `owner`, `kind` and `updatedAt`.
+
+`evaluate` serves a flag the way flagd's in-process evaluator does (openfeature-flagd-core
+2.x, what the OpenFeature flagd provider runs in file mode): `fractional` hashes the
+canonical CBOR encoding of `[flagKey, targetingKey]` with murmur3 (x86, 32 bit, seed 0) and
+picks the bucket `hash * totalWeight >> 32`. The simulator decides each request's cohort
+with it; a test checks it against the provider key by key.
 """
 
 from __future__ import annotations
@@ -132,6 +138,87 @@ def flag_state(key: str, flag: Flag, default_time: datetime) -> FlagState:
                      rollout_percent=rollout_percent(flag),
                      updated_at=datetime.fromisoformat(stamp) if stamp else default_time,
                      owner=str(meta.get("owner", "")))
+
+
+def _murmur3_32(data: bytes, seed: int = 0) -> int:
+    """MurmurHash3 x86_32, unsigned (what flagd's `fractional` hashes with)."""
+    c1, c2, mask = 0xCC9E2D51, 0x1B873593, 0xFFFFFFFF
+    h = seed
+    whole = len(data) - len(data) % 4
+    for i in range(0, whole, 4):
+        k = int.from_bytes(data[i:i + 4], "little")
+        k = (k * c1) & mask
+        k = ((k << 15) | (k >> 17)) & mask
+        h ^= (k * c2) & mask
+        h = ((h << 13) | (h >> 19)) & mask
+        h = (h * 5 + 0xE6546B64) & mask
+    tail = data[whole:]
+    if tail:
+        k = int.from_bytes(tail, "little")
+        k = (k * c1) & mask
+        k = ((k << 15) | (k >> 17)) & mask
+        h ^= (k * c2) & mask
+    h ^= len(data)
+    h ^= h >> 16
+    h = (h * 0x85EBCA6B) & mask
+    h ^= h >> 13
+    h = (h * 0xC2B2AE35) & mask
+    return h ^ (h >> 16)
+
+
+def _cbor_text(text: str) -> bytes:
+    raw = text.encode("utf-8")
+    n = len(raw)
+    if n < 24:
+        head = bytes([0x60 | n])
+    elif n < 0x100:
+        head = bytes([0x78, n])
+    elif n < 0x10000:
+        head = bytes([0x79]) + n.to_bytes(2, "big")
+    else:
+        head = bytes([0x7A]) + n.to_bytes(4, "big")
+    return head + raw
+
+
+def bucket_hash(flag_key: str, targeting_key: str) -> int:
+    """flagd's hash of one evaluation: murmur3 of the canonical CBOR `[flagKey, targetingKey]`."""
+    return _murmur3_32(b"\x82" + _cbor_text(flag_key) + _cbor_text(targeting_key))
+
+
+def fractional_buckets(flag: Flag) -> list[tuple[str, int]] | None:
+    """The flag's `fractional` buckets as (variant, weight); None when it has none."""
+    fractional = (flag.get("targeting") or {}).get("fractional")
+    if not fractional:
+        return None
+    # A leading non-list is a custom bucketing expression; opsloop writes none.
+    return [(str(b[0]), max(int(b[1]), 0) if len(b) > 1 else 1)
+            for b in fractional if isinstance(b, list)]
+
+
+def pick(hash_value: int, buckets: list[tuple[str, int]]) -> str | None:
+    """The variant a hash falls in, as flagd's `fractional` picks it."""
+    total = sum(w for _, w in buckets)
+    if total <= 0:
+        return None
+    bucket = (hash_value * total) >> 32
+    end = 0
+    for variant, weight in buckets:
+        end += weight
+        if bucket < end:
+            return variant
+    return None
+
+
+def evaluate(flag_key: str, flag: Flag, targeting_key: str) -> str | None:
+    """The variant flagd serves `targeting_key`; None when the flag is disabled (the client
+    then falls back to its code default)."""
+    if flag.get("state") != "ENABLED":
+        return None
+    buckets = fractional_buckets(flag)
+    if buckets is None:
+        return str(flag.get("defaultVariant") or "") or None
+    variant = pick(bucket_hash(flag_key, targeting_key), buckets)
+    return variant if variant is not None else str(flag.get("defaultVariant") or "") or None
 
 
 def document_from_states(states: list[FlagState]) -> Document:

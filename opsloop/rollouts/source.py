@@ -56,8 +56,8 @@ class FileFlagSource:
         try:
             document = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise FlagFileError(str(self.path), [f"line {exc.lineno}: not JSON: {exc.msg}"]
-                                ) from None
+            raise FlagFileError(str(self.path), [f"line {exc.lineno}, column {exc.colno}: not "
+                                                 f"JSON: {exc.msg}"]) from None
         return flagd.check(document, str(self.path))
 
     def flags(self, service: str | None = None) -> list[FlagState]:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from opsloop.models import ActionResult, ActionStatus, RemediationAction
-from opsloop.simulator import actions, physics
+from opsloop.simulator import actions, flags, physics
 from opsloop.simulator.scenarios import Scenario, get_scenario
 from opsloop.simulator.state import SimState
 from opsloop.simulator.telemetry import SimChangeFeed, SimMetrics
@@ -19,9 +19,11 @@ from opsloop.tools.protocols import Production
 class SimClock:
     """Simulated time: it moves only through `wait`, one physics tick per minute."""
 
-    def __init__(self, state: SimState, saved: Callable[[], None]) -> None:
+    def __init__(self, state: SimState, saved: Callable[[], None],
+                 before: Callable[[], None] = lambda: None) -> None:
         self.state = state
         self.saved = saved
+        self.before = before  # runs before time moves (following a flag file)
 
     def now(self) -> datetime:
         return self.state.now()
@@ -30,6 +32,8 @@ class SimClock:
         """Advance production `minutes` simulated minutes, one physics tick per minute."""
         if minutes < 0:
             raise ValueError(f"cannot wait a negative number of minutes ({minutes})")
+        if minutes:
+            self.before()
         for _ in range(minutes):
             physics.step(self.state)
         if minutes:
@@ -93,16 +97,28 @@ class SimActuator(IdempotentActuator):
 
 
 class SimEnvironment(Production):
-    """Simulated production. Time moves only through `wait`; actions change the physics."""
+    """Simulated production. Time moves only through `wait`; actions change the physics.
 
-    def __init__(self, state: SimState, autosave_path: str | Path | None = None) -> None:
+    With a `flag_file` (a team's flagd file), the file decides the simulated flags' state and
+    percent: it is read before time moves, as flagd's file watcher would."""
+
+    def __init__(self, state: SimState, autosave_path: str | Path | None = None,
+                 flag_file: Path | None = None) -> None:
         self.autosave_path = Path(autosave_path) if autosave_path is not None else None
+        self.flag_file = flag_file
+        self.flag_file_problems: list[str] = []  # the last read's, when it was invalid
         self._state = state
         super().__init__(*self._parts(state))
 
     def _parts(self, state: SimState) -> tuple[SimMetrics, SimChangeFeed, SimClock, SimActuator]:
-        return (SimMetrics(state), SimChangeFeed(state), SimClock(state, self._autosave),
+        return (SimMetrics(state), SimChangeFeed(state),
+                SimClock(state, self._autosave, self.follow_flag_file),
                 SimActuator(state, self._autosave))
+
+    def follow_flag_file(self) -> None:
+        """Bring the simulated flags in line with the flag file, when there is one."""
+        if self.flag_file is not None:
+            self.flag_file_problems = flags.follow(self._state, self.flag_file)
 
     @property
     def state(self) -> SimState:

@@ -134,6 +134,34 @@ def _autoscaler(state: SimState, event: PendingEvent) -> None:
     )
 
 
+def _flag(state: SimState, event: PendingEvent) -> None:
+    """Change a flag: its state and percent (both optional: kept when absent) and what its
+    variants do (`variant_error_ratio` for the `on` cohort; `variant_conversion`, a mapping
+    variant -> conversion rate, for an experiment's effect)."""
+    p = event.params
+    key = str(p["key"])
+    flag = state.flag(event.service, key)
+    if flag is None:
+        raise KeyError(f"no flag {key!r} on service {event.service!r}")
+    if "variant_error_ratio" in p:
+        flag.variant_error_ratio = float(p["variant_error_ratio"])
+    if "variant_conversion" in p:
+        rates = {str(v): float(r) for v, r in dict(p["variant_conversion"]).items()}
+        bad = [f"{v}={r:g}" for v, r in rates.items() if not 0 <= r <= 1]
+        if bad:
+            raise ValueError(f"flag {key}: variant_conversion rates must be 0..1: {bad}")
+        flag.variant_conversion = {**flag.variant_conversion, **rates}
+    if "enabled" in p or "percent" in p:
+        set_flag(
+            state,
+            event.service,
+            key,
+            bool(p.get("enabled", flag.enabled)),
+            float(p.get("percent", flag.rollout_percent)),
+            str(p.get("author", "")),
+        )
+
+
 def apply(state: SimState, event: PendingEvent) -> None:
     """Apply one scheduled event to the state at the current tick."""
     svc = state.services[event.service]
@@ -146,17 +174,7 @@ def apply(state: SimState, event: PendingEvent) -> None:
             state, event.service, version, str(p.get("author", "ci")), str(p.get("kind", "deploy"))
         )
     elif event.kind == "flag":
-        flag = state.flag(event.service, str(p["key"]))
-        if flag is not None and "variant_error_ratio" in p:
-            flag.variant_error_ratio = float(p["variant_error_ratio"])
-        set_flag(
-            state,
-            event.service,
-            str(p["key"]),
-            bool(p["enabled"]),
-            float(p["percent"]),
-            str(p.get("author", "")),
-        )
+        _flag(state, event)
     elif event.kind == "traffic":
         svc.traffic_multiplier = float(p["multiplier"])
     elif event.kind == "leak":

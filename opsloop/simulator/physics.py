@@ -7,7 +7,7 @@ import random
 
 from opsloop.models import ExperimentStatus
 from opsloop.models.catalog import METRICS
-from opsloop.simulator import events, logs
+from opsloop.simulator import events, flags, logs
 from opsloop.simulator.reading import Reading
 from opsloop.simulator.state import ServiceState, SimState
 
@@ -112,7 +112,7 @@ def _read(
         causes["defect"] = behaviour.error_ratio * jitter
     for flag in state.flags:
         if flag.service == svc.name and flag.enabled and flag.variant_error_ratio:
-            cohort = flag.rollout_percent / 100
+            cohort = flags.on_share(flag)  # the keys flagd serves `on`, not the nominal percent
             causes[f"flag:{flag.key}"] = cohort * flag.variant_error_ratio * jitter
     outage = svc.region in svc.outage_regions
     if outage:
@@ -239,5 +239,8 @@ def step(state: SimState) -> None:
         done[name] = _read(state, state.services[name], done, rng)
     for name, reading in done.items():
         _record(state, name, reading)
+        for flag in state.flags:
+            if flag.service == name and flags.splits_traffic(flag):
+                flags.count_variants(state, flag, reading)
         logs.emit(state, state.services[name], reading, done, rng)
         _autoscale(state, state.services[name], reading)

@@ -140,6 +140,16 @@ class SimClient:
         return _FLAG_CHANGES.validate_python(self._get("/api/flag_changes", service=service,
                                                        minutes=minutes))
 
+    def variant_counts(self, service: str, flag: str,
+                       minutes: int) -> dict[str, dict[str, int]]:
+        return _VARIANT_COUNTS.validate_python(self._get("/api/variant_counts", service=service,
+                                                         flag=flag, minutes=minutes))
+
+    def flagd_document(self) -> dict[str, Any]:
+        """The served flags as a flagd flag-definition document (`GET /flags.json`)."""
+        document: dict[str, Any] = self._get("/flags.json")
+        return document
+
     def experiments(self, service: str | None = None) -> list[ChaosExperiment]:
         return _EXPERIMENTS.validate_python(self._get("/api/experiments", service=service))
 
@@ -173,3 +183,4 @@ _DEPLOYS = TypeAdapter(list[DeployEvent])
 _FLAGS = TypeAdapter(list[FlagState])
 _FLAG_CHANGES = TypeAdapter(list[FlagChange])
 _EXPERIMENTS = TypeAdapter(list[ChaosExperiment])
+_VARIANT_COUNTS = TypeAdapter(dict[str, dict[str, int]])

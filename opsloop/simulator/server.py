@@ -1,8 +1,9 @@
 """The simulator as a network service: a Prometheus scrape target plus a small JSON API.
 
 `/metrics` serves the fleet in the text exposition format; `/api/*` serves what Prometheus
-does not hold (catalog, logs, deploys, flags, experiments), takes actions (so the loop's
-actuator works over HTTP), injects faults, and tells the clock.
+does not hold (catalog, logs, deploys, flags, per-variant traffic, experiments), takes
+actions (so the loop's actuator works over HTTP), injects faults, and tells the clock.
+`/flags.json` serves the fleet's flags as a flagd flag-definition document.
 
 The clock runs in one of two modes. `realtime`: a simulated minute passes every
 `minute_seconds` wall seconds, on a fixed schedule, so Prometheus' scrape timestamps map
@@ -24,7 +25,7 @@ from urllib.parse import parse_qs, urlparse
 from pydantic import BaseModel, Field, ValidationError
 
 from opsloop.models import ActionResult, RemediationAction
-from opsloop.simulator import exposition
+from opsloop.simulator import exposition, flags
 from opsloop.simulator.env import SimEnvironment
 from opsloop.simulator.events import schedule
 from opsloop.simulator.state import PendingEvent
@@ -241,6 +242,10 @@ GET: dict[str, Route] = {
     "/api/flag_changes": lambda s, q, b: _read(s, lambda e: e.flag_changes(
         _service(q), _int(q, "minutes"))),
     "/api/experiments": lambda s, q, b: _read(s, lambda e: e.experiments(_service(q))),
+    "/api/variant_counts": lambda s, q, b: _read(s, lambda e: e.variant_counts(
+        _need(q, "service"), _need(q, "flag"), _int(q, "minutes"))),
+    # flagd's file format, so a flagd or an OpenFeature provider can be pointed at it
+    "/flags.json": lambda s, q, b: _read(s, lambda e: flags.document(e.state)),
 }
 
 POST: dict[str, Route] = {

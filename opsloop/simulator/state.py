@@ -16,9 +16,14 @@ START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)  # a Monday; tick 0
 
 
 LOG_LIMIT = 2000  # lines kept per service; older lines are dropped like a log shipper's buffer
-SCHEMA_VERSION = 1
+VARIANT_LIMIT = 7 * 24 * 60  # minutes of per-variant counts kept per flag (an experiment's week)
+DEFAULT_CONVERSION = 0.05  # share of successful requests that convert, for every variant
+# 2: flags carry kind and per-variant conversion; per-variant counts (older saves load as is)
+SCHEMA_VERSION = 2
 
 LogEntry = tuple[int, str, str]  # (tick, level, message): compact on disk
+# (tick, {variant: (requests, errors, conversions)}): one minute of a flag's traffic
+VariantMinute = tuple[int, dict[str, tuple[int, int, int]]]
 
 
 def tick_time(tick: int) -> datetime:
@@ -113,7 +118,14 @@ class FlagRecord(BaseModel):
     rollout_percent: float
     updated_tick: int
     owner: str = ""
+    kind: str = "release"  # flagd metadata.kind: release, experiment, operational, ...
     variant_error_ratio: float = 0.0  # failure ratio of the cohort served the new variant
+    # Share of a variant's successful requests that convert; a variant not named converts at
+    # DEFAULT_CONVERSION, so an experiment has an effect only where a scenario sets one.
+    variant_conversion: dict[str, float] = Field(default_factory=dict)
+
+    def conversion(self, variant: str) -> float:
+        return self.variant_conversion.get(variant, DEFAULT_CONVERSION)
 
 
 class ExperimentRecord(BaseModel):
@@ -150,6 +162,8 @@ class SimState(BaseModel):
     logs: dict[str, list[LogEntry]] = Field(default_factory=dict)
     executed: dict[str, ActionResult] = Field(default_factory=dict)
     reverted: dict[str, str] = Field(default_factory=dict)  # action key -> the revert's key
+    # "service/flag" -> per-minute traffic by variant, for flags that split traffic
+    variant_counts: dict[str, list[VariantMinute]] = Field(default_factory=dict)
 
     def now(self) -> datetime:
         return tick_time(self.tick)
@@ -163,6 +177,13 @@ class SimState(BaseModel):
         # Trim in batches so appending stays O(1) amortised.
         if len(lines) > LOG_LIMIT + 200:
             del lines[: len(lines) - LOG_LIMIT]
+
+    def count_variants(self, service: str, key: str,
+                       counts: dict[str, tuple[int, int, int]]) -> None:
+        minutes = self.variant_counts.setdefault(f"{service}/{key}", [])
+        minutes.append((self.tick, counts))
+        if len(minutes) > VARIANT_LIMIT + 200:  # trimmed in batches, as logs are
+            del minutes[: len(minutes) - VARIANT_LIMIT]
 
     def save(self, path: str | Path) -> None:
         """Write atomically: a temp file in the same directory, then os.replace."""

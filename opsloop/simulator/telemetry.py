@@ -14,6 +14,7 @@ from opsloop.models import (
     MetricSeries,
     ServiceInfo,
 )
+from opsloop.simulator import flags
 from opsloop.simulator.state import SimState, tick_time
 from opsloop.tools.backend import check_metric, check_service, log_pattern, within
 
@@ -129,6 +130,12 @@ class SimChangeFeed:
         self._check(service)
         return [c.model_copy() for c in within(self.state.flag_changes, self.state.now(),
                                                minutes, service)]
+
+    def variant_counts(self, service: str, flag: str,
+                       minutes: int) -> dict[str, dict[str, int]]:
+        """Per-variant requests, errors and conversions of `flag` over the last `minutes`."""
+        self._check(service)
+        return flags.variant_counts(self.state, service, flag, minutes)
 
     def experiments(self, service: str | None = None) -> list[ChaosExperiment]:
         self._check(service)

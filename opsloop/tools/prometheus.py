@@ -288,6 +288,11 @@ class PrometheusCatalog:
     def flag_changes(self, service: str | None, minutes: int) -> list[FlagChange]:
         return []
 
+    def variant_counts(self, service: str, flag: str,
+                       minutes: int) -> dict[str, dict[str, int]]:
+        raise KeyError(f"per-variant traffic of flag {flag!r} on {service!r} is not recorded "
+                       "here: Prometheus alone holds no per-variant counts")
+
     def experiments(self, service: str | None = None) -> list[ChaosExperiment]:
         return []
 

@@ -4,6 +4,8 @@ Production is four parts, each a protocol a backend implements: `Metrics` (serie
 window averages), `ChangeFeed` (the catalog and what changed: logs, deploys, flags,
 experiments), `Clock` and `Actuator`. `Production` composes one of each and owns `close()`;
 a wrapper swaps the one part it changes (`Production.swap`) instead of forwarding the rest.
+A fifth part is optional: `FlagFeed`, where flags are read from when they live apart from
+the rest of production (a team's flagd file, opsloop.rollouts.source.FileFlagSource).
 """
 
 from __future__ import annotations
@@ -63,7 +65,22 @@ class ChangeFeed(Protocol):
 
     def flag_changes(self, service: str | None, minutes: int) -> list[FlagChange]: ...
 
+    def variant_counts(self, service: str, flag: str,
+                       minutes: int) -> dict[str, dict[str, int]]:
+        """`{variant: {"requests": n, "errors": n, "conversions": n}}` of one flag over the
+        last `minutes`; KeyError (saying why) for an unknown service or flag, or when nothing
+        was recorded."""
+        ...
+
     def experiments(self, service: str | None = None) -> list[ChaosExperiment]: ...
+
+
+class FlagFeed(Protocol):
+    """Flags and their changes, where they live apart from the rest of the change feed."""
+
+    def flags(self, service: str | None = None) -> list[FlagState]: ...
+
+    def flag_changes(self, service: str | None, minutes: int) -> list[FlagChange]: ...
 
 
 class Telemetry(Metrics, ChangeFeed, Protocol):
@@ -88,11 +105,13 @@ class Production:
     """
 
     def __init__(self, metrics: Metrics, changes: ChangeFeed, clock: Clock, actuator: Actuator,
-                 closers: list[Callable[[], None]] | None = None) -> None:
+                 closers: list[Callable[[], None]] | None = None,
+                 flag_feed: FlagFeed | None = None) -> None:
         self.metrics = metrics
         self.changes = changes
         self.clock = clock
         self.actuator = actuator
+        self.flag_feed = flag_feed  # None: flags come from the change feed
         self._closers = closers if closers is not None else []
 
     def swap(self, *, metrics: Metrics | None = None, changes: ChangeFeed | None = None,
@@ -105,6 +124,7 @@ class Production:
             clock=self.clock if clock is None else clock,
             actuator=self.actuator if actuator is None else actuator,
             closers=self._closers,
+            flag_feed=self.flag_feed,
         )
 
     def close(self) -> None:
@@ -130,10 +150,14 @@ class Production:
         return self.changes.deploys(service, minutes)
 
     def flags(self, service: str | None = None) -> list[FlagState]:
-        return self.changes.flags(service)
+        return (self.flag_feed or self.changes).flags(service)
 
     def flag_changes(self, service: str | None, minutes: int) -> list[FlagChange]:
-        return self.changes.flag_changes(service, minutes)
+        return (self.flag_feed or self.changes).flag_changes(service, minutes)
+
+    def variant_counts(self, service: str, flag: str,
+                       minutes: int) -> dict[str, dict[str, int]]:
+        return self.changes.variant_counts(service, flag, minutes)
 
     def experiments(self, service: str | None = None) -> list[ChaosExperiment]:
         return self.changes.experiments(service)

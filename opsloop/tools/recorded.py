@@ -102,6 +102,14 @@ class RecordedChanges:
         return [c.model_copy() for c in within(self.flag_history, self.clock.now(), minutes,
                                                service)]
 
+    def variant_counts(self, service: str, flag: str,
+                       minutes: int) -> dict[str, dict[str, int]]:
+        """Recordings keep no per-variant traffic: a KeyError saying so (a legitimate answer:
+        the experiment cannot be judged from this recording)."""
+        self.check(service)
+        raise KeyError(f"per-variant traffic of flag {flag!r} on {service!r} was not recorded "
+                       "(recordings keep flag states and changes only)")
+
     def experiments(self, service: str | None = None) -> list[ChaosExperiment]:
         self.check(service)
         now = self.clock.now()
