@@ -38,6 +38,33 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     s.add_argument("flag", metavar="FLAG", help="flagd flag key")
     _source_options(s, None, file=False)
     s.set_defaults(handler=show)
+    _owner_verbs(verbs, common)
+
+
+def _owner_verbs(verbs: Any, common: argparse.ArgumentParser) -> None:
+    """The outcome owner's decisions; each names production (--environment) and who decides."""
+    helps = {"advance": "move a flag to its plan's next step (or --to STEP), through the "
+                        "change path",
+             "hold": "stop the agent advancing a flag (a failing step is still killed)",
+             "resume": "let the agent advance a held flag again",
+             "kill": "switch a flag off now (disable_flag), through the change path",
+             "answer": "answer a kill: temporary (you re-enable it) or rework"}
+    for verb, text in helps.items():
+        v = verbs.add_parser(verb, parents=[common], help=text)
+        v.add_argument("flag", metavar="FLAG", help="flagd flag key (managed in rollouts.yaml)")
+        if verb == "answer":
+            v.add_argument("answer", choices=["temporary", "rework"])
+        if verb == "advance":
+            v.add_argument("--to", type=int, metavar="PERCENT", default=None,
+                           help="a step of the plan above the current percent "
+                                "(default: the next step)")
+        v.add_argument("--reason", default="", required=verb in ("hold", "kill"),
+                       help="why (recorded with the decision)")
+        v.add_argument("--environment", metavar="REF", required=True,
+                       help="production: sim:<id> or remote:sim=<url>,...")
+        v.add_argument("--by", default=None, help="who decides (default: OPSLOOP_USER or login)")
+        v.add_argument("--json", action="store_true")
+        v.set_defaults(handler=owner_verb, verb=verb)
 
 
 def _source_options(p: argparse.ArgumentParser, default: Any, file: bool = True) -> None:
@@ -120,6 +147,7 @@ def list_rollouts(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
 
 
 def show(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
+    from opsloop.rollouts.owner import OwnerBook, OwnerFileError
     from opsloop.scheduled.agents.rollouts import decide, observe_flag
 
     policies = _policies(settings)
@@ -128,9 +156,13 @@ def show(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
         managed = ", ".join(sorted(policies.rollouts.flags)) or "none"
         raise UserError(f"rollouts.yaml does not manage {args.flag!r} (managed: {managed}); "
                         f"add it under flags: in {settings.policies_dir / 'rollouts.yaml'}")
+    try:
+        owner = OwnerBook(settings.state_dir).state(args.flag)
+    except OwnerFileError as exc:
+        raise UserError(str(exc)) from None
     production = _production(args, settings)
     try:
-        row = observe_flag(args.flag, policies, production, production.now())
+        row = observe_flag(args.flag, policies, production, production.now(), owner)
     finally:
         production.close()
     if row.get("missing"):
@@ -151,4 +183,85 @@ def show(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
                  markup=False)
     ui.out.print(f"decision: {decision.action} [{decision.rule}] {decision.reason}",
                  markup=False)
+    _print_owner(ui, args.flag, row["owner_state"], decision.action)
+    return 0
+
+
+def _print_owner(ui: Ui, key: str, owner: dict[str, Any], action: str) -> None:
+    hold, answer = owner.get("hold"), owner.get("answer")
+    if hold:
+        ui.out.print(f"owner: HELD by {hold['by']} at {hold['at'][:16]} — "
+                     f"{hold.get('reason') or 'no reason given'} "
+                     f"(`opsloop rollouts resume {key}`)", markup=False)
+    if answer:
+        ui.out.print(f"owner: kill answered {answer['answer']} by {answer['by']} at "
+                     f"{answer['at'][:16]} — {answer.get('reason') or 'no reason given'}",
+                     markup=False)
+    if action == "rework":
+        ui.out.print(f"CLEANUP: {key} went back for rework: remove it from the code and the "
+                     "flag file, or rework it and advance it again", markup=False)
+    for entry in owner.get("history", [])[-5:]:
+        extra = f" to {entry['to_percent']}%" if entry.get("to_percent") is not None else ""
+        extra += f" {entry['answer']}" if entry.get("answer") else ""
+        ui.out.print(f"  {entry['at'][:16]} {entry['verb']}{extra} by {entry['by']}"
+                     f"{': ' + entry['reason'] if entry.get('reason') else ''}", markup=False)
+
+
+def owner_verb(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
+    """advance | hold | resume | kill | answer, as the owner (`--by`, else OPSLOOP_USER)."""
+    from opsloop.environments import open_environment
+    from opsloop.graph import rollout_owner as owner
+    from opsloop.graph.runner import OperateLoop  # langgraph: only when run
+    from opsloop.rollouts.owner import OwnerBook, OwnerFileError
+
+    by = args.by or settings.user
+    production = open_environment(args.environment, settings)
+    loop = OperateLoop(settings) if args.verb in ("advance", "kill") else None
+    policies = loop.policies if loop is not None else _policies(settings)
+    book = OwnerBook(settings.state_dir)
+    try:
+        if loop is not None and args.verb == "advance":
+            change = owner.advance(loop, production, args.environment, args.flag, args.to, by,
+                                   args.reason)
+        elif loop is not None:
+            change = owner.kill(loop, production, args.environment, args.flag, by,
+                                args.reason)
+        else:
+            state = {"hold": lambda: owner.hold(book, policies, production, args.flag, by,
+                                                args.reason),
+                     "resume": lambda: owner.resume(book, policies, production, args.flag, by,
+                                                    args.reason),
+                     "answer": lambda: owner.answer(book, policies, production, args.flag,
+                                                    args.answer, by, args.reason),
+                     }[args.verb]()
+            if args.json:
+                ui.json({"flag": args.flag, "verb": args.verb, "by": by,
+                         **state.model_dump(mode="json", exclude_none=True)})
+            else:
+                last = state.history[-1]
+                ui.out.print(f"{args.flag}: {args.verb} by {by} at {last.at:%Y-%m-%d %H:%M} "
+                             f"recorded in {book.path}", markup=False)
+            return 0
+    except (owner.UnknownFlag, owner.NotPossible, OwnerFileError) as exc:
+        raise UserError(f"opsloop rollouts {args.verb} {args.flag}: {exc}") from None
+    finally:
+        production.close()
+        if loop is not None:
+            loop.close()
+    record, case = change.record, change.record.actions[0]
+    if args.json:
+        ui.json({"flag": args.flag, "verb": args.verb, "by": by, "record": record.id,
+                 "status": record.status.value, "waiting": change.waiting,
+                 "decision": case.decision.model_dump(mode="json") if case.decision else None,
+                 "approval": case.approval.model_dump(mode="json") if case.approval else None,
+                 "result": case.result.model_dump(mode="json") if case.result else None})
+        return 0
+    decided = f"{case.decision.outcome} ({case.decision.rule})" if case.decision else "?"
+    result = (f"{case.result.status.value}: {case.result.detail}" if case.result
+              else "not run")
+    ui.out.print(f"{args.flag}: {case.action.describe()} → {record.id} {record.status.value}"
+                 f" · decided {decided} · {result}", markup=False)
+    if change.waiting:
+        ui.out.print(f"waits for a human: `opsloop approve {change.waiting}` "
+                     f"(`opsloop approvals` lists it)", markup=False)
     return 0

@@ -19,12 +19,19 @@ current step and moved on, held or killed.
    step, as sure as a kill. Whether it waits for the owner is the guardrails' call: a plan
    with `advances: needs_approval` makes them ask (rule `rollouts.yaml:...advances`).
 
+The outcome owner's own decisions (opsloop.rollouts.owner, `opsloop rollouts hold|resume|
+answer`) come in between: a flag its owner **holds** is `held` (rule `owner hold by <who> at
+<when>`) right after the kill check — a Failed analysis still kills it. A killed flag whose
+owner answered **rework** is left alone and reported for cleanup (`rework`); **temporary**
+means the owner re-enables it (`idle`, naming the answer).
+
 A flag that is disabled, at 0% or already at 100% is left alone (`idle`/`complete`).
 Every flag (managed or not) is also checked for staleness (rollouts.yaml `stale`,
 opsloop.rollouts.stale): a stale one is a finding and a cleanup signal to its owner, whose
 decision is recorded on the signal.
-The agent keeps no state of its own: the flag's percent and `updated_at`, and the change
-records in the store, are what it reads, so a restart of `opsloop run` changes nothing.
+The agent keeps no state of its own: the flag's percent and `updated_at`, the change records
+in the store and the owner file are what it reads, so a restart of `opsloop run` changes
+nothing.
 """
 
 from __future__ import annotations
@@ -47,8 +54,10 @@ from opsloop.policy import Policies
 from opsloop.policy.health import budget_state
 from opsloop.policy.schema.rollouts import RolloutPlan
 from opsloop.rollouts.analysis import AnalysisResult, Phase, analyse
+from opsloop.rollouts.owner import FlagOwnerState, OwnerBook
 from opsloop.rollouts.stale import Staleness, stale
 from opsloop.scheduled.base import AgentContext, Analysis, Finding
+from opsloop.store import IncidentStore
 from opsloop.tools.protocols import Telemetry
 
 NAME = "rollouts"
@@ -60,7 +69,7 @@ ANSWERS_WITHIN = timedelta(days=30)  # how far back the owner's answers are read
 class Decision:
     """What to do about one flag now, and the rule that decided."""
 
-    action: str  # kill | hold | blocked | waiting | advance | idle | complete
+    action: str  # kill | held | hold | blocked | waiting | advance | idle | rework | complete
     rule: str
     reason: str
     to_percent: int | None = None
@@ -75,7 +84,18 @@ def decide(row: dict[str, Any], plan: RolloutPlan) -> Decision:
     key = row["key"]
     where = f"rollouts.yaml:flags.{key}"
     percent = float(row["percent"])
+    owner = row.get("owner_state") or {}
     if not row["enabled"] or percent <= 0:
+        answer = owner.get("answer")
+        if answer is not None and answer.get("answer") == "rework":
+            return Decision("rework", _owner_rule(answer),
+                            f"{key} was killed and its owner sent it back for rework "
+                            f"({answer.get('reason') or 'no reason given'}): left alone; "
+                            "remove or rework the flag")
+        if answer is not None:
+            return Decision("idle", _owner_rule(answer),
+                            f"{key} was killed temporarily: its owner re-enables it "
+                            f"(`opsloop rollouts advance {key} --to STEP`)")
         return Decision("idle", where, f"{key} is disabled or at 0%: the owner decides when "
                                        "it starts again")
     if percent >= 100:
@@ -84,6 +104,11 @@ def decide(row: dict[str, Any], plan: RolloutPlan) -> Decision:
     if result.phase is Phase.FAILED:
         return Decision("kill", f"{where}.analysis", f"analysis Failed at {percent:g}%: "
                                                      f"{result.reason}")
+    hold = owner.get("hold")
+    if hold is not None:  # after the kill: a hold never keeps a failing step running
+        return Decision("held", _owner_rule(hold),
+                        f"held by its owner ({hold.get('reason') or 'no reason given'}): no "
+                        f"advance until `opsloop rollouts resume {key}`")
     if row["elapsed_minutes"] < plan.interval:
         # A young step has few points yet: only a failure decides early (the kill above).
         return Decision("waiting", f"{where}.interval",
@@ -111,6 +136,11 @@ def decide(row: dict[str, Any], plan: RolloutPlan) -> Decision:
                     f"{result.reason}", to_percent=target)
 
 
+def _owner_rule(entry: dict[str, Any]) -> str:
+    verb = "hold" if entry["verb"] == "hold" else f"answer {entry.get('answer')}"
+    return f"owner {verb} by {entry['by']} at {str(entry['at'])[:16].replace('T', ' ')}"
+
+
 class Rollouts:
     name = NAME
     purpose = ("Run each managed feature flag's progressive rollout (rollouts.yaml): analyse "
@@ -119,8 +149,9 @@ class Rollouts:
     tools = ("flags", "metric_history", "error_budget")
 
     def observe(self, ctx: AgentContext) -> dict[str, Any]:
-        answers = _answers(ctx)
-        rows = [{**observe_flag(key, ctx.policies, ctx.telemetry, ctx.now),
+        answers = pending_answers(ctx.store, ctx.now)
+        owners = OwnerBook(ctx.settings.state_dir).states()  # a corrupt file stops the run
+        rows = [{**observe_flag(key, ctx.policies, ctx.telemetry, ctx.now, owners.get(key)),
                  **answers.get(key, {})} for key in sorted(ctx.policies.rollouts.flags)]
         every = [f.model_dump(mode="json") for f in ctx.telemetry.flags()]
         return {"at": ctx.now.isoformat(), "flags": rows, "all_flags": every}
@@ -141,21 +172,25 @@ class Rollouts:
             d = decide(row, plan)
             row["decision"] = vars(d)
             if d.action == "kill":
-                proposals.append(_proposal(row, "disable_flag", {"flag": key}, SURE, d))
+                proposals.append(_proposal(ctx.run_id, row, "disable_flag", {"flag": key},
+                                           SURE, d))
             elif d.action == "advance" and d.to_percent is not None:
-                proposals.append(_proposal(row, "set_flag_rollout",
+                proposals.append(_proposal(ctx.run_id, row, "set_flag_rollout",
                                            {"flag": key, "percent": d.to_percent}, SURE, d))
-            level = {"kill": "critical", "hold": "warning", "blocked": "warning"}.get(
+            level = {"kill": "critical", "hold": "warning", "blocked": "warning",
+                     "rework": "warning"}.get(
                 d.action, "info")
             findings.append(Finding(
                 kind=f"rollout_{d.action}", subject=key, level=level,
                 summary=f"{key} ({row['service']}, {row['percent']:g}%): {d.action}",
                 evidence=[d.reason, f"rule {d.rule}"],
                 data={k: row.get(k) for k in ("service", "owner", "percent", "decision",
-                                              "analysis", "budget")}))
+                                              "analysis", "budget", "owner_state")}))
             if d.action in ("hold", "kill"):
                 ask = ("Decide: resume, roll back, or change the plan" if d.action == "hold"
-                       else "Decide: a temporary kill (re-enable later) or rework")
+                       else f"Answer the kill: `opsloop rollouts answer {key} temporary "
+                            f"--reason TEXT` (you re-enable it later) or `opsloop rollouts "
+                            f"answer {key} rework --reason TEXT` (it goes back to its team)")
                 # One signal per flag, step and decision: the numbers change every run, so
                 # they stay in the finding; the signal's evidence must not grow each run.
                 step = f"{row['percent']:g}% (step began {row['updated_at'][:16]})"
@@ -190,10 +225,11 @@ class Rollouts:
                         proposals=proposals, signals=[str(p) for p in written])
 
 
-def observe_flag(key: str, policies: Policies, telemetry: Telemetry, now: datetime
-                 ) -> dict[str, Any]:
+def observe_flag(key: str, policies: Policies, telemetry: Telemetry, now: datetime,
+                 owner: FlagOwnerState | None = None) -> dict[str, Any]:
     """One managed flag now: its state, the analysis of its current step (the points since
-    the step began, at most one interval) and its service's error-budget state. JSON-able."""
+    the step began, at most one interval), its service's error-budget state and what its
+    owner decided (the hold in force, the answer to its last kill). JSON-able."""
     managed = policies.rollouts.flags[key]
     plan = policies.rollouts.plan_for(key)
     try:
@@ -220,15 +256,27 @@ def observe_flag(key: str, policies: Policies, telemetry: Telemetry, now: dateti
         "advances": str(plan.advances),
         "analysis": analyse(plan.analysis, series).model_dump(mode="json"),
         "budget": budget.model_dump(mode="json"),
+        "owner_state": owner_view(owner or FlagOwnerState(), state.updated_at),
     }
 
 
-def _proposal(row: dict[str, Any], action: str, params: dict[str, Any], confidence: float,
-              d: Decision, extra: str = "") -> RemediationProposal:
+def owner_view(owner: FlagOwnerState, changed_at: datetime) -> dict[str, Any]:
+    """The owner's hold in force and the answer that still applies to the flag's last
+    change (a kill answered, not re-enabled since), with the history, JSON-able."""
+    answer = owner.answer_for(changed_at)
+    return {"hold": owner.hold.model_dump(mode="json") if owner.hold else None,
+            "answer": answer.model_dump(mode="json") if answer else None,
+            "history": [e.model_dump(mode="json", exclude_none=True) for e in owner.history]}
+
+
+def _proposal(run_id: str, row: dict[str, Any], action: str, params: dict[str, Any],
+              confidence: float, d: Decision, extra: str = "") -> RemediationProposal:
     key = row["key"]
     suffix = "kill" if action == "disable_flag" else f"to-{params['percent']}"
+    # Approval ids are the action ids, unique across the store: the run id makes a second
+    # kill of the same flag (or the same step proposed again later) a new request.
     return RemediationProposal(
-        action=RemediationAction(id=f"rollout-{key}-{suffix}", type=action,
+        action=RemediationAction(id=f"{run_id}-{key}-{suffix}", type=action,
                                  service=row["service"], params=params, reason=d.reason),
         specialist=NAME, hypothesis_id=f"rollout:{key}:{row['percent']:g}",
         confidence=confidence, rationale=f"{d.reason} [{d.rule}]{extra}")
@@ -246,11 +294,11 @@ def _stale(ctx: AgentContext, flags: list[dict[str, Any]]) -> list[Staleness]:
     return found
 
 
-def _answers(ctx: AgentContext) -> dict[str, dict[str, Any]]:
+def pending_answers(store: IncidentStore, now: datetime) -> dict[str, dict[str, Any]]:
     """Per flag: an advance still awaiting its approval, and the step percents the owner
     rejected — read from this agent's change records, so a restart forgets nothing."""
     out: dict[str, dict[str, Any]] = {}
-    for record in ctx.store.incidents(since=ctx.now - ANSWERS_WITHIN):
+    for record in store.incidents(since=now - ANSWERS_WITHIN):
         if record.group_key != f"agent:{NAME}":
             continue
         for case in record.actions:
