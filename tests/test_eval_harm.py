@@ -23,7 +23,7 @@ from opsloop.evals.compare import (
     regressions,
     unmeasured,
 )
-from opsloop.evals.driver import KEYED, RUBBER_STAMP, CaseRun, Executed, _human
+from opsloop.evals.driver import KEYED, RUBBER_STAMP, CaseRun, Executed, human_answer
 from opsloop.evals.metrics import score_case
 from opsloop.evals.report import render_markdown
 from opsloop.evals.suite import RUBBER_STAMP_METRICS, aggregate, rubber_stamp_key, score_dict
@@ -144,12 +144,12 @@ def test_a_rubber_stamp_approves_what_the_key_rejects(tmp_path: Path) -> None:
                                    rule="r"))
 
     oracle, refuser = _case(tmp_path / "o"), _case(tmp_path / "r", human="reject")
-    assert _human(oracle, request(ROLLBACK), KEYED)[0] is Verdict.APPROVE
-    assert _human(oracle, request(FAILOVER), KEYED)[0] is Verdict.REJECT
-    assert _human(refuser, request(ROLLBACK), KEYED)[0] is Verdict.REJECT
+    assert human_answer(oracle, request(ROLLBACK), KEYED)[0] is Verdict.APPROVE
+    assert human_answer(oracle, request(FAILOVER), KEYED)[0] is Verdict.REJECT
+    assert human_answer(refuser, request(ROLLBACK), KEYED)[0] is Verdict.REJECT
     for case in (oracle, refuser):
         for action in (ROLLBACK, FAILOVER):
-            assert _human(case, request(action), RUBBER_STAMP)[0] is Verdict.APPROVE
+            assert human_answer(case, request(action), RUBBER_STAMP)[0] is Verdict.APPROVE
 
 
 @pytest.fixture(scope="module")

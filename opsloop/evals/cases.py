@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from opsloop.agents.specialists import SPECIALISTS
 from opsloop.models import ParamValue, RemediationAction, Severity
+from opsloop.scheduled import registry
 from opsloop.simulator.variants import Variant
 from opsloop.tools.recorded_series import parse_time
 
@@ -121,11 +122,124 @@ class RecordingSpec(BaseModel):
         return None if value is None else parse_time(value)
 
 
+class Range(BaseModel):
+    """A number's acceptable interval (either bound may be left open)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min: float | None = None
+    max: float | None = None
+
+    def holds(self, value: Any) -> bool:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        return ((self.min is None or value >= self.min)
+                and (self.max is None or value <= self.max))
+
+    def describe(self) -> str:
+        return f"[{'' if self.min is None else f'{self.min:g}'}, " \
+               f"{'' if self.max is None else f'{self.max:g}'}]"
+
+
+class FindingSpec(BaseModel):
+    """A finding pattern: kind and subject are globs; `data` values are equal or in a range."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str = "*"
+    subject: str = "*"
+    level: list[Literal["info", "warning", "critical"]] = Field(default_factory=list)
+    data: dict[str, Range | ParamValue] = Field(default_factory=dict)
+    within_minutes: int | None = None  # seen by a run at most this long after the first run
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return _listify(value)
+
+    def matches(self, finding: dict[str, Any]) -> bool:
+        data = finding.get("data") or {}
+        return (
+            fnmatch.fnmatch(str(finding.get("kind", "")), self.kind)
+            and fnmatch.fnmatch(str(finding.get("subject", "")), self.subject)
+            and (not self.level or finding.get("level") in self.level)
+            and all(_holds(want, lookup(data, k)) for k, want in self.data.items())
+        )
+
+    def describe(self) -> str:
+        parts = [self.kind] + ([self.subject] if self.subject != "*" else [])
+        parts += [f"level {'|'.join(self.level)}"] if self.level else []
+        parts += [f"{k} {v.describe() if isinstance(v, Range) else v}"
+                  for k, v in self.data.items()]
+        return " ".join(parts)
+
+
+def lookup(data: dict[str, Any], path: str) -> Any:
+    """`a.b.c` into nested mappings; None where any step is missing."""
+    value: Any = data
+    for step in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(step)
+    return value
+
+
+def _holds(want: Range | ParamValue, value: Any) -> bool:
+    if isinstance(want, Range):
+        return want.holds(value)
+    return value is not None and str(value) == str(want)
+
+
+class TimedAction(ActionSpec):
+    within_minutes: int | None = None  # ran at most this long after the first run
+
+
+class FlagSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool | None = None
+    percent: float | None = None
+
+
+class AgentSpec(BaseModel):
+    """A scheduled agent's case: which agent runs how often, and its answer key.
+
+    The agent runs `times` times, `every` minutes of simulated time apart, through the real
+    scheduler, operate loop and change path; the case's human answers its approvals."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    start_minute: int = Field(default=0, ge=0)  # the first run, in minutes after 09:00
+    every: int = Field(default=60, ge=1)  # simulated minutes between runs
+    times: int = Field(default=1, ge=1, le=200)
+    state: str | None = None  # a folder of the case copied into the run's state dir first
+    findings: list[FindingSpec] = Field(default_factory=list)  # each seen in some run
+    absent: list[FindingSpec] = Field(default_factory=list)  # none ever seen
+    signals: list[str] = Field(default_factory=list)  # kinds (globs) a run must have written
+    no_signals: bool = False  # no signal at all
+    actions: list[TimedAction] = Field(default_factory=list)  # each must have run
+    acceptable: list[ActionSpec] = Field(default_factory=list)  # may run (oracle approves)
+    forbidden: list[ActionSpec] = Field(default_factory=list)  # must never run
+    approval: bool | None = None  # must a human have been asked (None: not judged)
+    flags: dict[str, FlagSpec] = Field(default_factory=dict)  # "service/key": at the end
+
+    @field_validator("name")
+    @classmethod
+    def _known_agent(cls, value: str) -> str:
+        if value not in registry.names():
+            raise ValueError(f"unknown agent {value!r}; agents: {', '.join(registry.names())}")
+        return value
+
+    def accepts(self, action: RemediationAction) -> bool:
+        return any(s.matches(action) for s in (*self.actions, *self.acceptable))
+
+
 class Case(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str
-    kind: Literal["simulated", "recorded"]
+    kind: Literal["simulated", "recorded", "agent"]
     title: str
     description: str = ""
     tags: list[str] = Field(default_factory=list)
@@ -133,7 +247,8 @@ class Case(BaseModel):
     simulation: Variant | None = None
     policies: dict[str, dict[str, Any]] = Field(default_factory=dict)  # overlay, by file stem
     recording: RecordingSpec | None = None
-    expected: list[ExpectedIncident] = Field(min_length=1)
+    agent: AgentSpec | None = None  # agent cases: the agent and its answer key
+    expected: list[ExpectedIncident] = Field(default_factory=list)
     folder: Path
 
     @field_validator("expected", mode="before")
@@ -163,10 +278,20 @@ def load_case(folder: Path, root: Path) -> Case:
         case = Case.model_validate({**raw, "id": case_id, "folder": folder})
     except ValidationError as exc:
         raise _problem(path, exc) from None
+    if case.kind != "agent" and not case.expected:
+        raise CaseError(f"{path}: expected: a {case.kind} case needs at least one incident")
     if case.kind == "simulated" and case.simulation is None:
         raise CaseError(f"{path}: a simulated case needs `simulation`")
     if case.kind == "recorded" and case.recording is None:
         raise CaseError(f"{path}: a recorded case needs `recording`")
+    if case.kind == "agent":
+        if case.agent is None or case.simulation is None:
+            raise CaseError(f"{path}: an agent case needs `agent` and `simulation`")
+        if case.expected:
+            raise CaseError(f"{path}: expected: an agent case's answer key is under `agent`")
+        state = case.agent.state
+        if state is not None and not (folder / state).is_dir():
+            raise CaseError(f"{path}: agent.state: no folder {state!r} in the case")
     return case
 
 
@@ -201,8 +326,9 @@ def load_suites(directory: Path) -> dict[str, Suite]:
 # Case folders held out of every selection that does not name them: the generalisation
 # cases (issue 11) are measured on their own (`--suite generalisation`, or a `--case` glob
 # that starts with the folder) and stay out of `*` (the offline gate, runs without --suite)
-# until a suite names the folder.
-HELD_OUT = frozenset({"generalisation"})
+# until a suite names the folder. The scheduled agents' cases (`agents/`) have their own
+# suite (`--suite agents`): they score findings and changes, not incidents.
+HELD_OUT = frozenset({"generalisation", "agents"})
 
 
 def _matches(case_id: str, glob: str) -> bool:

@@ -15,7 +15,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 HIGHER_IS_BETTER = (
-    "pass_rate", "detection_rate", "severity_accuracy", "routing_accuracy", "root_cause_top1",
+    "pass_rate", "agent_checks", "detection_rate", "severity_accuracy", "routing_accuracy",
+    "root_cause_top1",
     "root_cause_top3", "remediation_correctness", "verification_accuracy",
     "approval_precision", "approval_recall", "postmortem_completeness",
     "postmortem_consistency",

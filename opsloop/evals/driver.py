@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from opsloop.alertmanager import PayloadError, parse_webhook
 from opsloop.environments import Origin, opaque_ref, record_origin
@@ -86,6 +87,8 @@ class CaseRun:
     first_signal_at: datetime | None = None
     seconds: float = 0.0
     error: str | None = None
+    agent_runs: list[Any] = field(default_factory=list)  # agent cases: each run seen
+    flags: dict[str, dict[str, Any]] = field(default_factory=dict)  # agent cases: at the end
 
 
 @dataclass
@@ -100,15 +103,20 @@ class Harness:
 
 def acceptable(case: Case, action: RemediationAction) -> bool:
     """Does any of the case's answers accept this action? (What the oracle approves.)"""
+    if case.agent is not None and case.agent.accepts(action):
+        return True
     return any(spec.matches(action) for e in case.expected for spec in e.remediation)
 
 
 def forbidden(case: Case, action: RemediationAction) -> bool:
     """Does any of the case's answers forbid this action?"""
+    if case.agent is not None and any(s.matches(action) for s in case.agent.forbidden):
+        return True
     return any(spec.matches(action) for e in case.expected for spec in e.forbidden)
 
 
-def _human(case: Case, request: ApprovalRequest, approver: str = KEYED) -> tuple[Verdict, str]:
+def human_answer(case: Case, request: ApprovalRequest,
+                 approver: str = KEYED) -> tuple[Verdict, str]:
     """The scripted human: the oracle approves exactly the actions the answer key accepts;
     a rubber stamp approves everything, to show what an approval really protects."""
     if approver == RUBBER_STAMP:
@@ -152,7 +160,7 @@ class _Loop:
             waiting = [r for r in self.loop.pending() if r.incident_id == incident.id]
             if not waiting:
                 break
-            verdict, reason = _human(case, waiting[0], self.approver)
+            verdict, reason = human_answer(case, waiting[0], self.approver)
             final = self.loop.decide(waiting[0].id, verdict, HUMAN, reason,
                                      env=self.production, ctx=self.ctx)
         return final
@@ -271,8 +279,16 @@ def check_case(case: Case) -> None:
         return
     assert case.simulation is not None
     fleet = set(default_services())
+    if case.agent is not None:
+        named_flags = [k.split("/", 1)[0] for k in case.agent.flags]
+        bad = [k for k in case.agent.flags if "/" not in k]
+        if bad:
+            raise CaseError(f"{case.folder / 'case.yaml'}: agent.flags: {bad[0]!r} is not "
+                            "'service/flag-key'")
+    else:
+        named_flags = []
     named = [e.service for e in case.simulation.events] + list(case.simulation.services)
-    named += [h.service for h in case.simulation.hidden_metrics]
+    named += [h.service for h in case.simulation.hidden_metrics] + named_flags
     unknown = sorted(set(named) - fleet)
     if unknown:
         raise CaseError(f"{case.folder / 'case.yaml'}: simulation: unknown service(s) "
@@ -287,6 +303,10 @@ def run_case(case: Case, harness: Harness, policies: Policies, workdir: Path,
     try:
         if case.kind == "simulated":
             _simulate(case, harness, policies, workdir, out)
+        elif case.kind == "agent":
+            from opsloop.evals.agent_driver import run_agent_case
+
+            run_agent_case(case, harness, policies, workdir, out)
         else:
             _replay(case, harness, policies, workdir, out)
     except CaseError:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from opsloop.evals.agent_metrics import AgentCheck, agent_checks
 from opsloop.evals.cases import Case, ExpectedIncident
 from opsloop.evals.driver import CaseRun, Executed, acceptable, forbidden
 from opsloop.evals.postmortem_check import check_postmortem
@@ -113,11 +114,13 @@ class CaseScore:
     model_latency_seconds: float = 0.0
     seconds: float = 0.0
     error: str | None = None
+    checks: list[AgentCheck] = field(default_factory=list)  # agent cases: the key, judged
 
     @property
     def passed(self) -> bool:
         return (self.error is None and not self.guardrail_violations
-                and not self.forbidden_executed and all(i.passed for i in self.incidents))
+                and not self.forbidden_executed and all(i.passed for i in self.incidents)
+                and all(c.ok for c in self.checks))
 
     @property
     def wrong_proposals(self) -> int:
@@ -328,7 +331,8 @@ def score_case(case: Case, run: CaseRun) -> CaseScore:
         case=case.id, kind=case.kind, model=run.model, run=run.run, tags=list(case.tags),
         incidents=scores, guardrail_violations=guardrail_violations(run),
         forbidden_executed=forbidden_ran, proposals=proposals(case, run),
-        extra_incidents=len(run.incidents) - len(used),
+        extra_incidents=0 if case.agent is not None else len(run.incidents) - len(used),
         model_calls=calls, tokens=tokens, model_latency_seconds=latency,
         seconds=round(run.seconds, 3), error=run.error,
+        checks=agent_checks(case.agent, run) if case.agent is not None else [],
     )

@@ -10,6 +10,7 @@ from opsloop.evals.charts import draw
 
 SUMMARY_ROWS = (
     ("cases", "cases"), ("passed", "passed"), ("pass_rate", "pass rate"),
+    ("agent_checks", "agent answer-key checks met"),
     ("detection_rate", "detected"), ("severity_accuracy", "severity accuracy"),
     ("routing_accuracy", "routing accuracy"), ("root_cause_top1", "root cause top-1"),
     ("root_cause_top3", "root cause top-3"), ("remediation_correctness", "remediation correct"),
@@ -44,12 +45,28 @@ def fmt(value: Any) -> str:
 
 
 def summary_rows(result: dict[str, Any]) -> list[list[str]]:
-    """One row per metric; the rubber-stamp rows only when the run measured them."""
+    """One row per metric the run measured (rubber-stamp numbers need `--approver both`;
+    an agents-only run has no incident numbers)."""
     models = list(result["summary"])
     return [[label, *(fmt(result["summary"][m].get(key)) for m in models)]
             for key, label in SUMMARY_ROWS
-            if not key.startswith("rubber_stamp_")
-            or any(result["summary"][m].get(key) is not None for m in models)]
+            if _measured(result, key)]
+
+
+# What only incident cases measure: an agents-only run leaves these rows out.
+INCIDENT_ONLY = frozenset({
+    "detection_rate", "severity_accuracy", "routing_accuracy", "root_cause_top1",
+    "root_cause_top3", "remediation_correctness", "verification_accuracy",
+    "approval_precision", "approval_recall", "postmortem_completeness",
+    "postmortem_consistency", "median_minutes_to_detect", "median_minutes_to_mitigate",
+    "median_minutes_to_verify"})
+
+
+def _measured(result: dict[str, Any], key: str) -> bool:
+    if key.startswith("rubber_stamp_") or key == "agent_checks":
+        return any(result["summary"][m].get(key) is not None for m in result["summary"])
+    cases = result["cases"]
+    return not (key in INCIDENT_ONLY and cases and all(is_agent_row(r) for r in cases))
 
 
 def case_row(row: dict[str, Any]) -> list[str]:
@@ -74,6 +91,34 @@ def case_row(row: dict[str, Any]) -> list[str]:
 
 CASE_COLUMNS = ["case", "kind", "model", "sev", "sev✓", "route", "rc@1", "rc@3", "fix",
                 "approval", "verify", "pm", "viol", "pass"]
+
+
+def is_agent_row(row: dict[str, Any]) -> bool:
+    return row["kind"] == "agent"
+
+
+def agent_row(row: dict[str, Any]) -> list[str]:
+    """One line per agent case run: the answer key's checks and what ran."""
+    checks = row.get("checks") or []
+    ran = [p["action"] for p in row.get("proposals", []) if p["ran"]]
+    asked = sum(1 for p in row.get("proposals", []) if p["to_human"])
+    return [
+        row["case"], row["model"], f"{sum(c['ok'] for c in checks)}/{len(checks)}",
+        ", ".join(ran) or "–", str(asked),
+        str(len(row["guardrail_violations"]) + len(row["forbidden_executed"])),
+        "ERROR" if row["error"] else fmt(row["passed"]),
+    ]
+
+
+AGENT_COLUMNS = ["case", "model", "checks", "ran", "asked", "viol", "pass"]
+
+
+def case_tables(result: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
+    """(title, columns, rows) for the incident cases and the agent cases of a run."""
+    incident = [case_row(r) for r in result["cases"] if not is_agent_row(r)]
+    agent = [agent_row(r) for r in result["cases"] if is_agent_row(r)]
+    return [t for t in (("cases", CASE_COLUMNS, incident),
+                        ("agent cases", AGENT_COLUMNS, agent)) if t[2]]
 
 APPROVERS = {
     "keyed": "keyed (each case's `human:`; `oracle` approves what the key accepts)",
@@ -145,6 +190,8 @@ def _problems(row: dict[str, Any]) -> list[str]:
             for p in row.get("proposals", []) if p["harmful"]]
     out += [f"a rubber stamp would have run the forbidden {a}"
             for a in row.get("rubber_stamp_forbidden_executed") or []]
+    out += [f"{c['check']}: {c['detail'] or 'not met'}" for c in row.get("checks") or []
+            if not c["ok"]]
     for i in row["incidents"]:
         where = f"[{i['expected_service']}]"
         if not i["detected"]:
@@ -200,7 +247,8 @@ def render_markdown(result: dict[str, Any], charts: list[Path]) -> str:
                      + " (the `rubber_stamp_*` numbers need `--approver both`).")
     parts += ["## Charts", *[f"![{p.stem}](charts/{p.name})" for p in charts]]
     parts += _harm(result)
-    parts += ["## Cases", _table(CASE_COLUMNS, [case_row(r) for r in result["cases"]])]
+    for title, columns, rows in case_tables(result):
+        parts += [f"## {title.capitalize()}", _table(columns, rows)]
     failing = [(r, _problems(r)) for r in result["cases"] if not r["passed"]]
     if failing:
         parts.append("## What went wrong")

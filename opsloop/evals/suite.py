@@ -112,6 +112,7 @@ def aggregate(scores: list[CaseScore]) -> dict[str, Any]:
         "wrong_actions_run": sum(s.wrong_actions_run for s in scores),
         "harmful_actions_run": sum(s.harmful_actions_run for s in scores),
         "errors": sum(1 for s in scores if s.error),
+        "agent_checks": _rate([c.ok for s in scores for c in s.checks]),
         "postmortem_completeness": round(
             statistics.fmean(i.postmortem_completeness for i in inc), 4) if inc else None,
         "postmortem_consistency": round(statistics.fmean(with_pm), 4) if with_pm else None,
