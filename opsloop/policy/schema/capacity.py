@@ -88,6 +88,25 @@ class Forecasting(StrictModel):
         return self
 
 
+class AutoscalerSpec(StrictModel):
+    """A service's autoscaler as declared (what its HorizontalPodAutoscaler says)."""
+
+    max_replicas: int = Field(gt=0)
+    target_cpu: float = Field(gt=0, le=1)  # the CPU utilisation per replica it scales towards
+
+
+class Autoscaling(StrictModel):
+    """Replicas as a capacity resource: the replicas the autoscaler will need against its
+    maximum. At the maximum, scaling is not the answer: raising it is a person's decision."""
+
+    # Needed replicas forecast to reach this fraction of the maximum within the horizon: alert.
+    # Reaching the maximum itself sooner than forecast.lead_time (or now): escalate.
+    alert_at: float = Field(default=0.9, gt=0, le=1)
+    # Autoscalers the change feed may not have reported within the history read; an
+    # autoscaler update in the feed (HorizontalPodAutoscaler ... updated) overrides these.
+    services: dict[str, AutoscalerSpec] = Field(default_factory=dict)
+
+
 class ImpactThresholds(StrictModel):
     """A cost anomaly's impact: dollars over expected and that as a share of expected."""
 
@@ -134,4 +153,5 @@ class CapacityPolicy(PolicyFile):
     resources: dict[Resource, ResourceThresholds]
     replicas: Replicas
     forecast: Forecasting = Field(default_factory=Forecasting)
+    autoscaling: Autoscaling = Field(default_factory=Autoscaling)
     cost: CostPolicy = Field(default_factory=CostPolicy)

@@ -37,6 +37,11 @@ from opsloop.forecast import Crossing, Forecast, Kind, crossing, forecast, regul
 from opsloop.forecast.model import NotEnoughHistory
 from opsloop.models import RemediationAction, RemediationProposal, Signal
 from opsloop.policy.schema.capacity import Replicas, ResourceThresholds
+from opsloop.scheduled.agents.capacity_replicas import (
+    analyse_replicas,
+    finding_parts,
+    observe_replicas,
+)
 from opsloop.scheduled.agents.capacity_report import write_reports
 from opsloop.scheduled.base import AgentContext, Analysis, Finding
 
@@ -145,7 +150,10 @@ class Capacity:
                              # minute over a threshold is not "there now".
                              "latest": round(float(values[-1]), 6),
                              "values": [round(float(v), 6) for v in values]})
-        return {"at": ctx.now.isoformat(), "replicas": services, "series": rows}
+        autoscalers = [row for row in (observe_replicas(ctx, service, services[service])
+                                       for service in sorted(services)) if row is not None]
+        return {"at": ctx.now.isoformat(), "replicas": services, "series": rows,
+                "autoscalers": autoscalers}
 
     def analyse(self, ctx: AgentContext, observed: dict[str, Any]) -> Analysis:
         policy = ctx.policies.capacity
@@ -153,14 +161,28 @@ class Capacity:
         rows = [_analyse_series(row, policy.resources[row["resource"]],
                                 policy.forecast.horizon, policy.forecast.lead_time)
                 for row in observed.get("series", []) if row["resource"] in policy.resources]
+        autoscalers = [analyse_replicas(row, policy) for row in observed.get("autoscalers", [])]
+        # An autoscaler at or near its maximum: more replicas is raising the maximum, which
+        # is a person's call (capacity_replicas), so the agent's own scale-out is withheld.
+        capped = {r["service"]: r for r in autoscalers if r["decision"]["action"] != "none"}
         proposals, findings, signals = [], [], []
         for service in sorted({r["service"] for r in rows}):
             mine = [r for r in rows if r["service"] == service]
             scaled = _scale(service, mine, replicas.get(service), policy.replicas,
                             policy.resources)
+            if scaled is not None and service in capped:
+                top = capped[service]["autoscaler"]["max_replicas"]
+                for r in mine:
+                    if r.get("scale_note"):
+                        r["scale_note"] = (f"withheld: the autoscaler is forecast at its "
+                                           f"maximum of {top} replicas, and raising it is a "
+                                           f"person's decision ({r['scale_note']})")
+                scaled = None
             if scaled is not None:
                 proposals.append(scaled)
             findings += [_finding(r) for r in mine if r["decision"]["action"] != "none"]
+        findings += [_replicas_finding(r) for r in autoscalers
+                     if r["decision"]["action"] != "none"]
         for f in findings:
             if f.level != "info":
                 signals.append(Signal(
@@ -174,8 +196,13 @@ class Capacity:
         headline = (f"{len(rows)} series forecast: {counts['escalate']} to escalate, "
                     f"{counts['alert']} to alert, {counts['scale']} to scale; "
                     f"{len(proposals)} scale-out proposal(s)")
+        if autoscalers:
+            near = sum(r["decision"]["action"] != "none" for r in autoscalers)
+            headline += f"; {len(autoscalers)} autoscaler(s), {near} near their maximum"
         report = {"at": observed.get("at"), "headline": headline,
-                  "policy": policy.forecast.model_dump(), "rows": rows,
+                  "policy": policy.forecast.model_dump(),
+                  "autoscaling": policy.autoscaling.model_dump(), "rows": rows,
+                  "autoscalers": autoscalers,
                   "proposals": [p.model_dump(mode="json") for p in proposals],
                   "findings": [f.model_dump(mode="json") for f in findings]}
         reports = write_reports(ctx.reports_dir / f"capacity-{ctx.due_at.date().isoformat()}",
@@ -291,3 +318,13 @@ def _finding(row: dict[str, Any]) -> Finding:
                    evidence=evidence,
                    data={k: row[k] for k in ("service", "resource", "latest", "exhaustion",
                                              "decision")})
+
+
+def _replicas_finding(row: dict[str, Any]) -> Finding:
+    level, evidence = finding_parts(row)
+    return Finding(kind=f"capacity_{row['decision']['action']}", level=level,
+                   subject=f"{row['service']} replicas",
+                   summary=f"{row['service']} replicas: {row['decision']['reason']}",
+                   evidence=evidence,
+                   data={k: row[k] for k in ("service", "resource", "latest", "replicas_now",
+                                             "autoscaler", "time_to_max", "decision")})

@@ -76,6 +76,7 @@ def render(report: dict[str, Any], chart: str | None) -> str:
             f"{_when(c['scale_at']['expected'])} | {_when(c['alert_at']['expected'])} | "
             f"{_when(e['expected'])} | {_span(e)} | "
             f"{r['decision']['action']} |")
+    lines += _autoscalers(report)
     if chart:
         lines += ["", "## Chart", "", f"![forecasts]({chart})"]
     lines += ["", "## How the models are chosen", "",
@@ -85,6 +86,35 @@ def render(report: dict[str, Any], chart: str | None) -> str:
               "non-seasonal ETS below that (opsloop/forecast/model.py). Backtest: "
               "`opsloop eval forecast`."]
     return "\n".join(lines) + "\n"
+
+
+def _autoscalers(report: dict[str, Any]) -> list[str]:
+    """Replicas against each autoscaler's maximum (capacity_replicas)."""
+    rows = report.get("autoscalers") or []
+    if not rows:
+        return []
+    alert_at = report.get("autoscaling", {}).get("alert_at", 0.9)
+    lines = ["", "## Autoscalers: replicas needed against the maximum", "",
+             f"Needed = replicas x CPU / the autoscaler's target CPU (what an HPA asks for), "
+             f"forecast like any level; alert when it is forecast to reach {alert_at:.0%} of "
+             f"the maximum within the horizon, escalate at the maximum sooner than the lead "
+             f"time. Never scaled: past the maximum is a person's decision.", "",
+             "| service | replicas now | needed now | max | target CPU | from | "
+             "peak needed (80% upper) | max reached | 80% interval | decision |",
+             "|---|---:|---:|---:|---:|---|---:|---|---|---|"]
+    for r in rows:
+        a = r["autoscaler"]
+        if r.get("forecast") is None:
+            lines.append(f"| {r['service']} | {r['replicas_now']} | {r['latest']:.1f} | "
+                         f"{a['max_replicas']} | {a['target_cpu']:.0%} | {a['source']} | — | "
+                         f"— | — | {r['decision']['reason']} |")
+            continue
+        t = r["time_to_max"]
+        lines.append(f"| {r['service']} | {r['replicas_now']} | {r['latest']:.1f} | "
+                     f"{a['max_replicas']} | {a['target_cpu']:.0%} | {a['source']} | "
+                     f"{r['peak_hi80']:.1f} | {_when(t['expected'])} | {_span(t)} | "
+                     f"{r['decision']['action']}: {r['decision']['reason']} |")
+    return lines
 
 
 def _chart(path: Path, rows: list[dict[str, Any]], series: list[dict[str, Any]]) -> Path | None:
