@@ -124,17 +124,9 @@ def _flags(args: argparse.Namespace, settings: Settings) -> list[FlagState]:
 
 
 def list_rollouts(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
-    policies = _policies(settings)
-    rows: list[dict[str, Any]] = []
-    for f in sorted(_flags(args, settings), key=lambda f: (f.service, f.key)):
-        managed = policies.rollouts.flags.get(f.key)
-        plan = policies.rollouts.plan_for(f.key)
-        nxt = next((s for s in plan.steps if s > f.rollout_percent), None) if plan else None
-        rows.append({"key": f.key, "service": f.service, "enabled": f.enabled,
-                     "percent": f.rollout_percent, "owner": f.owner or "",
-                     "updated_at": f.updated_at.isoformat(), "managed": managed is not None,
-                     "steps": plan.steps if plan else None, "next_step": nxt,
-                     "advances": str(plan.advances) if plan else None})
+    from opsloop.graph.rollout_owner import flag_rows
+
+    rows = flag_rows(_policies(settings), _flags(args, settings))
     if args.json:
         ui.json(rows)
         return 0
@@ -147,8 +139,10 @@ def list_rollouts(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
 
 
 def show(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
+    from opsloop.graph.rollout_owner import UnknownFlag, flag_detail
     from opsloop.rollouts.owner import OwnerBook, OwnerFileError
-    from opsloop.scheduled.agents.rollouts import decide, observe_flag
+    from opsloop.scheduled.agents.rollouts import pending_answers
+    from opsloop.store import IncidentStore
 
     policies = _policies(settings)
     plan = policies.rollouts.plan_for(args.flag)
@@ -156,20 +150,17 @@ def show(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
         managed = ", ".join(sorted(policies.rollouts.flags)) or "none"
         raise UserError(f"rollouts.yaml does not manage {args.flag!r} (managed: {managed}); "
                         f"add it under flags: in {settings.policies_dir / 'rollouts.yaml'}")
-    try:
-        owner = OwnerBook(settings.state_dir).state(args.flag)
-    except OwnerFileError as exc:
-        raise UserError(str(exc)) from None
     production = _production(args, settings)
+    store = IncidentStore(settings.state_dir / "opsloop.db")
     try:
-        row = observe_flag(args.flag, policies, production, production.now(), owner)
+        row = flag_detail(policies, production, args.flag, OwnerBook(settings.state_dir),
+                          pending_answers(store, production.now()))
+    except (UnknownFlag, OwnerFileError) as exc:
+        raise UserError(str(exc)) from None
     finally:
+        store.close()
         production.close()
-    if row.get("missing"):
-        raise UserError(f"{row['service']} has no flag {args.flag!r} in this production "
-                        f"(rollouts.yaml:flags.{args.flag}.service)")
-    decision = decide(row, plan)
-    row["decision"] = vars(decision)
+    decision = row["decision"]
     if args.json:
         ui.json(row)
         return 0
@@ -181,9 +172,9 @@ def show(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
     ui.out.print(f"analysis: {analysis['phase']} — {analysis['reason']}", markup=False)
     ui.out.print(f"error budget: {row['budget']['state']} — {row['budget']['reason']}",
                  markup=False)
-    ui.out.print(f"decision: {decision.action} [{decision.rule}] {decision.reason}",
+    ui.out.print(f"decision: {decision['action']} [{decision['rule']}] {decision['reason']}",
                  markup=False)
-    _print_owner(ui, args.flag, row["owner_state"], decision.action)
+    _print_owner(ui, args.flag, row["owner_state"], decision["action"])
     return 0
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import UTC
+from typing import Any
 
 from opsloop.environments import Production
 from opsloop.graph.agent_run import RUN_PREFIX, RunInfo
@@ -36,7 +37,8 @@ from opsloop.policy import Policies
 from opsloop.policy.guardrails import decide
 from opsloop.policy.schema.rollouts import FlagPlan, RolloutPlan
 from opsloop.rollouts.owner import Answer, FlagOwnerState, OwnerBook, OwnerEntry
-from opsloop.scheduled.agents.rollouts import NAME, next_step, pending_answers
+from opsloop.scheduled.agents.rollouts import NAME, next_step, observe_flag, pending_answers
+from opsloop.scheduled.agents.rollouts import decide as decide_flag
 from opsloop.scheduled.base import Analysis
 
 
@@ -84,6 +86,32 @@ def managed_flag(policies: Policies, production: Production, key: str) -> Manage
         raise UnknownFlag(f"{managed.service} has no flag {key!r} in this production "
                           f"(rollouts.yaml:flags.{key}.service)")
     return ManagedFlag(key, managed, plan, state)
+
+
+def flag_rows(policies: Policies, flags: list[FlagState]) -> list[dict[str, Any]]:
+    """Every flag, its percent, and its plan when rollouts.yaml manages it (`list`)."""
+    rows: list[dict[str, Any]] = []
+    for f in sorted(flags, key=lambda f: (f.service, f.key)):
+        managed = policies.rollouts.flags.get(f.key)
+        plan = policies.rollouts.plan_for(f.key)
+        rows.append({"key": f.key, "service": f.service, "enabled": f.enabled,
+                     "percent": f.rollout_percent, "owner": f.owner or "",
+                     "updated_at": f.updated_at.isoformat(), "managed": managed is not None,
+                     "steps": plan.steps if plan else None,
+                     "next_step": next_step(plan, f.rollout_percent) if plan else None,
+                     "advances": str(plan.advances) if plan else None})
+    return rows
+
+
+def flag_detail(policies: Policies, production: Production, key: str, book: OwnerBook,
+                answers: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """One managed flag as the agent sees it now, with its decision and its owner's (`show`).
+    `answers`: the agent's advances waiting or rejected (`pending_answers`)."""
+    flag = managed_flag(policies, production, key)
+    row = {**observe_flag(key, policies, production, production.now(), book.state(key)),
+           **answers.get(key, {})}
+    row["decision"] = vars(decide_flag(row, flag.plan))
+    return row
 
 
 def hold(book: OwnerBook, policies: Policies, production: Production, key: str, by: str,
