@@ -187,6 +187,8 @@ def lookup(data: dict[str, Any], path: str) -> Any:
 def _holds(want: Range | ParamValue, value: Any) -> bool:
     if isinstance(want, Range):
         return want.holds(value)
+    if isinstance(want, str) and value is not None:
+        return fnmatch.fnmatch(str(value), want)  # e.g. a date: "2026-11-02T*"
     return value is not None and str(value) == str(want)
 
 
