@@ -254,9 +254,8 @@ def evaluate(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
     # The loop, chromadb and matplotlib load only when an eval really runs.
     from opsloop.evals.driver import check_case
     from opsloop.evals.report import (
-        CASE_COLUMNS,
         approver_line,
-        case_row,
+        case_tables,
         summary_rows,
         write_report,
     )
@@ -327,8 +326,8 @@ def evaluate(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
     if args.json:
         ui.json(result)
     else:
-        rows = [case_row(r) for r in result["cases"]]
-        ui.table(f"eval {run_dir.name}: cases", CASE_COLUMNS, rows)
+        for title, columns, rows in case_tables(result):
+            ui.table(f"eval {run_dir.name}: {title}", columns, rows)
         ui.table("summary", ["metric", *models], summary_rows(result))
         ui.out.print(approver_line(result), markup=False)
         for line in gates:
