@@ -172,24 +172,33 @@ def _diagnosis_constraints(policies: Policies, ctx: GuardrailContext) -> list[_C
 def _rollout_constraints(action: RemediationAction, policies: Policies, ctx: GuardrailContext
                          ) -> list[_Constraint]:
     """rollouts.yaml: a plan whose advances need approval makes every widening of its flag's
-    rollout wait for a human, whoever proposed it; `auto` plans add nothing."""
+    rollout wait for a human, whoever proposed it (`auto` plans add nothing); a flag under an
+    experiment has its split changed only by a human, either way: the outcome is the
+    experiment owner's call."""
     if action.type != "set_flag_rollout":
         return []
     key = str(action.params.get("flag", ""))
+    new, current = action.params.get("percent"), ctx.flag_percent
+    now = "unknown" if current is None else f"{current:g}%"
+    out: list[_Constraint] = []
+    experiment = policies.rollouts.experiments.get(key)
+    if experiment is not None and experiment.service == action.service:
+        out.append(_Constraint(APPROVAL, f"rollouts.yaml:experiments.{key}",
+                               f"{key} is an experiment: changing its split ({now} -> "
+                               f"{new}%) is its owner's decision "
+                               f"({experiment.owner or 'owner not named'})"))
     managed = policies.rollouts.flags.get(key)
     plan = policies.rollouts.plan_for(key)
     if managed is None or plan is None or managed.service != action.service:
-        return []
-    new, current = action.params.get("percent"), ctx.flag_percent
+        return out
     widens = current is None or not isinstance(new, int | float) or not new <= current
-    if not widens or plan.advances is not APPROVAL:
-        return []
-    where = ("rollouts.yaml:defaults.advances" if managed.advances is None
-             else f"rollouts.yaml:flags.{key}.advances")
-    now = "unknown" if current is None else f"{current:g}%"
-    return [_Constraint(APPROVAL, where,
-                        f"{key}'s rollout plan asks its outcome owner to approve every "
-                        f"advance ({now} -> {new}%)")]
+    if widens and plan.advances is APPROVAL:
+        where = ("rollouts.yaml:defaults.advances" if managed.advances is None
+                 else f"rollouts.yaml:flags.{key}.advances")
+        out.append(_Constraint(APPROVAL, where,
+                               f"{key}'s rollout plan asks its outcome owner to approve every "
+                               f"advance ({now} -> {new}%)"))
+    return out
 
 
 def _kill_switch(action: RemediationAction, policies: Policies, ctx: GuardrailContext) -> bool:

@@ -5,6 +5,12 @@ z = (p_b - p_a) / sqrt(p (1 - p) (1/n_a + 1/n_b)) with the pooled p = (x_a + x_b
 and the p-value is two-sided. The difference's confidence interval uses the unpooled standard
 error sqrt(p_a (1 - p_a) / n_a + p_b (1 - p_b) / n_b) (Wald).
 
+Production reports per-variant counts (`requests`, `errors`, `conversions`); `arms` reads
+them as the test's trials and successes: trials are requests, and the successes are the
+event the metric counts — errors for `error_ratio` (its rate is the error ratio; lower is
+better), conversions for `conversion` (higher is better). "Success" is the test's word for
+the counted event, not a judgement.
+
 The verdict is **clear** when both variants have at least `min_sample` trials and either the
 difference is significant (p < alpha: the better variant is named) or the interval lies
 inside ±`min_effect` (no difference that matters). Anything else — too few trials, or an
@@ -21,6 +27,8 @@ from typing import Literal
 from scipy.stats import norm
 
 Better = Literal["higher", "lower"]
+Metric = Literal["error_ratio", "conversion"]
+COUNTED: dict[str, str] = {"error_ratio": "errors", "conversion": "conversions"}
 
 
 @dataclass(frozen=True)
@@ -79,3 +87,27 @@ def compare(control: Arm, treatment: Arm, *, alpha: float = 0.05, min_sample: in
     return Comparison(control, treatment, diff, z, p_value, low, high, "ambiguous", None,
                       f"not significant, but a difference of {min_effect:.2%} is not ruled "
                       f"out: {numbers}")
+
+
+def arms(counts: dict[str, dict[str, int]], metric: Metric, control: str, treatment: str
+         ) -> tuple[Arm, Arm]:
+    """The control's and the treatment's arms from production's per-variant counts (see the
+    module docstring); ValueError naming the variant and the count when they do not fit."""
+    counted = COUNTED[metric]
+
+    def arm(variant: str) -> Arm:
+        found = counts.get(variant)
+        if found is None:
+            seen = ", ".join(sorted(counts)) or "none"
+            raise ValueError(f"no counts for variant {variant!r} (variants counted: {seen})")
+        trials, events = found.get("requests"), found.get(counted)
+        for name, value in (("requests", trials), (counted, events)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"variant {variant!r}: {name} is {value!r}, not a count")
+        assert isinstance(trials, int) and isinstance(events, int)
+        if events > trials:
+            raise ValueError(f"variant {variant!r}: {events} {counted} out of {trials} "
+                             "requests")
+        return Arm(variant, events, trials)
+
+    return arm(control), arm(treatment)

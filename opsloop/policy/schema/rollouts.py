@@ -8,7 +8,7 @@ the outcome owner approves each advance. `defaults` is the plan every managed fl
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
@@ -90,10 +90,51 @@ class StalePolicy(StrictModel):
         return self
 
 
+class ExperimentSpec(StrictModel):
+    """An A/B experiment on a flag (opsloop.rollouts.experiment): which two variants are
+    compared on which metric, and how sure the comparison must be."""
+
+    service: str
+    owner: str = ""
+    # error_ratio: errors out of requests per variant; conversion: conversions out of requests
+    metric: Literal["error_ratio", "conversion"]
+    better: Literal["lower", "higher"] | None = None  # default: lower errors, higher conversion
+    control: str = Field(min_length=1)
+    treatment: str = Field(min_length=1)
+    min_sample: int = Field(default=1000, ge=1)  # requests per variant before any verdict
+    alpha: float = Field(default=0.05, gt=0, lt=1)  # two-sided significance level
+    min_effect: float = Field(default=0.01, gt=0, lt=1)  # the smallest difference that matters
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ExperimentSpec:
+        if self.control == self.treatment:
+            raise ValueError(f"control and treatment are both {self.control!r}: an experiment "
+                             "compares two variants")
+        if self.metric == "error_ratio" and self.better == "higher":
+            raise ValueError("better: higher for metric error_ratio would call the variant "
+                             "with more errors the winner; use lower (or leave it out)")
+        return self
+
+    @property
+    def better_is(self) -> Literal["lower", "higher"]:
+        return self.better or ("lower" if self.metric == "error_ratio" else "higher")
+
+
 class RolloutsPolicy(PolicyFile):
     defaults: RolloutPlan
     flags: dict[str, FlagPlan] = Field(default_factory=dict)
     stale: StalePolicy = Field(default_factory=StalePolicy)
+    experiments: dict[str, ExperimentSpec] = Field(default_factory=dict)  # by flag key
+
+    @model_validator(mode="after")
+    def _experiment_services(self) -> RolloutsPolicy:
+        for key, spec in self.experiments.items():
+            managed = self.flags.get(key)
+            if managed is not None and managed.service != spec.service:
+                raise ValueError(f"experiments.{key}.service is {spec.service!r} but "
+                                 f"flags.{key}.service is {managed.service!r}: one flag, one "
+                                 "service")
+        return self
 
     def plan_for(self, key: str) -> RolloutPlan | None:
         """The plan for flag `key` (defaults with its overrides); None when not managed."""

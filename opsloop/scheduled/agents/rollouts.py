@@ -26,6 +26,9 @@ owner answered **rework** is left alone and reported for cleanup (`rework`); **t
 means the owner re-enables it (`idle`, naming the answer).
 
 A flag that is disabled, at 0% or already at 100% is left alone (`idle`/`complete`).
+Flags under an experiment (rollouts.yaml `experiments`) have their control and treatment
+compared each run (opsloop.scheduled.agents.rollout_experiments): a clear result is a finding,
+a report and a signal; an ambiguous one asks the owner through the change path.
 Every flag (managed or not) is also checked for staleness (rollouts.yaml `stale`,
 opsloop.rollouts.stale): a stale one is a finding and a cleanup signal to its owner, whose
 decision is recorded on the signal.
@@ -56,6 +59,7 @@ from opsloop.policy.schema.rollouts import RolloutPlan
 from opsloop.rollouts.analysis import AnalysisResult, Phase, analyse
 from opsloop.rollouts.owner import FlagOwnerState, OwnerBook
 from opsloop.rollouts.stale import Staleness, stale
+from opsloop.scheduled.agents.rollout_experiments import judge, measure, write_report
 from opsloop.scheduled.base import AgentContext, Analysis, Finding
 from opsloop.store import IncidentStore
 from opsloop.tools.protocols import Telemetry
@@ -154,7 +158,10 @@ class Rollouts:
         rows = [{**observe_flag(key, ctx.policies, ctx.telemetry, ctx.now, owners.get(key)),
                  **answers.get(key, {})} for key in sorted(ctx.policies.rollouts.flags)]
         every = [f.model_dump(mode="json") for f in ctx.telemetry.flags()]
-        return {"at": ctx.now.isoformat(), "flags": rows, "all_flags": every}
+        experiments = [measure(key, spec, ctx.telemetry, ctx.now)
+                       for key, spec in sorted(ctx.policies.rollouts.experiments.items())]
+        return {"at": ctx.now.isoformat(), "flags": rows, "all_flags": every,
+                "experiments": experiments, "answers": answers}
 
     def analyse(self, ctx: AgentContext, observed: dict[str, Any]) -> Analysis:
         policy = ctx.policies.rollouts
@@ -214,6 +221,14 @@ class Rollouts:
                                   f"flag file, or say why it stays ({found.evidence[-1]} "
                                   "decides)",
                 created_at=ctx.now))
+        tried = observed.get("experiments", [])
+        noted, asks, told = judge(tried, ctx.run_id, ctx.now,
+                                  {str(p.action.params.get("flag")) for p in proposals},
+                                  observed.get("answers", {}))
+        findings, proposals, signals = findings + noted, proposals + asks, signals + told
+        reports = (write_report(ctx.reports_dir / f"rollout-experiments-"
+                                f"{ctx.due_at.date().isoformat()}", tried, ctx.now)
+                   if tried else [])
         written = write_signals(signals, ctx.signals_dir) if signals else []
         counts: dict[str, int] = {}
         for f in findings:
@@ -222,7 +237,8 @@ class Rollouts:
         summary = (", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
                    or "no managed flags")
         return Analysis(summary=f"rollouts: {summary}", findings=findings,
-                        proposals=proposals, signals=[str(p) for p in written])
+                        proposals=proposals, signals=[str(p) for p in written],
+                        reports=[str(p) for p in reports])
 
 
 def observe_flag(key: str, policies: Policies, telemetry: Telemetry, now: datetime,
