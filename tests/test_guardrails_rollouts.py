@@ -74,3 +74,24 @@ def test_flags_the_plan_does_not_manage_are_left_to_the_other_rules(flag: str,
     decision = decide(rollout(50, flag, service), Severity.SEV3, managing("needs_approval"),
                       AT_25)
     assert decision.outcome is AUTO, decision.reasons
+
+
+def with_experiment(policies: Policies) -> Policies:
+    rollouts = RolloutsPolicy.model_validate({
+        **policies.rollouts.model_dump(),
+        "experiments": {FLAG: {"service": SERVICE, "owner": "growth", "metric": "conversion",
+                               "control": "off", "treatment": "on"}}})
+    return policies.model_copy(update={"rollouts": rollouts})
+
+
+@pytest.mark.parametrize("percent", [0, 50])
+def test_an_experiments_split_is_changed_only_by_a_human_either_way(percent: int) -> None:
+    decision = decide(rollout(percent), Severity.SEV3, with_experiment(managing("auto")),
+                      AT_25)
+    assert (decision.outcome, decision.rule) == (APPROVAL, f"rollouts.yaml:experiments.{FLAG}")
+    assert any("growth" in r for r in decision.reasons)
+    # Killing the flag is not a change of split: a failing experiment is still switched off.
+    kill = RemediationAction(id="a-kill", type="disable_flag", service=SERVICE,
+                             params={"flag": FLAG})
+    assert decide(kill, Severity.SEV3, with_experiment(managing("auto")),
+                  AT_25).outcome is AUTO
