@@ -158,3 +158,12 @@ def test_the_simulators_flags_render_as_a_flagd_document_the_provider_serves(
     path = tmp_path / "sim.json"
     path.write_text(json.dumps(document))
     assert abs(served_on(path, "rec-model-v7", "sim") - 50) <= TOLERANCE
+
+
+def test_a_targeting_rule_that_is_no_operation_is_refused() -> None:
+    """flagd's own test suite rejects `{"not-a-real-rule": [1, 2]}` (with-invalid-targeting)."""
+    flag = flagd.rollout_flag(5, service="checkout")
+    assert flagd.problems({"flags": {"f": {**flag, "targeting": {"not-a-real-rule": [1, 2]}}}})
+    assert flagd.problems({"flags": {"f": {**flag, "targeting": {
+        "if": [{"==": [{"var": "email"}, "a@b.c"]}, "on", None]}}}}) == []
+    assert flagd.problems({"flags": {"f": {**flag, "targeting": {}}}}) == []
