@@ -192,3 +192,39 @@ def test_the_owner_decides_an_ambiguous_experiment_and_is_asked_once(
     finally:
         loop.close()
         ledger.close()
+
+
+def test_show_gives_the_experiments_result(worlds: dict[str, SimState], tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+    import shutil
+
+    from opsloop.cli import rollouts as cli
+    from opsloop.cli.render import Ui
+    from opsloop.environments import new_simulation
+
+    policies = tmp_path / "policies"
+    shutil.copytree(Settings().policies_dir, policies)
+    text = (policies / "rollouts.yaml").read_text()
+    (policies / "rollouts.yaml").write_text(text.replace("experiments: {}", (
+        f"experiments:\n  {FLAG}: {{service: {SERVICE}, owner: growth, metric: conversion, "
+        'control: "off", treatment: "on"}')))
+    settings = Settings(work_dir=tmp_path / "work", policies_dir=policies)
+    ref, env = new_simulation("bad_deploy", 7, settings)
+    env.state = copy.deepcopy(worlds["converts"])
+    assert env.autosave_path is not None
+    env.save(env.autosave_path)
+    env.close()
+
+    def show(*extra: str) -> str:
+        parser = argparse.ArgumentParser()
+        cli.register(parser.add_subparsers(), argparse.ArgumentParser(add_help=False))
+        args = parser.parse_args(["rollouts", "show", FLAG, "--environment", ref, *extra])
+        assert args.handler(args, settings, Ui()) == 0
+        return capsys.readouterr().out
+
+    row = json.loads(show("--json"))
+    assert row["managed"] is False
+    assert (row["experiment"]["status"], row["experiment"]["winner"]) == ("clear", "on")
+    assert "experiment (conversion, higher is better, off vs on, owner growth): clear, on " \
+           "is better" in show()

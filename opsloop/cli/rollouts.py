@@ -146,7 +146,7 @@ def show(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
 
     policies = _policies(settings)
     plan = policies.rollouts.plan_for(args.flag)
-    if plan is None:
+    if plan is None and args.flag not in policies.rollouts.experiments:
         managed = ", ".join(sorted(policies.rollouts.flags)) or "none"
         raise UserError(f"rollouts.yaml does not manage {args.flag!r} (managed: {managed}); "
                         f"add it under flags: in {settings.policies_dir / 'rollouts.yaml'}")
@@ -160,10 +160,14 @@ def show(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
     finally:
         store.close()
         production.close()
-    decision = row["decision"]
     if args.json:
         ui.json(row)
         return 0
+    if plan is None:  # an experiment only
+        _print_experiment(ui, row["experiment"])
+        _print_owner(ui, args.flag, row["owner_state"], "")
+        return 0
+    decision = row["decision"]
     analysis = row["analysis"]
     ui.out.print(f"{args.flag} on {row['service']}: "
                  f"{'enabled' if row['enabled'] else 'DISABLED'} at {row['percent']:g}% "
@@ -175,7 +179,19 @@ def show(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
     ui.out.print(f"decision: {decision['action']} [{decision['rule']}] {decision['reason']}",
                  markup=False)
     _print_owner(ui, args.flag, row["owner_state"], decision["action"])
+    if row.get("experiment"):
+        _print_experiment(ui, row["experiment"])
     return 0
+
+
+def _print_experiment(ui: Ui, experiment: dict[str, Any]) -> None:
+    from opsloop.scheduled.agents.rollout_experiments import numbers
+
+    winner = f", {experiment['winner']} is better" if experiment.get("winner") else ""
+    ui.out.print(f"experiment ({experiment['metric']}, {experiment['better']} is better, "
+                 f"{experiment['control']} vs {experiment['treatment']}, owner "
+                 f"{experiment['owner'] or '?'}): {experiment['status']}{winner} — "
+                 f"{numbers(experiment)}", markup=False)
 
 
 def _print_owner(ui: Ui, key: str, owner: dict[str, Any], action: str) -> None:

@@ -37,7 +37,14 @@ from opsloop.policy import Policies
 from opsloop.policy.guardrails import decide
 from opsloop.policy.schema.rollouts import FlagPlan, RolloutPlan
 from opsloop.rollouts.owner import Answer, FlagOwnerState, OwnerBook, OwnerEntry
-from opsloop.scheduled.agents.rollouts import NAME, next_step, observe_flag, pending_answers
+from opsloop.scheduled.agents.rollout_experiments import measure
+from opsloop.scheduled.agents.rollouts import (
+    NAME,
+    next_step,
+    observe_flag,
+    owner_view,
+    pending_answers,
+)
 from opsloop.scheduled.agents.rollouts import decide as decide_flag
 from opsloop.scheduled.base import Analysis
 
@@ -105,11 +112,19 @@ def flag_rows(policies: Policies, flags: list[FlagState]) -> list[dict[str, Any]
 
 def flag_detail(policies: Policies, production: Production, key: str, book: OwnerBook,
                 answers: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """One managed flag as the agent sees it now, with its decision and its owner's (`show`).
+    """One managed flag as the agent sees it now, with its decision, its owner's and its
+    experiment's result (`show`); a flag under an experiment only has the experiment's.
     `answers`: the agent's advances waiting or rejected (`pending_answers`)."""
+    experiment = policies.rollouts.experiments.get(key)
+    now = production.now()
+    measured = (None if experiment is None
+                else measure(key, experiment, production, now))
+    if experiment is not None and key not in policies.rollouts.flags:
+        return {"key": key, "service": experiment.service, "managed": False,
+                "experiment": measured, "owner_state": owner_view(book.state(key), now)}
     flag = managed_flag(policies, production, key)
-    row = {**observe_flag(key, policies, production, production.now(), book.state(key)),
-           **answers.get(key, {})}
+    row = {**observe_flag(key, policies, production, now, book.state(key)),
+           **answers.get(key, {}), "managed": True, "experiment": measured}
     row["decision"] = vars(decide_flag(row, flag.plan))
     return row
 
