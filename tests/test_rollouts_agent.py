@@ -185,6 +185,11 @@ def test_a_failing_step_is_killed_within_one_interval_without_a_human(
         assert record.verification is not None
         assert flag_now(settings, ref) == (False, 0)
         assert "Failed" in case.proposal.rationale
+        # The kill's signal tells the owner exactly how to answer it.
+        (signal,) = [p for p in settings.signals_dir.iterdir() if "rollout_kill" in p.name]
+        text = signal.read_text()
+        assert f"opsloop rollouts answer {FLAG} temporary" in text
+        assert f"opsloop rollouts answer {FLAG} rework" in text
     finally:
         loop.close()
         ledger.close()

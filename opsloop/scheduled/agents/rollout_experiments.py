@@ -8,7 +8,8 @@ per-variant counts since the flag last changed.
   through the change path: a `set_flag_rollout` to 0% (everyone gets the control, which
   ends the experiment). rollouts.yaml's experiment rule makes the guardrails ask a human for
   any change to an experiment's split, so it never runs alone; rejecting it keeps the
-  experiment running, modifying it (percent 100) ships the treatment.
+  experiment running, modifying it (percent 100) ships the treatment. A request waiting, or
+  one rejected within the agent's answers window, is not asked again.
 - **collecting** (a variant under `min_sample`) and **unmeasured** (production has no
   per-variant counts for the flag) conclude nothing.
 

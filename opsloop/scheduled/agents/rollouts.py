@@ -196,8 +196,11 @@ class Rollouts:
             if d.action in ("hold", "kill"):
                 ask = ("Decide: resume, roll back, or change the plan" if d.action == "hold"
                        else f"Answer the kill: `opsloop rollouts answer {key} temporary "
-                            f"--reason TEXT` (you re-enable it later) or `opsloop rollouts "
-                            f"answer {key} rework --reason TEXT` (it goes back to its team)")
+                            f"--reason TEXT --environment REF` (you re-enable it later with "
+                            f"`opsloop rollouts advance {key} --to STEP`) or `opsloop "
+                            f"rollouts answer {key} rework --reason TEXT --environment REF` "
+                            "(it goes back to its team; the agent leaves it alone), or POST "
+                            f"/api/v1/rollouts/{key}/answer")
                 # One signal per flag, step and decision: the numbers change every run, so
                 # they stay in the finding; the signal's evidence must not grow each run.
                 step = f"{row['percent']:g}% (step began {row['updated_at'][:16]})"
