@@ -314,3 +314,25 @@ def test_bad_owner_input_is_a_clear_user_error(cli_world: tuple[Settings, str],
     settings, ref = cli_world
     with pytest.raises(UserError, match=message):
         cli_run(["rollouts", *argv, "--environment", ref], settings, capsys)
+
+
+def test_through_the_opsloop_command_bad_input_is_one_line_and_a_non_zero_exit(
+        cli_world: tuple[Settings, str], capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from opsloop.cli.main import main
+
+    settings, ref = cli_world
+    monkeypatch.setenv("OPSLOOP_POLICIES_DIR", str(settings.policies_dir))
+    monkeypatch.setenv("OPSLOOP_USER", "ana")
+    work = ["--work-dir", str(settings.work_dir)]
+    assert main([*work, "rollouts", "advance", FLAG, "--to", "30", "--environment", ref]) == 1
+    err = capsys.readouterr().err
+    assert "30% is not a step of new-checkout-flow's plan" in err and "Traceback" not in err
+    assert main([*work, "rollouts", "hold", "nope", "--reason", "x", "--environment",
+                 ref]) == 1
+    assert "does not manage 'nope'" in capsys.readouterr().err
+    # The identity is OPSLOOP_USER's, as for `opsloop approve`.
+    assert main([*work, "rollouts", "advance", FLAG, "--environment", ref]) == 0
+    assert "succeeded" in capsys.readouterr().out and flag_now(settings, ref) == (True, 25)
+    (entry,) = OwnerBook(settings.state_dir).state(FLAG).history
+    assert (entry.verb, entry.by, entry.to_percent) == ("advance", "ana", 25)
