@@ -122,6 +122,26 @@ class Rightsizing(StrictModel):
     target_cpu: float = Field(default=0.5, gt=0, le=1)  # size so p95 CPU lands here
 
 
+class OpenCostSource(StrictModel):
+    """OpenCost's /allocation API as a spend source (files in work/opencost/, and a URL)."""
+
+    url: str | None = None  # queried only when set: offline by default
+    # The allocation property a service is named by: namespace, controller or label:<name>.
+    service_from: str = "controller"
+    services: dict[str, str] = Field(default_factory=dict)  # that value -> service name
+    timeout_seconds: float = Field(default=10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _known_property(self) -> OpenCostSource:
+        if self.service_from not in ("namespace", "controller") and not (
+                self.service_from.startswith("label:") and len(self.service_from) > 6):
+            raise ValueError(f"cost.opencost.service_from {self.service_from!r}: use "
+                             f"namespace, controller or label:<name>")
+        if self.url is not None and not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"cost.opencost.url {self.url!r}: not an http(s) URL")
+        return self
+
+
 class CostPolicy(StrictModel):
     """What the cost agent reads, what counts as a cost anomaly, and when a person is told."""
 
@@ -136,6 +156,7 @@ class CostPolicy(StrictModel):
     # A "planned activity" mark covers its service/region/usage type this long from its start.
     planned_activity_for: Minutes = 14 * 24 * 60
     rightsizing: Rightsizing = Field(default_factory=Rightsizing)
+    opencost: OpenCostSource = Field(default_factory=OpenCostSource)
 
     @model_validator(mode="after")
     def _escalate_above_raise(self) -> CostPolicy:

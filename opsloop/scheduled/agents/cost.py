@@ -3,7 +3,9 @@ cost anomalies with their impact, planned-activity feedback, and rightsizing pro
 
 Spend comes as FOCUS rows (`cost_focus`): the simulator's fleet, emitted from each service's
 `cost_per_hour` through the Telemetry protocol, and any FOCUS CSV export dropped in
-`work/focus/*.csv` (bad rows are named by file, line, column and value and left out).
+`work/focus/*.csv` (bad rows are named by file, line, column and value and left out), and
+OpenCost /allocation responses (`cost_opencost`): saved in `work/opencost/*.json`, and
+fetched from capacity.yaml's `cost.opencost.url` when one is set.
 Anomalies are judged by `cost_anomalies` over capacity.yaml's `cost.window` ending at the
 hour the run is due, so an anomaly nobody has answered is raised again on each daily run
 it stays inside the window; one marked "planned activity" (`mark_planned_activity`: who,
@@ -12,7 +14,10 @@ why) is listed as planned and not raised again.
 Rightsizing compares replicas requested with CPU used: a service whose p95 CPU over
 `cost.rightsizing.window` is under `cpu_below` is a scale_in proposal sized so p95 CPU lands
 at `target_cpu` (load per replica as 1/replicas), never below capacity.yaml's replica
-minimum, and not while a planned activity covers the service. The agent never acts: the
+minimum, and not while a planned activity covers the service. Where OpenCost reports the
+service, its CPU used / requested (cpuCoreUsageAverage / cpuCoreRequestAverage) is the p95
+judged instead; a service only OpenCost knows gets the requests it could shrink to, and no
+proposal (there is no replica count to act on). The agent never acts: the
 runner sends its proposals through the incidents' guardrails -> approval path.
 """
 
@@ -44,6 +49,7 @@ from opsloop.scheduled.agents.cost_focus import (
     problems_json,
     read_focus,
 )
+from opsloop.scheduled.agents.cost_opencost import cpu_requested_vs_used, fetch, read_files
 from opsloop.scheduled.base import AgentContext, Analysis, Finding
 from opsloop.settings import Settings
 
@@ -59,6 +65,11 @@ def feedback_path(settings: Settings) -> Path:
 
 def focus_dir(settings: Settings) -> Path:
     return settings.work_dir / "focus"
+
+
+def opencost_dir(settings: Settings) -> Path:
+    """Saved OpenCost /allocation responses (*.json) the cost agent reads."""
+    return settings.work_dir / "opencost"
 
 
 def mark_planned_activity(settings: Settings, anomaly_id: str, by: str, why: str,
@@ -93,18 +104,34 @@ class Cost:
                 charges.append(charge_of(row))
         files = sorted(focus_dir(ctx.settings).glob("*.csv"))
         imported, problems = read_focus(files)
+        saved = sorted(opencost_dir(ctx.settings).glob("*.json"))
+        opencost = read_files(saved, policy.opencost)
+        fetched = fetch(policy.opencost, since, end)  # only when a URL is configured
+        sources = {"simulator fleet (cost_per_hour)": len(sim),
+                   f"FOCUS files in {focus_dir(ctx.settings)} ({len(files)})": len(imported),
+                   f"OpenCost files in {opencost_dir(ctx.settings)} ({len(saved)})":
+                   len(opencost.charges)}
+        if policy.opencost.url:
+            sources[f"OpenCost {policy.opencost.url}"] = len(fetched.charges)
         feedback, feedback_problem = load_feedback(feedback_path(ctx.settings))
+        requested = cpu_requested_vs_used(
+            opencost.requested + fetched.requested,
+            end - timedelta(minutes=policy.rightsizing.window), end)
         infos = ctx.telemetry.services()
+        usage = [_usage(ctx, i.name, i.replicas, policy) | (
+            {"opencost": requested.pop(i.name)} if i.name in requested else {}) for i in infos]
+        # Services only OpenCost knows: requested vs used, no replica count to act on.
+        usage += [{"service": s, "replicas": None, "cpu_points": 0, "cpu_p95": None,
+                   "cpu_mean": None, "opencost": r} for s, r in sorted(requested.items())]
         return {"at": ctx.now.isoformat(), "window": {"start": start.isoformat(),
                                                       "end": end.isoformat()},
-                "series": hourly_cells([*charges, *imported], since, end),
-                "sources": {"simulator fleet (cost_per_hour)": len(sim),
-                            f"FOCUS files in {focus_dir(ctx.settings)} ({len(files)})":
-                            len(imported)},
-                "files": [str(p) for p in files], "problems": problems_json(problems),
+                "series": hourly_cells([*charges, *imported, *opencost.charges,
+                                        *fetched.charges], since, end),
+                "sources": sources, "files": [str(p) for p in [*files, *saved]],
+                "problems": problems_json(problems),
+                "opencost_problems": problems_json(opencost.problems + fetched.problems),
                 "feedback": feedback, "feedback_problem": feedback_problem,
-                "usage": [_usage(ctx, i.name, i.replicas, policy) for i in infos],
-                "changes": _changes(ctx, start - CHANGE_CONTEXT)}
+                "usage": usage, "changes": _changes(ctx, start - CHANGE_CONTEXT)}
 
     def analyse(self, ctx: AgentContext, observed: dict[str, Any]) -> Analysis:
         policy = ctx.policies.capacity.cost
@@ -135,6 +162,8 @@ class Cost:
                     f"{len(raised)} cost anomaly(ies) raised ({escalated} escalated), "
                     f"{planned} planned activity, {len(proposals)} rightsizing proposal(s); "
                     f"{len(observed.get('problems', []))} bad FOCUS row(s)")
+        if observed.get("opencost_problems"):
+            headline += f"; {len(observed['opencost_problems'])} bad OpenCost allocation(s)"
         unjudged = [x for x in series if "note" in x]
         if unjudged:
             headline += (f"; {len(unjudged)} series not judged (no expected spend yet: "
@@ -145,6 +174,7 @@ class Cost:
                   "rightsizing": [r for r, _ in sizing], "series": series,
                   "proposals": [p.model_dump(mode="json") for p in proposals],
                   "problems": observed.get("problems", []),
+                  "opencost_problems": observed.get("opencost_problems", []),
                   "sources": observed.get("sources", {}),
                   "feedback_problem": observed.get("feedback_problem")}
         reports = write_reports(ctx.reports_dir / f"cost-daily-{ctx.due_at.date().isoformat()}",
@@ -187,11 +217,17 @@ def _rightsize(usage: dict[str, Any], bounds: Replicas, policy: CostPolicy,
                feedback: dict[str, dict[str, Any]], end: datetime
                ) -> tuple[dict[str, Any], RemediationProposal | None]:
     """A scale_in proposal when replicas requested are far above CPU used (module doc)."""
-    service, current, p95 = usage["service"], usage["replicas"], usage["cpu_p95"]
+    service, current = usage["service"], usage["replicas"]
+    # OpenCost's requested vs used cores, when it has the service, is the direct measure.
+    opencost: dict[str, Any] | None = usage.get("opencost")
+    if opencost:
+        p95, points, source = opencost["p95"], opencost["minutes"], "OpenCost used / requested"
+    else:
+        p95, points, source = usage["cpu_p95"], usage["cpu_points"], "CPU utilisation"
     rule = policy.rightsizing
-    row: dict[str, Any] = {**usage, "target": None}
+    row: dict[str, Any] = {**usage, "target": None, "source": source}
     # Half the window's minutes: a service that only just started is not judged.
-    if p95 is None or usage["cpu_points"] < rule.window // 2 or p95 >= rule.cpu_below:
+    if p95 is None or points < rule.window // 2 or p95 >= rule.cpu_below:
         return row, None
     cover = timedelta(minutes=policy.planned_activity_for)
     for mark in feedback.values():
@@ -201,13 +237,23 @@ def _rightsize(usage: dict[str, Any], bounds: Replicas, policy: CostPolicy,
             row["note"] = (f"p95 CPU {p95:.0%} but planned activity ({mark['by']}: "
                            f"{mark['why']}): not rightsized")
             return row, None
+    if current is None:  # only OpenCost knows it: the requests can shrink, nothing to scale
+        if opencost is None:
+            return row, None
+        cores = opencost["cores_requested"] * p95 / rule.target_cpu
+        row["requests_target"] = round(cores, 3)
+        row["note"] = (f"requests {opencost['cores_requested']:.2f} CPU cores, uses "
+                       f"{opencost['cores_used']:.2f} (p95 {p95:.0%} of requested, from "
+                       f"OpenCost): requests of ~{cores:.2f} cores put p95 near "
+                       f"{rule.target_cpu:.0%}")
+        return row, None
     low = bounds.bounds_for(service).min
     target = max(low, 1, math.ceil(current * p95 / rule.target_cpu))
     if target >= current:
         row["note"] = f"p95 CPU {p95:.0%} but already at capacity.yaml's minimum of {low}"
         return row, None
     row["target"] = target
-    row["note"] = (f"{current} replicas requested, p95 CPU {p95:.0%} used over "
+    row["note"] = (f"{current} replicas requested, p95 CPU {p95:.0%} used ({source}) over "
                    f"{rule.window // 60} h (under {rule.cpu_below:.0%}): {current} → {target} "
                    f"replicas puts p95 CPU near {p95 * current / target:.0%} "
                    f"(target {rule.target_cpu:.0%}, minimum {low})")

@@ -106,12 +106,18 @@ def render(report: dict[str, Any], chart: str | None) -> str:
                   f"forecast (nothing there could be raised).", ""]
     lines += ["## Rightsizing (replicas requested vs CPU used)", ""]
     sized = report["rightsizing"]
-    if not any(r.get("target") for r in sized):
+    if not any(r.get("target") or r.get("requests_target") for r in sized):
         lines += ["Nothing to propose.", ""]
     for r in sized:
-        if r.get("target"):
+        if r.get("target") or r.get("requests_target"):
             lines.append(f"- {r['service']}: {r['note']}")
     lines.append("")
+    if report.get("opencost_problems"):
+        lines += ["## OpenCost allocations not ingested", "",
+                  "(for a file, the number after it is the allocation's position in it)", ""]
+        lines += [f"- {p['file']}:{p['line']} {p['column']}={p['value']!r}: {p['problem']}"
+                  for p in report["opencost_problems"]]
+        lines.append("")
     if report["problems"]:
         lines += ["## FOCUS rows not ingested", ""]
         lines += [f"- {p['file']}:{p['line']} {p['column']}={p['value']!r}: {p['problem']}"
