@@ -32,6 +32,7 @@ from pydantic import BaseModel
 from opsloop.runbooks.format import Runbook, RunbookError, RunbookProblem
 from opsloop.runbooks.load import alert_key, load_runbook, match_keys
 from opsloop.tools.protocols import RunbookHit
+from opsloop.tools.retrieval import chunks as chunks_module
 from opsloop.tools.retrieval.backends import EmbeddingBackend
 from opsloop.tools.retrieval.chunks import CHUNKER_VERSION, chunk_runbook
 from opsloop.tools.retrieval.lexical import LexicalIndex, code_digest
@@ -59,6 +60,51 @@ class SearchAnswer(BaseModel):
     no_match: bool
     threshold: float
     backend: str
+
+
+def runbook_files(dirs: list[Path]) -> list[Path]:
+    """Every runbook file under `dirs` (READMEs aside), resolved as `Path.resolve` would, in
+    order: one realpath per folder rather than one per file (a symlinked file is resolved
+    itself)."""
+    folders: dict[Path, Path] = {}
+    found: set[Path] = set()
+    for folder in dirs:
+        if not folder.is_dir():
+            continue
+        for path in folder.rglob("*.md"):
+            if path.name.lower() == "readme.md":
+                continue
+            if path.is_symlink():
+                found.add(path.resolve())
+                continue
+            parent = folders.get(path.parent)
+            if parent is None:
+                parent = folders[path.parent] = path.parent.resolve()
+            found.add(parent / path.name)
+    return sorted(found)
+
+
+def _chunker_digest() -> str:
+    """The chunker's code, byte for byte: a saved chunk layout is stale once it changes."""
+    return hashlib.sha256(Path(chunks_module.__file__).read_bytes()).hexdigest()
+
+
+def _saved_layout(saved: LexicalIndex, runbooks: int
+                  ) -> tuple[np.ndarray, list[str], list[tuple[str, int]]] | None:
+    """(chunks per runbook, section per chunk, (alert-name key, runbook) pairs) saved with a
+    BM25 index, when they describe exactly its chunks and runbooks; None: rebuild."""
+    try:
+        counts, sections, names, named = (
+            saved.extra[name] for name in ("chunks", "sections", "names", "named"))
+    except KeyError:
+        return None
+    if (counts.shape != (runbooks,) or counts.dtype.kind != "i" or (counts < 1).any()
+            or int(counts.sum()) != saved.size or sections.shape != (saved.size,)
+            or names.ndim != 1 or named.shape != names.shape or named.dtype.kind != "i"
+            or (len(named) > 0 and (named.min() < 0 or named.max() >= runbooks))):
+        return None
+    return (counts, [str(s) for s in sections.tolist()],
+            list(zip([str(n) for n in names.tolist()], named.tolist(), strict=True)))
 
 
 class RunbookIndex:
@@ -108,8 +154,7 @@ class RunbookIndex:
         """Re-read the folders; embed only files whose content changed. Returns counts."""
         stored = self._stored_hashes()
         parsed = ParsedRunbooks(self._parsed_file)
-        files = sorted({p.resolve() for d in self.runbook_dirs if d.is_dir()
-                        for p in d.rglob("*.md") if p.name.lower() != "readme.md"})
+        files = runbook_files(self.runbook_dirs)
         runbooks: dict[str, Runbook] = {}
         digests: dict[str, str] = {}  # runbook id -> hash of its file, as stored with its chunks
         problems: list[RunbookProblem] = []
@@ -121,7 +166,8 @@ class RunbookIndex:
             raw = path.read_bytes()
             digest = hashlib.sha256(raw + CHUNKER_VERSION.encode()).hexdigest()
             try:
-                rb = parsed.get(str(path), digest) or load_runbook(path, raw.decode("utf-8"))
+                known = parsed.get(str(path), digest)
+                rb = known or load_runbook(path, raw.decode("utf-8"))
                 if rb.id in runbooks:
                     raise RunbookError([RunbookProblem(
                         file=str(path), field="id",
@@ -136,7 +182,8 @@ class RunbookIndex:
                 continue
             runbooks[rb.id] = rb
             digests[rb.id] = digest
-            parsed.put(str(path), digest, rb)
+            if known is None:
+                parsed.put(str(path), digest, rb)
             if stored.get(str(path)) == digest:
                 counts["unchanged"] += 1
                 continue
@@ -157,7 +204,7 @@ class RunbookIndex:
             counts["removed"] += 1
         self._runbooks, self._problems = runbooks, problems
         parsed.save()
-        self._build_lexical(digests)
+        self._build_lexical(digests, parsed.code)
         self.last_counts = counts
         return counts
 
@@ -184,32 +231,41 @@ class RunbookIndex:
     def _drop(self, file: str) -> None:
         self._col.delete(where={"file": file})
 
-    def _build_lexical(self, digests: dict[str, str]) -> None:
+    def _build_lexical(self, digests: dict[str, str], parser_code: str) -> None:
         """BM25 over the same chunks chromadb holds, derived from the parsed runbooks; saved
-        beside the vectors and read back while the runbooks are the same ones."""
+        beside the vectors with each runbook's chunk count and each chunk's section, and read
+        back while the runbooks and the code that parses, chunks and scores them are the
+        same (a reopen then chunks nothing)."""
         self._ids = sorted(self._runbooks)
-        position = {rid: i for i, rid in enumerate(self._ids)}
-        chunks = [(rid, i, chunk) for rid in self._ids
-                  for i, chunk in enumerate(chunk_runbook(self._runbooks[rid]))]
-        self._owner = np.asarray([position[rid] for rid, _, _ in chunks], dtype=np.int64)
-        self._sections = [chunk.section for _, _, chunk in chunks]
+        key = hashlib.sha256(json.dumps(
+            [code_digest(), _chunker_digest(), parser_code,
+             [(rid, digests[rid]) for rid in self._ids]]).encode()).hexdigest()
+        saved = LexicalIndex.load(self._lexical_file, key)
+        layout = _saved_layout(saved, len(self._ids)) if saved is not None else None
+        if saved is not None and layout is not None:
+            self._lexical, (counts, self._sections, named) = saved, layout
+        else:
+            per_runbook = [chunk_runbook(self._runbooks[rid]) for rid in self._ids]
+            counts = np.asarray([len(chunks) for chunks in per_runbook], dtype=np.int64)
+            self._sections = [chunk.section for chunks in per_runbook for chunk in chunks]
+            named = [(name, i) for i, rid in enumerate(self._ids)
+                     for name in sorted(match_keys(self._runbooks[rid]))]
+            self._lexical = LexicalIndex([chunk.text for chunks in per_runbook
+                                          for chunk in chunks])
+            with contextlib.suppress(OSError):  # a read-only index dir: rebuilt next time
+                self._lexical.save(self._lexical_file, key, {
+                    "chunks": counts, "sections": np.asarray(self._sections, dtype=np.str_),
+                    "names": np.asarray([name for name, _ in named], dtype=np.str_),
+                    "named": np.asarray([i for _, i in named], dtype=np.int64)})
+        self._owner = np.repeat(np.arange(len(self._ids), dtype=np.int64), counts)
         # Each row's chromadb id is `<file>#<i>`, i counting that runbook's chunks from 0.
-        self._chunk_keys = [(rid, i) for rid, i, _ in chunks]
+        self._chunk_keys = [(rid, i) for rid, n in zip(self._ids, counts.tolist(), strict=True)
+                            for i in range(n)]
         self._chunk_vectors = None
         self._lexical_memo = {}
-        key = hashlib.sha256(json.dumps(
-            [code_digest(), [(rid, digests[rid]) for rid in self._ids]]).encode()).hexdigest()
-        saved = LexicalIndex.load(self._lexical_file, key)
-        if saved is not None and saved.size == len(chunks):
-            self._lexical = saved
-        else:
-            self._lexical = LexicalIndex([chunk.text for _, _, chunk in chunks])
-            with contextlib.suppress(OSError):  # a read-only index dir: rebuilt next time
-                self._lexical.save(self._lexical_file, key)
-        self._by_key: dict[str, list[str]] = {}
-        for rid in self._ids:
-            for key in match_keys(self._runbooks[rid]):
-                self._by_key.setdefault(key, []).append(rid)
+        self._by_key: dict[str, list[str]] = {}  # alert-name key -> runbooks it names
+        for name, i in named:
+            self._by_key.setdefault(name, []).append(self._ids[i])
 
     def _vectors(self) -> ChunkVectors:
         """The chunks' vectors from chromadb, read at the first search after a refresh."""

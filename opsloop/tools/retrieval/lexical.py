@@ -41,6 +41,7 @@ class LexicalIndex:
 
     def __init__(self, documents: Sequence[str]) -> None:
         self.size = len(documents)
+        self.extra: dict[str, np.ndarray] = {}  # what `load` read beside the postings
         vocab: dict[str, int] = {}
         rows: list[int] = []
         cols: list[int] = []
@@ -66,20 +67,29 @@ class LexicalIndex:
         self._idf = np.log(1 + (self.size - df + 0.5) / (df + 0.5))
         self._unseen_idf = math.log(1 + (self.size + 0.5) / 0.5)
 
-    def save(self, path: Path, key: str) -> None:
-        """Write the index to `path` (numpy .npz, no pickles) under `key`; atomic."""
+    def save(self, path: Path, key: str, extra: dict[str, np.ndarray] | None = None) -> None:
+        """Write the index to `path` (numpy .npz, no pickles) under `key`, with `extra`
+        arrays that describe the same documents (read back by `load`); atomic."""
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        with tmp.open("wb") as out:
-            np.savez(out, key=np.asarray(key), size=np.asarray(self.size),
-                     unseen_idf=np.asarray(self._unseen_idf),
-                     vocab=np.asarray(list(self._vocab), dtype=np.str_),
-                     **{name: getattr(self, f"_{name}") for name in _ARRAYS})
-        os.replace(tmp, path)
+        try:
+            arrays: dict[str, np.ndarray] = {
+                "key": np.asarray(key), "size": np.asarray(self.size),
+                "unseen_idf": np.asarray(self._unseen_idf),
+                "vocab": np.asarray(list(self._vocab), dtype=np.str_),
+                "extra": np.asarray(sorted(extra or {}), dtype=np.str_),
+                **{f"extra_{name}": array for name, array in (extra or {}).items()},
+                **{name: getattr(self, f"_{name}") for name in _ARRAYS}}
+            with tmp.open("wb") as out:
+                np.savez(out, **arrays)  # type: ignore[arg-type]
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     @classmethod
     def load(cls, path: Path, key: str) -> LexicalIndex | None:
-        """The index saved at `path` under `key`, or None when there is none or it was saved
-        for other documents or by other code."""
+        """The index saved at `path` under `key` (its extra arrays in `extra`), or None when
+        there is none, it was saved for other documents or by other code, or it does not
+        hold together (a torn or tampered file is rebuilt, never trusted)."""
         try:
             with np.load(path, allow_pickle=False) as saved:
                 if str(saved["key"]) != key:
@@ -90,9 +100,21 @@ class LexicalIndex:
                 index._vocab = {term: i for i, term in enumerate(saved["vocab"].tolist())}
                 for name in _ARRAYS:
                     setattr(index, f"_{name}", saved[name])
+                index.extra = {str(name): saved[f"extra_{name}"]
+                               for name in saved["extra"].tolist()}
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             return None  # missing, torn or foreign: rebuilt by the caller
-        return index
+        return index if index._consistent() else None
+
+    def _consistent(self) -> bool:
+        """Postings that index only this index's documents and terms."""
+        n_terms = len(self._vocab)
+        return bool(
+            self._starts.shape == (n_terms + 1,) and self._idf.shape == (n_terms,)
+            and self._docs.shape == self._parts.shape and self._docs.ndim == 1
+            and (n_terms == 0 or (self._starts[0] == 0 and self._starts[-1] == len(self._docs)
+                                  and (np.diff(self._starts) >= 0).all()))
+            and (len(self._docs) == 0 or (self._docs.min() >= 0 and self._docs.max() < self.size)))
 
     def scores(self, query: str) -> tuple[np.ndarray, float]:
         """(BM25 per document, the most a document could score for this query)."""
