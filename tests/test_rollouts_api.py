@@ -124,3 +124,33 @@ def test_an_unknown_flags_verb_is_not_found(api: tuple[TestClient, SimServer]) -
     answer = client.post("/api/v1/rollouts/nope/hold", json={"reason": "x"},
                          headers=auth(APPROVE))
     assert answer.status_code == 404 and "does not manage 'nope'" in answer.json()["detail"]
+
+
+def test_a_change_still_verifying_answers_202_and_finishes(
+        healthy: SimState, settings: Settings, shipped_policies: Policies) -> None:
+    import time
+
+    # Production's minutes take real time here: the verification window outlasts the wait.
+    server = SimServer(SimEnvironment(copy.deepcopy(healthy)), hold_scenario=True,
+                       minute_seconds=0.5).start()
+    settings = settings.model_copy(update={"api_tokens": SecretStr(TOKENS)})
+    runtime = IntakeRuntime(settings, with_plan(shipped_policies), remote_ref(server.url))
+    app = create_app(runtime, load_tokens(settings), names=frozenset({"testserver"}))
+    try:
+        with TestClient(app) as client:
+            started = client.post(f"/api/v1/rollouts/{FLAG}/kill", json={"reason": "x"},
+                                  headers=auth(APPROVE))
+            assert started.status_code == 202, started.text
+            assert started.json() == {"flag": FLAG, "verb": "kill", "by": "ana",
+                                      "status": "running"}
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not any(
+                    e["verb"] == "kill" for e in client.get(
+                        f"/api/v1/rollouts/{FLAG}", headers=auth(READ)).json()
+                    ["owner_state"]["history"]):
+                time.sleep(0.5)
+            assert flag_state(server) == (False, 0) and runtime.errors == []
+    finally:
+        runtime.pool.shutdown(wait=True)
+        runtime.close_unstarted()
+        server.stop()

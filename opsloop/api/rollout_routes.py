@@ -8,9 +8,12 @@ the rollouts agent's change path, the others are kept in the owner file.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -18,7 +21,7 @@ from opsloop.api.access import AUTH_RESPONSES, authorize
 from opsloop.api.auth import Principal, Role
 from opsloop.api.bodies import json_model, optional_json_model
 from opsloop.api.routes import DECISION_MAX_BODY_BYTES, Id, Reader, _runtime
-from opsloop.api.runtime import IntakeRuntime
+from opsloop.api.runtime import DECISION_WAIT_SECONDS, IntakeRuntime
 from opsloop.environments import Production, UnknownEnvironment, open_environment
 from opsloop.graph import rollout_owner as owner
 from opsloop.graph.runner import OperateLoop
@@ -72,10 +75,12 @@ _READ: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _verb_route(summary: str, body: type[BaseModel], required: bool) -> dict[str, Any]:
+def _verb_route(summary: str, body: type[BaseModel], required: bool,
+                extra: dict[int, dict[str, str]] | None = None) -> dict[str, Any]:
     return {
         "tags": ["rollouts"], "summary": summary,
         "responses": {
+            **(extra or {}),
             400: {"description": "the body is not JSON"},
             404: _READ[404],
             409: {"description": "not possible now (held, not killed, not a step above the "
@@ -163,29 +168,60 @@ def _with_loop(runtime: IntakeRuntime, work: Callable[[OperateLoop], Result]) ->
         loop.close()
 
 
+def _changing(runtime: IntakeRuntime, flag: str, verb: str, by: str,
+              work: Callable[[OperateLoop, Production, str], owner.OwnerChange]
+              ) -> JSONResponse:
+    """Run a change on a worker; its answer when it ends within a moment, else 202 (the
+    verification window takes production's minutes). A refusal is known at once."""
+
+    def run() -> owner.OwnerChange:
+        env_ref = runtime.environment or ""
+        return _against_production(runtime, lambda p: _with_loop(
+            runtime, lambda loop: work(loop, p, env_ref)))
+
+    future = runtime.pool.submit(run)
+    try:
+        change = future.result(timeout=DECISION_WAIT_SECONDS)
+    except FutureTimeout:
+        def failed(done: Future[owner.OwnerChange]) -> None:
+            exc = done.exception()
+            if exc is not None:  # the caller already has its 202: keep the failure on record
+                runtime.errors = [*runtime.errors[-49:],
+                                  f"rollouts {verb} {flag} by {by} failed: {exc!r}"]
+
+        future.add_done_callback(failed)
+        return JSONResponse(status_code=202, content={"flag": flag, "verb": verb, "by": by,
+                                                      "status": "running"})
+    return JSONResponse(status_code=200, content=_change(flag, verb, by, change))
+
+
+_CHANGE_ANSWERS = {200: {"description": "done: the change record, its decision, approval and "
+                                        "result"},
+                   202: {"description": "started; still running (verification window): "
+                                        "GET the flag or the change record later"}}
+
+
 @router.post("/rollouts/{flag}/advance",
              **_verb_route("advance a flag to its plan's next step (or `to`), through the "
                            "change path; the caller's request is the plan's approval",
-                           Advance, required=False))
-async def advance(request: Request, flag: Id, principal: Owner) -> dict[str, Any]:
+                           Advance, required=False, extra=_CHANGE_ANSWERS))
+async def advance(request: Request, flag: Id, principal: Owner) -> JSONResponse:
     body = await optional_json_model(request, Advance, DECISION_MAX_BODY_BYTES) or Advance()
     by, runtime = _identity(principal), _runtime(request)
-    env_ref = runtime.environment or ""
-    change = await run_in_threadpool(_against_production, runtime, lambda p: _with_loop(
-        runtime, lambda loop: owner.advance(loop, p, env_ref, flag, body.to, by, body.reason)))
-    return _change(flag, "advance", by, change)
+    return await run_in_threadpool(
+        _changing, runtime, flag, "advance", by,
+        lambda loop, p, ref: owner.advance(loop, p, ref, flag, body.to, by, body.reason))
 
 
 @router.post("/rollouts/{flag}/kill",
              **_verb_route("switch a flag off now (disable_flag), through the change path",
-                           Kill, required=True))
-async def kill(request: Request, flag: Id, principal: Owner) -> dict[str, Any]:
+                           Kill, required=True, extra=_CHANGE_ANSWERS))
+async def kill(request: Request, flag: Id, principal: Owner) -> JSONResponse:
     body = await json_model(request, Kill, DECISION_MAX_BODY_BYTES)
     by, runtime = _identity(principal), _runtime(request)
-    env_ref = runtime.environment or ""
-    change = await run_in_threadpool(_against_production, runtime, lambda p: _with_loop(
-        runtime, lambda loop: owner.kill(loop, p, env_ref, flag, by, body.reason)))
-    return _change(flag, "kill", by, change)
+    return await run_in_threadpool(
+        _changing, runtime, flag, "kill", by,
+        lambda loop, p, ref: owner.kill(loop, p, ref, flag, by, body.reason))
 
 
 @router.post("/rollouts/{flag}/hold",
