@@ -78,6 +78,14 @@ class Settings(BaseSettings):
     promql_file: Path | None = None  # default: <policies_dir>/prometheus/promql.yaml
     http_timeout_seconds: float = Field(default=10.0, gt=0)
 
+    # The web console (issue 17): sign-in turns an API token, or a user of this file
+    # (`name:role:scrypt$...` lines, written by `python -m opsloop.web.users add`), into a
+    # session. The secret signs session cookies; unset, one is generated into
+    # <state dir>/console-secret (0600) and kept across restarts.
+    console_users_file: Path | None = None
+    console_secret: SecretStr | None = None
+    console_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+
     @property
     def state_dir(self) -> Path:
         return self.work_dir / "state"

@@ -10,6 +10,7 @@ only to loopback; deciding still does: serve then issues a local approver token 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import hmac
 import os
 import secrets
@@ -91,6 +92,22 @@ class TokenTable:
             if hmac.compare_digest(entry.token, offered):
                 found = entry.principal
         return found
+
+    def holder(self, fingerprint: str) -> Principal | None:
+        """Who holds the token with this `token_fingerprint`, while it is still configured:
+        a console session keeps the fingerprint, never the token, so revoking the token or
+        changing its role ends or changes the session."""
+        offered = fingerprint.encode()
+        found = None
+        for entry in self._entries:
+            if hmac.compare_digest(token_fingerprint(entry.token.decode()).encode(), offered):
+                found = entry.principal
+        return found
+
+
+def token_fingerprint(token: str) -> str:
+    """A one-way name for a token (SHA-256), safe to keep where the token must not be."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def parse_entries(text: str, source: str, separator: str = ",") -> list[tuple[str, Role, str]]:

@@ -1,0 +1,86 @@
+"""The console on top of the API: `create_console_app` is the API's app (api.app.create_app,
+unchanged, its OpenAPI document the API's alone) with the console's routes, its static
+files and its two refusals (sign in first; the error page) added."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from opsloop.api.app import create_app
+from opsloop.api.auth import TokenTable
+from opsloop.api.runtime import IntakeRuntime
+from opsloop.web import actions, pages, signin
+from opsloop.web.context import (
+    Console,
+    ConsoleError,
+    LoginRequired,
+    login_redirect,
+    render,
+    viewer_of,
+)
+from opsloop.web.session import SESSIONS_FILE, SessionStore, console_secret
+
+STATIC = Path(__file__).parent / "static"
+# No inline script or style anywhere, so the policy can forbid them: an alert text that got
+# past escaping still could not run.
+_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
+                               "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+def console_url(host: str, port: int) -> str:
+    """Where people open the console, for `opsloop run`/`serve` to print."""
+    shown = f"[{host}]" if ":" in host else host
+    if host in ("", "0.0.0.0", "::"):
+        shown = "127.0.0.1"
+    return f"http://{shown}:{port}/"
+
+
+def create_console_app(runtime: IntakeRuntime, tokens: TokenTable,
+                       names: frozenset[str] | None = None) -> FastAPI:
+    """The API over `runtime` with the web console at `/`."""
+    app = create_app(runtime, tokens, names)
+    settings = runtime.settings
+    app.state.console = Console(
+        runtime=runtime, tokens=tokens, secret=console_secret(settings),
+        sessions=SessionStore(settings.state_dir / SESSIONS_FILE,
+                              settings.console_session_hours * 3600),
+        users_file=settings.console_users_file)
+
+    async def login_required(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, LoginRequired)
+        return RedirectResponse(login_redirect(exc.after), status_code=303)
+
+    async def refused(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ConsoleError)
+        return render(request, "error.html", viewer_of(request), status=exc.status,
+                      message=exc.message, status_code=exc.status)
+
+    app.add_exception_handler(LoginRequired, login_required)
+    app.add_exception_handler(ConsoleError, refused)
+
+    @app.middleware("http")
+    async def console_headers(request: Request, call_next: Any) -> Any:
+        response = await call_next(request)
+        if not request.url.path.startswith("/api/"):
+            for name, value in _HEADERS.items():
+                response.headers.setdefault(name, value)
+        if request.url.path.startswith("/static/"):
+            response.headers["Cache-Control"] = "max-age=300"
+        return response
+
+    app.include_router(signin.router)
+    app.include_router(pages.router)
+    app.include_router(actions.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
