@@ -208,3 +208,19 @@ def test_the_simulator_follows_a_flag_file_as_flagd_would(env: SimEnvironment,
     env.wait(1)
     assert record.enabled is False and env.flag_file_problems
     assert "flags/x/state" in env.flag_file_problems[0]
+
+
+def test_counting_variants_never_moves_the_physics(base: SimState) -> None:
+    """rec-model-v7 (no failing cohort) split 50/50 is counted every minute; at 100% it is
+    not. The fleet's telemetry must be identical either way."""
+    counted, uncounted = (SimEnvironment(base.model_copy(deep=True)) for _ in range(2))
+    record = uncounted.state.flag("recommendations", "rec-model-v7")
+    assert record is not None
+    record.rollout_percent = 100
+    counted.wait(30)
+    uncounted.wait(30)
+    assert counted.variant_counts("recommendations", "rec-model-v7", 30)["on"]["requests"]
+    with pytest.raises(KeyError, match="no per-variant traffic"):
+        uncounted.variant_counts("recommendations", "rec-model-v7", 30)
+    assert counted.state.series == uncounted.state.series
+    assert counted.state.logs == uncounted.state.logs
