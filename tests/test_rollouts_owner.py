@@ -91,6 +91,29 @@ def test_concurrent_writers_lose_no_decision(tmp_path: Path) -> None:
     assert len(history) == 80 and {e.by for e in history} == {"w0", "w1", "w2", "w3"}
 
 
+def _hold_many(state_dir: str, who: str) -> None:
+    book = OwnerBook(Path(state_dir))
+    for n in range(15):
+        book.hold(FLAG, who, f"{n}", T0 + timedelta(minutes=n))
+
+
+def test_writers_in_separate_processes_lose_no_decision(tmp_path: Path) -> None:
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_hold_many, args=(str(tmp_path), f"p{i}"))
+               for i in range(3)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+    assert [w.exitcode for w in workers] == [0, 0, 0]
+    history = OwnerBook(tmp_path).state(FLAG).history
+    assert len(history) == 45
+    for who in ("p0", "p1", "p2"):  # each writer's entries all there, in its own order
+        assert [e.reason for e in history if e.by == who] == [str(n) for n in range(15)]
+
+
 def test_a_corrupt_owner_file_is_named_with_what_is_wrong(tmp_path: Path) -> None:
     (tmp_path / "rollout-owner.json").write_text('{"version": 1, "flags": {"f": [{"verb": '
                                                  '"pause", "by": "x", "at": "2026-01-01"}]}}')
