@@ -125,7 +125,9 @@ class RemoteEnvironment(Production):
                  flag_file: Path | None = None) -> None:
         closers = [sim.close] + ([prometheus.client.close] if prometheus is not None else [])
         # Stamps and history in production's time, so a step's age reads on its clock.
-        source = FileFlagSource(flag_file, clock=sim.now) if flag_file is not None else None
+        source = (FileFlagSource(flag_file, clock=sim.now,
+                                 from_wall=lambda ts: sim.timescale().to_env(ts))
+                  if flag_file is not None else None)
         super().__init__(metrics=sim if prometheus is None else prometheus, changes=sim,
                          clock=sim, actuator=sim if source is None else FlagFileActuator(source,
                                                                                          sim),

@@ -83,6 +83,23 @@ def test_flags_come_from_the_file_and_flag_actions_write_it(
         production.close()
 
 
+def test_a_flag_with_no_update_stamp_dates_from_the_files_change_on_productions_clock(
+        served: tuple[SimServer, Path], tmp_path: Path) -> None:
+    """A team's file rarely carries metadata.updatedAt: its flags changed when the file did,
+    read on production's clock (a simulated one runs days apart from the wall's)."""
+    server, flag_file = served
+    assert all("updatedAt" not in f["metadata"]
+               for f in json.loads(flag_file.read_text())["flags"].values())
+    production = open_environment(remote_ref(server.url, flag_file=flag_file),
+                                  Settings(work_dir=tmp_path / "work"))
+    try:
+        now = production.now()
+        for state in production.flags():
+            assert abs((now - state.updated_at).total_seconds()) < 120, (state, now)
+    finally:
+        production.close()
+
+
 def test_the_reference_carries_the_flag_file_for_a_later_process(tmp_path: Path) -> None:
     flag_file = write_flags(tmp_path / "flags.json")
     ref = with_flag_file("remote:sim=http://127.0.0.1:9100,prometheus=http://p:9090",

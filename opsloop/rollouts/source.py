@@ -40,9 +40,13 @@ class FileFlagSource:
     """A flagd flag file: the same file flagd (or the OpenFeature flagd provider in file
     mode) serves from."""
 
-    def __init__(self, path: Path, clock: Callable[[], datetime]) -> None:
+    def __init__(self, path: Path, clock: Callable[[], datetime],
+                 from_wall: Callable[[float], datetime] | None = None) -> None:
         self.path = path
         self.clock = clock
+        # A flag with no metadata.updatedAt changed when the file did: its mtime (wall time)
+        # on `clock`'s timeline (a simulated clock runs apart from the wall's).
+        self.from_wall = from_wall or (lambda ts: datetime.fromtimestamp(ts).astimezone())
 
     @property
     def history_path(self) -> Path:
@@ -61,7 +65,7 @@ class FileFlagSource:
         return flagd.check(document, str(self.path))
 
     def flags(self, service: str | None = None) -> list[FlagState]:
-        mtime = datetime.fromtimestamp(self.path.stat().st_mtime).astimezone()
+        mtime = self.from_wall(self.path.stat().st_mtime)
         states = [flagd.flag_state(key, flag, mtime)
                   for key, flag in sorted(self.read()["flags"].items())]
         return [s for s in states if service is None or s.service == service]
