@@ -11,6 +11,7 @@ from pathlib import Path
 from opsloop.cli import agents as agents_cmd
 from opsloop.cli import approvals, demo, incidents, policy
 from opsloop.cli import ask as ask_cmd
+from opsloop.cli import cost as cost_cmd
 from opsloop.cli import detect as detect_cmd
 from opsloop.cli import eval as eval_cmd
 from opsloop.cli import rollouts as rollouts_cmd
@@ -58,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     signals_cmd.register(sub, common)
     simulate_cmd.register(sub, common)
     rollouts_cmd.register(sub, common)
+    cost_cmd.register(sub, common)
     return parser
 
 

@@ -34,12 +34,7 @@ import numpy as np
 from opsloop.agents.signals import signal_id, write_signals
 from opsloop.models import RemediationAction, RemediationProposal, Signal
 from opsloop.policy.schema.capacity import CostPolicy, Replicas
-from opsloop.scheduled.agents.cost_anomalies import (
-    PLANNED,
-    detect,
-    load_feedback,
-    mark_planned,
-)
+from opsloop.scheduled.agents.cost_anomalies import detect
 from opsloop.scheduled.agents.cost_daily_report import write_reports
 from opsloop.scheduled.agents.cost_focus import (
     Charge,
@@ -50,6 +45,7 @@ from opsloop.scheduled.agents.cost_focus import (
     read_focus,
 )
 from opsloop.scheduled.agents.cost_opencost import cpu_requested_vs_used, fetch, read_files
+from opsloop.scheduled.agents.cost_planned import PLANNED, covers, load_feedback, mark_planned
 from opsloop.scheduled.base import AgentContext, Analysis, Finding
 from opsloop.settings import Settings
 
@@ -229,11 +225,8 @@ def _rightsize(usage: dict[str, Any], bounds: Replicas, policy: CostPolicy,
     # Half the window's minutes: a service that only just started is not judged.
     if p95 is None or points < rule.window // 2 or p95 >= rule.cpu_below:
         return row, None
-    cover = timedelta(minutes=policy.planned_activity_for)
     for mark in feedback.values():
-        began = datetime.fromisoformat(mark["start"])
-        if (mark.get("verdict") == PLANNED and mark.get("service") == service
-                and began <= end <= began + cover):
+        if covers(mark, {"service": service}, end, policy.planned_activity_for):
             row["note"] = (f"p95 CPU {p95:.0%} but planned activity ({mark['by']}: "
                            f"{mark['why']}): not rightsized")
             return row, None

@@ -13,31 +13,28 @@ anomaly, with the fields cloud anomaly detection uses:
   impact % (impact / expected).
 
 `decide` (pure, names the rule): below `raise_at` (both USD and %) an anomaly is only listed;
-past it, raised; past both of `escalate_at`'s values, escalated to a person. An anomaly of
-dimensions someone marked "planned activity" (who, why) within `planned_activity_for` of
-that anomaly's start is listed as planned and not raised again. Spend below expected is not
+past it, raised; past both of `escalate_at`'s values, escalated to a person. An anomaly a
+planned-activity mark covers (cost_planned: its dimensions, within the mark's window) is
+listed as planned and not raised again. Spend below expected is not
 an anomaly here (the monthly review shows both directions).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from opsloop.agents.markdown import atomic_write
 from opsloop.forecast import Kind, forecast
 from opsloop.forecast.model import NotEnoughHistory
 from opsloop.policy.schema.capacity import CostPolicy
+from opsloop.scheduled.agents.cost_planned import PLANNED, covers
 
 HOUR = timedelta(hours=1)
-PLANNED = "planned_activity"
 
 
 @dataclass(frozen=True)
@@ -148,49 +145,11 @@ def _anomaly(key: dict[str, str], window_start: datetime, i: int, j: int, actual
 
 def planned_for(key: dict[str, str], start: datetime, ident: str, policy: CostPolicy,
                 feedback: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
-    """The planned-activity mark covering an anomaly of `key` starting at `start`, if any."""
+    """The planned-activity mark covering an anomaly of `key` starting at `start`, if any
+    (cost_planned: a mark on this anomaly, or one whose dimensions and window cover it)."""
     if ident in feedback and feedback[ident].get("verdict") == PLANNED:
         return feedback[ident]
-    cover = timedelta(minutes=policy.planned_activity_for)
     for mark in feedback.values():
-        if mark.get("verdict") != PLANNED or any(mark.get(k) != key[k] for k in key):
-            continue
-        began = datetime.fromisoformat(mark["start"])
-        # The same activity seen again from a later window starts at or a little before
-        # the hour it was marked at (the expected line moves); a later one within the cover.
-        if began - timedelta(hours=6) <= start <= began + cover:
+        if covers(mark, key, start, policy.planned_activity_for):
             return mark
     return None
-
-
-# -- feedback: who said an anomaly was planned, and why ---------------------------------------
-
-def load_feedback(path: Path) -> tuple[dict[str, dict[str, Any]], str | None]:
-    """Marks by anomaly id, and a problem reading them (the agent reports it, goes on)."""
-    if not path.exists():
-        return {}, None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        return {}, f"{path}: unreadable ({exc}); no planned activity applied"
-    if not isinstance(data, dict):
-        return {}, f"{path}: expected an object of anomaly id -> mark; none applied"
-    return {k: v for k, v in data.items() if isinstance(v, dict)}, None
-
-
-def mark_planned(path: Path, anomaly: dict[str, Any], by: str, why: str,
-                 at: datetime) -> dict[str, Any]:
-    """Record that `anomaly` (a report's anomaly) was planned activity, by whom and why."""
-    if not by.strip() or not why.strip():
-        raise ValueError("a planned-activity mark needs who (by) and why")
-    marks, problem = load_feedback(path)
-    if problem is not None:
-        raise ValueError(problem)
-    mark = {"verdict": PLANNED, "by": by, "why": why, "at": at.isoformat(),
-            "anomaly": anomaly["id"], "start": anomaly["start"],
-            "service": anomaly["service"], "region": anomaly["region"],
-            "usage_type": anomaly["usage_type"]}
-    marks[anomaly["id"]] = mark
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, json.dumps(marks, indent=2, sort_keys=True) + "\n")
-    return mark
