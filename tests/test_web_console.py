@@ -155,7 +155,7 @@ def test_the_console_adds_pages_and_actions_but_not_to_the_api_document(
     anon: TestClient,
 ) -> None:
     routes = console_routes(anon)
-    assert len([r for r in routes if r[0] == "GET"]) == 11
+    assert len([r for r in routes if r[0] == "GET"]) == 12
     assert len([r for r in routes if r[0] == "POST"]) == 6
     paths = anon.get("/openapi.json").json()["paths"]
     assert all(p.startswith(("/api/", "/healthz", "/readyz")) for p in paths), sorted(paths)
@@ -344,6 +344,10 @@ def test_the_incident_page_shows_the_record(ana: TestClient) -> None:
                  "needs_approval", "remediation.yaml", "Timeline", "Audit log",
                  'data-live="/fragments/incidents/INC-0001"'):
         assert part in page, part
+    assert 'href="/warrooms/INC-0001.md"' in page
+    warroom = ana.get("/warrooms/INC-0001.md").text
+    assert "incident_commander" in warroom and "HighErrorRate" in warroom
+    assert ana.get("/warrooms/INC-9999.md").status_code == 404
     assert ana.get("/incidents/INC-9999").status_code == 404
     assert ana.get("/incidents/..%2Fetc").status_code in (404, 422)
 
@@ -482,3 +486,17 @@ def test_sign_in_only_returns_to_this_server(runtime: IntakeRuntime) -> None:
             assert answer.headers["location"] == "/", after
         page = client.get("/login?next=/approvals")
         assert page.status_code == 303 and page.headers["location"] == "/approvals"
+
+
+def test_repeated_failed_sign_ins_are_slowed_down(runtime: IntakeRuntime) -> None:
+    with client_for(runtime) as client:
+        for _ in range(5):
+            wrong = client.post("/login", data={"csrf": login_csrf(client), "username": "uma",
+                                                "password": "guess guess guess"})
+            assert wrong.status_code == 401
+        right = client.post("/login", data={"csrf": login_csrf(client), "username": "uma",
+                                            "password": "correct horse battery"})
+        assert right.status_code == 429
+        assert "too many failed sign-ins" in right.text
+        assert 0 < int(right.headers["retry-after"]) <= 300
+        assert COOKIE not in client.cookies

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hmac
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote
@@ -17,7 +17,7 @@ from fastapi.templating import Jinja2Templates
 
 from opsloop.api.auth import Principal, Role, TokenTable
 from opsloop.api.runtime import IntakeRuntime
-from opsloop.web.session import Session, SessionStore, unsign
+from opsloop.web.session import Session, SessionStore, SignInThrottle, unsign
 from opsloop.web.users import UserFileError, load_users
 
 COOKIE = "opsloop_session"
@@ -52,6 +52,7 @@ class Console:
     secret: bytes
     sessions: SessionStore
     users_file: Path | None
+    throttle: SignInThrottle = field(default_factory=SignInThrottle)
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,16 @@ def postmortem_page(request: Request, name: DocName, viewer: Signed,
     return render(request, "postmortem.html", viewer, draft=draft, editing=edit)
 
 
+@router.get("/warrooms/{name}", response_class=HTMLResponse)
+def warroom_page(request: Request, name: DocName, viewer: Signed) -> HTMLResponse:
+    folder = console(request).runtime.settings.warrooms_dir
+    try:
+        record = pm.read(folder, name)
+    except pm.PostmortemError as exc:
+        raise ConsoleError(exc.status, str(exc).replace("postmortem", "war room")) from None
+    return render(request, "warroom.html", viewer, record=record)
+
+
 def signal_board(request: Request) -> dict[str, Any]:
     runtime = console(request).runtime
     problems: list[str] = []

@@ -11,6 +11,7 @@ import hmac
 import os
 import secrets
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -126,3 +127,39 @@ class SessionStore:
                 return None
             db.execute("UPDATE sessions SET flash = NULL WHERE id = ?", (session_id,))
         return str(row[0])
+
+
+class SignInThrottle:
+    """At most `allowed` failed sign-ins per client address in `window` seconds: a token is
+    too long to guess, but a password is not. Kept in memory (a restart forgets), bounded."""
+
+    MAX_CLIENTS = 10_000
+
+    def __init__(self, allowed: int = 5, window: float = 300.0) -> None:
+        self.allowed = allowed
+        self.window = window
+        self._failures: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def wait(self, client: str) -> float:
+        """Seconds until `client` may try again; 0 when it may now."""
+        now = time.monotonic()
+        with self._lock:
+            recent = [t for t in self._failures.get(client, []) if now - t < self.window]
+            if recent:
+                self._failures[client] = recent
+            else:
+                self._failures.pop(client, None)
+            if len(recent) < self.allowed:
+                return 0.0
+            return self.window - (now - recent[0])
+
+    def failed(self, client: str) -> None:
+        with self._lock:
+            if client not in self._failures and len(self._failures) >= self.MAX_CLIENTS:
+                self._failures.pop(next(iter(self._failures)))
+            self._failures.setdefault(client, []).append(time.monotonic())
+
+    def succeeded(self, client: str) -> None:
+        with self._lock:
+            self._failures.pop(client, None)

@@ -7,6 +7,8 @@ there is no session yet to hold one.
 from __future__ import annotations
 
 import hmac
+import logging
+import math
 import secrets
 
 from fastapi import APIRouter, Request
@@ -28,6 +30,7 @@ from opsloop.web.session import sign, unsign
 from opsloop.web.users import UserFileError, load_users, verify_password
 
 router = APIRouter(include_in_schema=False)
+log = logging.getLogger("opsloop.web")
 
 def _secure(request: Request) -> bool:
     return request.url.scheme == "https"
@@ -86,16 +89,29 @@ async def login(request: Request) -> Response:
     if nonce is None or not hmac.compare_digest(offered.encode(), nonce.encode()):
         return _login_page(request, after, 403, "the sign-in form expired or did not come "
                                                 "from this page: try again")
+    client = request.client.host if request.client else "unknown"
+    wait = con.throttle.wait(client)
+    if wait > 0:
+        page = _login_page(request, after, 429, f"too many failed sign-ins from {client}: "
+                                                f"try again in {math.ceil(wait)} s")
+        page.headers["Retry-After"] = str(math.ceil(wait))
+        return page
     try:
         principal, via, ref = _identify(request, form)
     except ConsoleError as exc:
+        if exc.status == 401:
+            con.throttle.failed(client)
+            log.warning("console sign-in refused from %s: %s", client, exc.message)
         return _login_page(request, after, exc.status, exc.message,
                            name=form.get("username", ""))
+    con.throttle.succeeded(client)
     if not principal.may(Role.READ):
         return _login_page(request, after, 403, f"{principal.name} has role "
                            f"{principal.role.value}, which cannot use the console (it needs "
                            "read, approve or admin)")
     session = con.sessions.create(principal.name, principal.role.value, via, ref)
+    log.info("%s signed in to the console from %s (%s, role %s)", principal.name, client,
+             via, principal.role.value)
     response = RedirectResponse(after, status_code=303)
     response.set_cookie(COOKIE, sign(con.secret, session.id),
                         max_age=int(con.sessions.lifetime), httponly=True, samesite="strict",

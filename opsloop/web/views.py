@@ -9,6 +9,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from opsloop.agents.warroom import war_room_path
 from opsloop.api.runtime import IntakeRuntime
 from opsloop.files import documents
 from opsloop.models import ApprovalRequest, Incident, IncidentStatus, Severity
@@ -98,7 +99,15 @@ def incident_detail(runtime: IntakeRuntime, incident_id: str) -> dict[str, Any] 
         return None
     return {"incident": incident, "audit": audit,
             "approvals": [approval_view(runtime, p) for p in waiting],
-            "postmortem": postmortem_name(runtime, incident)}
+            "postmortem": postmortem_name(runtime, incident),
+            "warroom": warroom_name(runtime, incident)}
+
+
+def warroom_name(runtime: IntakeRuntime, incident: Incident) -> str | None:
+    """The war room's file name when triage opened one for the incident."""
+    folder = runtime.settings.warrooms_dir
+    path = war_room_path(folder, incident.id)
+    return path.name if path in documents(folder, path.name) else None
 
 
 def postmortem_name(runtime: IntakeRuntime, incident: Incident) -> str | None:
