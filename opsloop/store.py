@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from opsloop.agents.past_incident import PastIncident
 from opsloop.models import (
     ActionStatus,
     Approval,
@@ -77,6 +78,17 @@ CREATE TABLE IF NOT EXISTS incident_keys (
     PRIMARY KEY (incident_id, key)
 );
 CREATE INDEX IF NOT EXISTS incident_keys_key ON incident_keys(key, opened_at);
+-- Each incident as the improvement signals look back on it (agents/past_incident.py):
+-- learning reads these small records, not whole incidents. A write of the body that does
+-- not also write the record (an older opsloop) drops it, and the body is read instead.
+CREATE TABLE IF NOT EXISTS incident_history (
+    incident_id TEXT PRIMARY KEY,
+    record TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS incident_history_stale AFTER UPDATE OF body ON incidents
+BEGIN
+    DELETE FROM incident_history WHERE incident_id = NEW.id;
+END;
 -- Notifications by key: a replayed step never sends the same one twice.
 CREATE TABLE IF NOT EXISTS notifications (
     key TEXT PRIMARY KEY,
@@ -87,7 +99,9 @@ CREATE TABLE IF NOT EXISTS notifications (
 """
 
 
-_INDEXED_VERSION = 2  # incident_keys and auto_actions filled for every stored incident
+# 2: incident_keys and auto_actions filled for every stored incident; 3: incident_history too
+_INDEXED_VERSION = 3
+_FILL_BATCH = 200  # incidents per commit while filling a new index: other writers never wait long
 
 
 def _now() -> str:
@@ -167,13 +181,40 @@ class IncidentStore:
         self._index_history()
 
     def _index_history(self) -> None:
-        """Relation keys and the action ledger for incidents stored before the store kept
-        them: once per store file (its user_version marks it done)."""
-        if self._db.execute("PRAGMA user_version").fetchone()[0] >= _INDEXED_VERSION:
+        """Relation keys, the action ledger and past-incident records for incidents stored
+        before the store kept them: once per store file (its user_version marks it done)."""
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version >= _INDEXED_VERSION:
             return
-        for incident in self.incidents():
-            self.save_incident(incident)
+        if version < 2:
+            for incident in self.incidents():
+                self.save_incident(incident)
+        else:
+            self._fill_history_records()
         self._db.execute(f"PRAGMA user_version={_INDEXED_VERSION}")
+
+    def _fill_history_records(self) -> None:
+        """A past-incident record for every incident without one, read from its body in the
+        same commit that writes the record (so a concurrent save is never undone)."""
+        after = ""
+        while True:
+            with self._transaction():
+                rows = self._db.execute(
+                    "SELECT i.id, i.body FROM incidents i WHERE i.id > ? AND NOT EXISTS "
+                    "(SELECT 1 FROM incident_history h WHERE h.incident_id = i.id) "
+                    "ORDER BY i.id LIMIT ?", (after, _FILL_BATCH)).fetchall()
+                records = []
+                for incident_id, body in rows:
+                    try:
+                        incident = Incident.model_validate_json(body)
+                    except ValidationError:
+                        continue  # read from its body, and named by the listings, as before
+                    records.append((incident_id, PastIncident.of(incident).to_json()))
+                self._db.executemany("INSERT OR REPLACE INTO incident_history(incident_id, "
+                                     "record) VALUES(?,?)", records)
+            if len(rows) < _FILL_BATCH:
+                return
+            after = rows[-1][0]
 
     def close(self) -> None:
         self.leases.close()
@@ -230,6 +271,8 @@ class IncidentStore:
                 and c.result.status is ActionStatus.SUCCEEDED and not c.result.replayed
             ],
         )
+        self._db.execute("INSERT OR REPLACE INTO incident_history(incident_id, record) "
+                         "VALUES(?,?)", (incident.id, PastIncident.of(incident).to_json()))
         self._db.execute("DELETE FROM incident_keys WHERE incident_id=?", (incident.id,))
         self._db.executemany(
             "INSERT OR IGNORE INTO incident_keys(incident_id, key, opened_at) VALUES(?,?,?)",
@@ -237,23 +280,48 @@ class IncidentStore:
 
     def related(self, incident: Incident, since: datetime) -> list[Incident]:
         """Stored incidents opened at or after `since` that share a service, a root-cause
-        category or a fix with `incident` (itself excluded): what improvement signals
-        compare it with. The cost follows the related history, not the whole store."""
+        category or a fix with `incident` (itself excluded). The cost follows the related
+        history, not the whole store."""
+        found = []
+        for _, _, body in self._related_rows(incident, since, "i.body"):
+            try:
+                found.append(Incident.model_validate_json(str(body)))
+            except ValidationError:
+                continue  # named by the listings; one bad row never stops learning
+        return found
+
+    def related_history(self, incident: Incident, since: datetime) -> list[PastIncident]:
+        """`related`, as the small records the improvement signals compare an incident with:
+        no whole incident is read unless its record is missing or outdated."""
+        found = []
+        for incident_id, record, body in self._related_rows(
+                incident, since, "CASE WHEN h.record IS NULL THEN i.body END"):
+            if record is not None:
+                try:
+                    found.append(PastIncident.from_json(record))
+                    continue
+                except ValueError:  # written by other code: read the incident itself
+                    body = self._db.execute("SELECT body FROM incidents WHERE id=?",
+                                            (incident_id,)).fetchone()[0]
+            try:
+                found.append(PastIncident.of(Incident.model_validate_json(str(body))))
+            except ValidationError:
+                continue  # named by the listings; one bad row never stops learning
+        return found
+
+    def _related_rows(self, incident: Incident, since: datetime,
+                      body: str) -> list[tuple[str, str | None, str | None]]:
+        """(id, past-incident record, `body` expression) of the related incidents, in id
+        order, found through the relation keys' index."""
         keys = sorted(relation_keys(incident))
         if not keys:
             return []
         marks = ",".join("?" * len(keys))
-        rows = self._db.execute(
-            f"SELECT i.id, i.body FROM incidents i WHERE i.id IN (SELECT DISTINCT incident_id "
-            f"FROM incident_keys WHERE key IN ({marks}) AND opened_at >= ?) AND i.id <> ? "
+        return self._db.execute(
+            f"SELECT i.id, h.record, {body} FROM incidents i LEFT JOIN incident_history h "
+            f"ON h.incident_id = i.id WHERE i.id IN (SELECT DISTINCT incident_id FROM "
+            f"incident_keys WHERE key IN ({marks}) AND opened_at >= ?) AND i.id <> ? "
             f"ORDER BY i.seq, i.id", [*keys, _utc(since), incident.id]).fetchall()
-        found = []
-        for _, body in rows:
-            try:
-                found.append(Incident.model_validate_json(body))
-            except ValidationError:
-                continue  # named by the listings; one bad row never stops learning
-        return found
 
     def get_incident(self, incident_id: str) -> Incident:
         row = self._db.execute("SELECT body FROM incidents WHERE id=?", (incident_id,)).fetchone()

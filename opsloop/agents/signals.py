@@ -20,7 +20,7 @@ import fcntl
 import hashlib
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -39,6 +39,7 @@ from opsloop.agents.markdown import (
     one_line,
     render_signal,
 )
+from opsloop.agents.past_incident import PastIncident
 from opsloop.agents.record import verification_failed
 from opsloop.models import ActionCase, ActionStatus, DecisionOutcome, Incident, Signal, Verdict
 from opsloop.runbooks.markdown import FrontMatterError, split_front_matter
@@ -95,7 +96,7 @@ def signal_id(kind: str, *subject: str) -> str:
 
 def derive_signals(
     incident: Incident,
-    history: list[Incident],
+    history: Sequence[Incident | PastIncident],
     now: datetime,
     *,
     lookback_days: int = DEFAULT_LOOKBACK_DAYS,
@@ -116,39 +117,43 @@ def derive_signals(
     return list({s.id: s for s in found}.values())
 
 
-def _window(incident: Incident, history: list[Incident], since: datetime) -> list[Incident]:
+def _window(incident: Incident, history: Sequence[Incident | PastIncident],
+            since: datetime) -> list[PastIncident]:
     # The current incident always counts, even when history already holds an older copy of it.
-    by_id = {i.id: i for i in history if i.opened_at >= since}
-    by_id[incident.id] = incident
+    by_id = {i.id: i if isinstance(i, PastIncident) else PastIncident.of(i)
+             for i in history if i.opened_at >= since}
+    by_id[incident.id] = PastIncident.of(incident)
     return sorted(by_id.values(), key=lambda i: (i.opened_at, i.id))
 
 
-def _line(incident: Incident) -> str:
+def _line(incident: Incident | PastIncident) -> str:
     """One incident as evidence: id, when, how bad, what, and why if known."""
-    severity = incident.severity.value if incident.severity else "unclassified"
-    cause = f"; root cause {incident.root_cause.category}" if incident.root_cause else ""
+    if isinstance(incident, Incident):
+        incident = PastIncident.of(incident)
+    severity = incident.severity if incident.severity is not None else "unclassified"
+    cause = f"; root cause {incident.category}" if incident.category is not None else ""
     return (f"{incident.id} ({fmt_time(incident.opened_at)}, {severity}, "
-            f"{incident.status.value}): {one_line(incident.title, 120)}{cause}")
+            f"{incident.status}): {one_line(incident.title, 120)}{cause}")
 
 
 def _signal(kind: str, subject: Iterable[str], title: str, evidence: list[str],
-            mission: str, incidents: Iterable[Incident], now: datetime) -> Signal:
+            mission: str, incidents: Iterable[Incident | PastIncident], now: datetime) -> Signal:
     return Signal(id=signal_id(kind, *subject), kind=kind, title=one_line(title, 200),
                   evidence=[one_line(e, 400) for e in evidence],
                   suggested_mission=one_line(mission, 400),
                   incidents=[i.id for i in incidents], created_at=now)
 
 
-def _repeated_incidents(incident: Incident, window: list[Incident], now: datetime,
+def _repeated_incidents(incident: Incident, window: list[PastIncident], now: datetime,
                         days: int, threshold: int) -> list[Signal]:
     signals = []
     for service in sorted(set(incident.services)):
         hits = [i for i in window if service in i.services]
         if len(hits) < threshold:
             continue
-        categories = {i.root_cause.category for i in hits if i.root_cause}
+        categories = {i.category for i in hits if i.category is not None}
         same = (f" from the same cause ({next(iter(categories))})"
-                if len(categories) == 1 and all(i.root_cause for i in hits) else "")
+                if len(categories) == 1 and all(i.category is not None for i in hits) else "")
         signals.append(_signal(
             "repeated_incidents", ("service", service),
             f"{service} had {len(hits)} incidents in {days} days{same}",
@@ -158,7 +163,7 @@ def _repeated_incidents(incident: Incident, window: list[Incident], now: datetim
             hits, now))
     cause = incident.root_cause
     if cause is not None:
-        hits = [i for i in window if i.root_cause and i.root_cause.category == cause.category]
+        hits = [i for i in window if i.category is not None and i.category == cause.category]
         # One service's run of the same cause is already the service signal above.
         covered = any(s.incidents == [i.id for i in hits] for s in signals)
         if len(hits) >= threshold and not covered:
@@ -225,15 +230,14 @@ def _succeeded(incident: Incident, *, auto_only: bool = False) -> list[ActionCas
     ]
 
 
-def _recurring_fix(incident: Incident, window: list[Incident], now: datetime,
+def _recurring_fix(incident: Incident, window: list[PastIncident], now: datetime,
                    days: int, threshold: int) -> list[Signal]:
     signals = []
     for service, kind in sorted({(r.action.service, r.action.type) for r in _succeeded(incident)}):
-        hits = [i for i in window
-                if any((r.action.service, r.action.type) == (service, kind) for r in _succeeded(i))]
+        hits = [i for i in window if any((svc, typ) == (service, kind) for svc, typ, _ in i.fixes)]
         if len(hits) < threshold:
             continue
-        leak = any(i.root_cause and "leak" in i.root_cause.category for i in hits)
+        leak = any(i.category is not None and "leak" in i.category for i in hits)
         signals.append(_signal(
             "recurring_fix", ("recurring_fix", service, kind),
             f"{kind} on {service} was needed in {len(hits)} incidents in {days} days",
@@ -272,12 +276,11 @@ def _approval_bottleneck(incident: Incident, now: datetime, slow: timedelta) -> 
     return signals
 
 
-def _toil(incident: Incident, window: list[Incident], now: datetime,
+def _toil(incident: Incident, window: list[PastIncident], now: datetime,
           days: int, threshold: int) -> list[Signal]:
     signals = []
     for kind in sorted({r.action.type for r in _succeeded(incident, auto_only=True)}):
-        hits = [i for i in window
-                if any(r.action.type == kind for r in _succeeded(i, auto_only=True))]
+        hits = [i for i in window if any(typ == kind and auto for _, typ, auto in i.fixes)]
         if len(hits) < threshold:
             continue
         signals.append(_signal(

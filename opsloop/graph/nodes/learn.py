@@ -92,7 +92,7 @@ def learn(state: LoopState, runtime: Runtime[LoopContext]) -> LoopState:
     # Only the incidents inside the signals' lookback: the cost of learning stays flat as
     # history grows.
     since = now - timedelta(days=SIGNAL_LOOKBACK_DAYS)
-    history = ctx.store.related(incident, since)
+    history = ctx.store.related_history(incident, since)
     signals = derive_signals(incident, history, now, lookback_days=SIGNAL_LOOKBACK_DAYS)
     paths = write_signals(signals, ctx.settings.signals_dir)
     incident.signal_paths = [str(p) for p in paths]
