@@ -71,9 +71,17 @@ def test_the_owner_file_keeps_every_decision_and_derives_the_state(tmp_path: Pat
     book.answer_kill(FLAG, "rework", "ana", "wrong model", T0 + timedelta(hours=2))
     found = OwnerBook(tmp_path).state(FLAG)
     assert found.answer is not None and found.answer.answer == "rework"
-    # The answer holds while the flag is as it was killed, not once it changed again.
-    assert found.answer_for(T0 + timedelta(hours=1)) is not None
-    assert found.answer_for(T0 + timedelta(hours=3)) is None
+    # Without the flag's change recorded: the answer holds while the flag is off and has not
+    # changed after it.
+    assert found.answer_for(T0 + timedelta(hours=1), killed=True) is not None
+    assert found.answer_for(T0 + timedelta(hours=3), killed=True) is None
+    assert found.answer_for(T0 + timedelta(hours=1), killed=False) is None
+    # With it: exactly that change, whatever the clocks say (production's may stand still).
+    killed_at = T0 + timedelta(hours=2)
+    book.answer_kill(FLAG, "temporary", "ana", "", killed_at, flag_changed_at=killed_at)
+    recorded = OwnerBook(tmp_path).state(FLAG)
+    assert recorded.answer_for(killed_at, killed=True) is not None
+    assert recorded.answer_for(killed_at + timedelta(seconds=1), killed=True) is None
 
 
 def test_concurrent_writers_lose_no_decision(tmp_path: Path) -> None:
@@ -322,6 +330,14 @@ def test_the_owner_verbs_from_the_command_line(cli_world: tuple[Settings, str],
             settings, capsys)
     text = cli_run(["rollouts", "show", FLAG, "--environment", ref], settings, capsys)
     assert "CLEANUP" in text and "kill answered rework by ana" in text
+    # Reworked and re-enabled by its owner: the rollout starts again at the first step, and
+    # the answer (to the kill before) no longer applies.
+    again = json.loads(cli_run(["rollouts", "advance", FLAG, *where], settings, capsys))
+    assert again["result"]["status"] == "succeeded" and flag_now(settings, ref) == (True, 5)
+    shown = json.loads(cli_run(["rollouts", "show", FLAG, "--environment", ref, "--json"],
+                               settings, capsys))
+    assert shown["owner_state"]["answer"] is None
+    assert shown["decision"]["action"] == "waiting"  # a new step: it runs its interval
 
 
 @pytest.mark.parametrize(("argv", "message"), [

@@ -121,7 +121,8 @@ def flag_detail(policies: Policies, production: Production, key: str, book: Owne
                 else measure(key, experiment, production, now))
     if experiment is not None and key not in policies.rollouts.flags:
         return {"key": key, "service": experiment.service, "managed": False,
-                "experiment": measured, "owner_state": owner_view(book.state(key), now)}
+                "experiment": measured,
+                "owner_state": owner_view(book.state(key), now, killed=False)}
     flag = managed_flag(policies, production, key)
     row = {**observe_flag(key, policies, production, now, book.state(key)),
            **answers.get(key, {}), "managed": True, "experiment": measured}
@@ -153,7 +154,7 @@ def answer(book: OwnerBook, policies: Policies, production: Production, key: str
     if flag.state.enabled and flag.state.rollout_percent > 0:
         raise NotPossible(f"{key} is not killed (enabled at {flag.state.rollout_percent:g}%): "
                           "an answer is to a kill")
-    return book.answer_kill(key, kind, by, reason, production.now())
+    return book.answer_kill(key, kind, by, reason, production.now(), flag.state.updated_at)
 
 
 def advance(loop: OperateLoop, production: Production, environment: str, key: str,

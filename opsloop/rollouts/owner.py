@@ -46,6 +46,8 @@ class OwnerEntry(BaseModel):
     answer: Answer | None = None  # verb "answer" only
     to_percent: int | None = None  # verb "advance" only
     record: str | None = None  # the change record a kill or an advance opened
+    # verb "answer": the flag's last change when answered (the kill the answer is about)
+    flag_changed_at: datetime | None = None
 
 
 class OwnerFile(BaseModel):
@@ -74,12 +76,17 @@ class FlagOwnerState(BaseModel):
                 answer = entry
         return cls(hold=hold, answer=answer, history=history)
 
-    def answer_for(self, flag_changed_at: datetime) -> OwnerEntry | None:
-        """The answer that still applies: given after the flag's last change (a flag
-        re-enabled or killed again since has moved past it)."""
-        if self.answer is None or self.answer.at < flag_changed_at:
+    def answer_for(self, flag_changed_at: datetime, killed: bool) -> OwnerEntry | None:
+        """The answer that still applies: the flag is still off and has not changed since
+        the answer was given (re-enabled or killed again, it has moved past it). The flag's
+        last change is compared as recorded, not by clock: production's clock may not have
+        moved between the answer and the next change."""
+        answer = self.answer
+        if answer is None or not killed:
             return None
-        return self.answer
+        if answer.flag_changed_at is not None:
+            return answer if answer.flag_changed_at == flag_changed_at else None
+        return answer if answer.at >= flag_changed_at else None
 
 
 class OwnerBook:
@@ -127,10 +134,11 @@ class OwnerBook:
     def resume(self, flag: str, by: str, at: datetime, reason: str = "") -> FlagOwnerState:
         return self.append(flag, OwnerEntry(verb="resume", by=by, at=at, reason=reason))
 
-    def answer_kill(self, flag: str, answer: Answer, by: str, reason: str, at: datetime
-                    ) -> FlagOwnerState:
+    def answer_kill(self, flag: str, answer: Answer, by: str, reason: str, at: datetime,
+                    flag_changed_at: datetime | None = None) -> FlagOwnerState:
+        """`flag_changed_at`: the killed flag's last change, which the answer is about."""
         return self.append(flag, OwnerEntry(verb="answer", by=by, at=at, reason=reason,
-                                            answer=answer))
+                                            answer=answer, flag_changed_at=flag_changed_at))
 
     @contextmanager
     def _locked(self) -> Iterator[None]:

@@ -275,14 +275,15 @@ def observe_flag(key: str, policies: Policies, telemetry: Telemetry, now: dateti
         "advances": str(plan.advances),
         "analysis": analyse(plan.analysis, series).model_dump(mode="json"),
         "budget": budget.model_dump(mode="json"),
-        "owner_state": owner_view(owner or FlagOwnerState(), state.updated_at),
+        "owner_state": owner_view(owner or FlagOwnerState(), state.updated_at,
+                                  not state.enabled or state.rollout_percent <= 0),
     }
 
 
-def owner_view(owner: FlagOwnerState, changed_at: datetime) -> dict[str, Any]:
+def owner_view(owner: FlagOwnerState, changed_at: datetime, killed: bool) -> dict[str, Any]:
     """The owner's hold in force and the answer that still applies to the flag's last
     change (a kill answered, not re-enabled since), with the history, JSON-able."""
-    answer = owner.answer_for(changed_at)
+    answer = owner.answer_for(changed_at, killed)
     return {"hold": owner.hold.model_dump(mode="json") if owner.hold else None,
             "answer": answer.model_dump(mode="json") if answer else None,
             "history": [e.model_dump(mode="json", exclude_none=True) for e in owner.history]}
