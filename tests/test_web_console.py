@@ -500,3 +500,19 @@ def test_repeated_failed_sign_ins_are_slowed_down(runtime: IntakeRuntime) -> Non
         assert "too many failed sign-ins" in right.text
         assert 0 < int(right.headers["retry-after"]) <= 300
         assert COOKIE not in client.cookies
+
+
+def test_with_no_tokens_configured_the_local_token_serve_prints_signs_in(
+    runtime: IntakeRuntime,
+) -> None:
+    from opsloop.api.auth import serving_tokens
+
+    settings = runtime.settings.model_copy(update={"api_tokens": None})
+    tokens, local = serving_tokens(settings)
+    assert local is not None and tokens.open
+    with client_for(runtime, tokens) as client:
+        assert client.get("/").status_code == 303  # reading the API needs no token; this does
+        sign_in(client, token=local.token)
+        assert f"{local.principal.name} <small>(approve)" in client.get("/approvals").text
+        assert client.get("/approvals").text.count(">Approve</button>") == 2
+    local.discard()
