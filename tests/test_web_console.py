@@ -516,3 +516,26 @@ def test_with_no_tokens_configured_the_local_token_serve_prints_signs_in(
         assert f"{local.principal.name} <small>(approve)" in client.get("/approvals").text
         assert client.get("/approvals").text.count(">Approve</button>") == 2
     local.discard()
+
+
+@pytest.mark.parametrize(("update", "message"), [
+    ({"console_secret": SecretStr("short")}, "OPSLOOP_CONSOLE_SECRET is shorter than 32"),
+    ({"console_users_file": Path("/nonexistent/users")}, "no such file"),
+])
+def test_a_bad_console_setting_stops_the_start_naming_it(
+    runtime: IntakeRuntime, update: dict[str, Any], message: str,
+) -> None:
+    from opsloop.web.app import ConsoleConfigError
+
+    broken = IntakeRuntime.__new__(IntakeRuntime)
+    broken.settings = runtime.settings.model_copy(update=update)
+    with pytest.raises(ConsoleConfigError, match=message):
+        create_console_app(broken, load_tokens(runtime.settings))
+
+
+def test_the_console_url_is_one_people_can_open() -> None:
+    from opsloop.web.app import console_url
+
+    assert console_url("127.0.0.1", 8080) == "http://127.0.0.1:8080/"
+    assert console_url("0.0.0.0", 9000) == "http://127.0.0.1:9000/"
+    assert console_url("::1", 8080) == "http://[::1]:8080/"

@@ -23,7 +23,13 @@ from opsloop.web.context import (
     render,
     viewer_of,
 )
-from opsloop.web.session import SESSIONS_FILE, SessionStore, console_secret
+from opsloop.web.session import (
+    SESSIONS_FILE,
+    SessionConfigError,
+    SessionStore,
+    console_secret,
+)
+from opsloop.web.users import UserFileError, load_users
 
 STATIC = Path(__file__).parent / "static"
 # No inline script or style anywhere, so the policy can forbid them: an alert text that got
@@ -46,13 +52,24 @@ def console_url(host: str, port: int) -> str:
     return f"http://{shown}:{port}/"
 
 
+class ConsoleConfigError(ValueError):
+    """The console cannot start as configured (its secret, its user file); the message says
+    which setting or file and what to do."""
+
+
 def create_console_app(runtime: IntakeRuntime, tokens: TokenTable,
                        names: frozenset[str] | None = None) -> FastAPI:
-    """The API over `runtime` with the web console at `/`."""
-    app = create_app(runtime, tokens, names)
+    """The API over `runtime` with the web console at `/`. A bad secret or user file is a
+    ConsoleConfigError now, not a surprise at the first sign-in."""
     settings = runtime.settings
+    try:
+        secret = console_secret(settings)
+        load_users(settings.console_users_file)
+    except (SessionConfigError, UserFileError) as exc:
+        raise ConsoleConfigError(str(exc)) from None
+    app = create_app(runtime, tokens, names)
     app.state.console = Console(
-        runtime=runtime, tokens=tokens, secret=console_secret(settings),
+        runtime=runtime, tokens=tokens, secret=secret,
         sessions=SessionStore(settings.state_dir / SESSIONS_FILE,
                               settings.console_session_hours * 3600),
         users_file=settings.console_users_file)
