@@ -15,8 +15,9 @@ from openfeature.contrib.provider.flagd import FlagdProvider
 from openfeature.contrib.provider.flagd.config import ResolverType
 from openfeature.evaluation_context import EvaluationContext
 
-from opsloop.models import FlagState
+from opsloop.models import ActionStatus, FlagState, RemediationAction
 from opsloop.rollouts import flagd
+from opsloop.rollouts.actuator import FlagFileActuator
 from opsloop.rollouts.flagd import FlagFileError
 from opsloop.rollouts.source import FileFlagSource
 
@@ -167,3 +168,21 @@ def test_a_targeting_rule_that_is_no_operation_is_refused() -> None:
     assert flagd.problems({"flags": {"f": {**flag, "targeting": {
         "if": [{"==": [{"var": "email"}, "a@b.c"]}, "on", None]}}}}) == []
     assert flagd.problems({"flags": {"f": {**flag, "targeting": {}}}}) == []
+
+
+def test_a_change_git_cannot_commit_still_happens_and_says_why(tmp_path: Path) -> None:
+    """A killed git leaves .git/index.lock: flagd already serves the change, so it stands
+    (file and history written); the missing commit is reported, not raised."""
+    folder = tmp_path / "flags"
+    folder.mkdir()
+    subprocess.run(["git", "init", "-q", str(folder)], check=True)
+    actuator = FlagFileActuator(FileFlagSource(folder / "flags.json", clock=lambda: NOW))
+    actuator.source.path.write_text(json.dumps({"flags": {
+        "f": flagd.rollout_flag(25, service="search")}}))
+    (folder / ".git" / "index.lock").write_text("")
+    result = actuator.execute(RemediationAction(id="k", type="disable_flag", service="search",
+                                                params={"flag": "f"}), "key-1")
+    assert result.status is ActionStatus.SUCCEEDED
+    assert "not committed in" in result.detail and "index.lock" in result.detail
+    assert actuator.source.read()["flags"]["f"]["state"] == "DISABLED"
+    assert [c.to_percent for c in actuator.source.flag_changes(None, 60)] == [0]

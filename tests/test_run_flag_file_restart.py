@@ -217,6 +217,10 @@ def test_a_failed_step_is_killed_unattended_and_an_advance_waits_for_approval_ac
         start_step(flag_file, KILLED, 25, step_began)
         eventually("the kill switch in the flag file",
                    lambda: flag(flag_file, KILLED)["state"] == "DISABLED")
+        # The commit comes last in a change: wait for it before pulling the plug.
+        eventually("the kill committed in the flag folder",
+                   lambda: git(flag_file.parent, "log", "-1", "--format=%s").strip()
+                   == f"flag {KILLED}: 25% -> 0% (DISABLED) by opsloop")
     finally:
         assert first.stop(signal.SIGKILL) == -signal.SIGKILL  # no chance to tidy up
     history = [json.loads(line) for line in
@@ -230,8 +234,6 @@ def test_a_failed_step_is_killed_unattended_and_an_advance_waits_for_approval_ac
     (ran,) = [r for r in flag_results(flag_file) if r["action"].startswith("disable_flag")]
     assert ran["status"] == "succeeded" and ran["action_id"].startswith("run-rollouts-")
     assert served_on(flag_file, KILLED, "killed") == 0.0
-    assert git(flag_file.parent, "log", "-1", "--format=%s").strip() == \
-        f"flag {KILLED}: 25% -> 0% (DISABLED) by opsloop"
 
     second = Run(work, policies, flag_file, port, sim_port, log)
     try:

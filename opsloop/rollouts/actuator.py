@@ -107,10 +107,11 @@ class FlagFileActuator:
         except (KeyError, ValueError, OSError) as exc:
             return failed(str(exc))
         state = "enabled" if change.enabled else "DISABLED"
+        unsaved = f" ({self.source.commit_problem})" if self.source.commit_problem else ""
         result = self._result(action.id, action.describe(), idempotency_key,
                               ActionStatus.SUCCEEDED,
                               f"flag {key}: {change.from_percent:g}% -> {change.to_percent:g}% "
-                              f"({state}) in {self.source.path.name}")
+                              f"({state}) in {self.source.path.name}{unsaved}")
         return result.model_copy(update={"undo": undo})
 
     def _result(self, action_id: str, what: str, key: str, status: ActionStatus,

@@ -11,6 +11,7 @@ git work tree.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import tempfile
@@ -24,6 +25,7 @@ from opsloop.rollouts import flagd
 from opsloop.rollouts.flagd import Document, FlagFileError
 
 GIT_TIMEOUT = 20  # seconds; a hung git must not hang the loop
+log = logging.getLogger("opsloop.rollouts")
 
 
 class FlagSource(Protocol):
@@ -44,6 +46,7 @@ class FileFlagSource:
                  from_wall: Callable[[float], datetime] | None = None) -> None:
         self.path = path
         self.clock = clock
+        self.commit_problem: str | None = None  # why the last write was not committed
         # A flag with no metadata.updatedAt changed when the file did: its mtime (wall time)
         # on `clock`'s timeline (a simulated clock runs apart from the wall's).
         self.from_wall = from_wall or (lambda ts: datetime.fromtimestamp(ts).astimezone())
@@ -103,14 +106,21 @@ class FileFlagSource:
                             to_percent=flagd.rollout_percent(after), author=author)
         state = "enabled" if change.enabled else "DISABLED"
         self.write(document, f"flag {key}: {change.from_percent:g}% -> "
-                             f"{change.to_percent:g}% ({state}) by {author}")
-        with self.history_path.open("a", encoding="utf-8") as history:
-            history.write(change.model_dump_json() + "\n")
+                             f"{change.to_percent:g}% ({state}) by {author}", change)
         return change
 
-    def write(self, document: Document, message: str) -> None:
-        """Validate, write atomically, and commit when the folder is a git work tree."""
+    def write(self, document: Document, message: str, change: FlagChange | None = None
+              ) -> None:
+        """Validate, write atomically, keep `change` in the history, and commit when the
+        folder is a git work tree.
+
+        The history line follows the rename at once and the (slow) commit comes last, so a
+        process killed mid-change loses at most the commit. A commit that fails (a lock a
+        killed git left, a hook) does not undo the change: flagd already serves it; the
+        reason is in `commit_problem` and the log, and the next commit takes the file as it
+        is."""
         flagd.check(document, str(self.path))
+        self.commit_problem = None
         folder = self.path.parent
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=folder)
         try:
@@ -123,8 +133,20 @@ class FileFlagSource:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        if change is not None:
+            with self.history_path.open("a", encoding="utf-8") as history:
+                history.write(change.model_dump_json() + "\n")
+                history.flush()
+                os.fsync(history.fileno())
         if (folder / ".git").exists():
-            _commit(folder, [self.path.name], message)
+            try:
+                _commit(folder, [self.path.name], message)
+            except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
+                said = getattr(exc, "stderr", None) or b""
+                detail = (said.decode(errors="replace") if isinstance(said, bytes)
+                          else str(said)).strip() or str(exc)
+                self.commit_problem = f"not committed in {folder}: {detail}"
+                log.warning("%s: %s", self.path, self.commit_problem)
 
 
 def _commit(folder: Path, names: list[str], message: str) -> None:
