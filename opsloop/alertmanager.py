@@ -3,6 +3,12 @@
 The envelope is checked first (an unusable envelope rejects the whole request); then every
 alert is validated on its own, so one malformed alert is reported by index and field while
 the valid alerts of the same batch are still taken in.
+
+A storm's notifications are read the fast way: JSON decoded in Rust (which refuses text that
+is not Unicode), the alerts validated as one list with no Python per field, timestamps
+parsed once per distinct string. The first thing that way cannot take (a bad alert, a limit
+passed, a timestamp refused) sends the whole notification the careful way, alert by alert,
+which names every problem; both ways take in the same alerts.
 """
 
 from __future__ import annotations
@@ -11,8 +17,9 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NotRequired
 
+import pydantic_core
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -22,6 +29,7 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
 )
+from typing_extensions import TypedDict
 
 from opsloop.fingerprint import label_fingerprint, label_fingerprints
 from opsloop.models import Anomaly, AnomalyStatus
@@ -69,6 +77,7 @@ def _unicode(value: str) -> str:
 
 Timestamp = Annotated[datetime, BeforeValidator(_rfc3339)]
 StrictStr = Annotated[str, Field(strict=True), AfterValidator(_unicode)]
+_Text = Annotated[str, Field(strict=True)]  # StrictStr for text already known to be Unicode
 
 
 class WebhookAlert(BaseModel):
@@ -83,6 +92,21 @@ class WebhookAlert(BaseModel):
     ends_at: Timestamp | None = Field(default=None, alias="endsAt")
     generator_url: StrictStr = Field(default="", alias="generatorURL")
     fingerprint: StrictStr = ""
+
+
+class _WireAlert(TypedDict):
+    """`WebhookAlert` as the fast way reads it: the same names, aliases and types, with the
+    checks that need Python per value (timestamps, Unicode) left to it."""
+
+    __pydantic_config__ = ConfigDict(extra="ignore", populate_by_name=True)  # type: ignore[misc]
+
+    status: Literal["firing", "resolved"]
+    labels: Annotated[dict[_Text, _Text], Field(min_length=1)]
+    annotations: NotRequired[dict[_Text, _Text]]
+    starts_at: Annotated[_Text, Field(alias="startsAt")]
+    ends_at: NotRequired[Annotated[_Text | None, Field(alias="endsAt")]]
+    generator_url: NotRequired[Annotated[_Text, Field(alias="generatorURL")]]
+    fingerprint: NotRequired[_Text]
 
 
 class WebhookMessage(BaseModel):
@@ -190,16 +214,18 @@ _checked_names: set[str] = set()  # label names already found valid (names repea
 _CHECKED_NAMES_LIMIT = 65_536
 
 
-def _within_limits(alert: WebhookAlert, limits: PayloadLimits) -> bool:
-    """True when `_limit_errors` would find nothing, decided without visiting each pair in
-    Python when the label names have been seen before."""
-    labels, annotations = alert.labels, alert.annotations
+def _within_limits(labels: dict[str, str], annotations: dict[str, str],
+                   limits: PayloadLimits) -> bool:
+    """True when `_limit_errors` would find nothing in these labels (at least one) and
+    annotations, decided without visiting each pair in Python when the label names have been
+    seen before."""
     if not (len(labels) <= limits.max_labels and len(annotations) <= limits.max_annotations
             and max(map(len, labels)) <= limits.max_name_chars
-            and max(map(len, annotations), default=0) <= limits.max_name_chars
             and max(map(len, labels.values())) <= limits.max_label_value_chars
-            and max(map(len, annotations.values()), default=0)
-            <= limits.max_annotation_value_chars):
+            and (not annotations
+                 or (max(map(len, annotations)) <= limits.max_name_chars
+                     and max(map(len, annotations.values()))
+                     <= limits.max_annotation_value_chars))):
         return False
     if labels.keys() <= _checked_names:
         return True
@@ -211,11 +237,29 @@ def _within_limits(alert: WebhookAlert, limits: PayloadLimits) -> bool:
     return True
 
 
+_timestamps: dict[str, datetime] = {}  # a storm's alerts share a few startsAt strings
+_TIMESTAMPS_LIMIT = 4096
+
+
+def _timestamp(text: str) -> datetime:
+    """`_rfc3339` of a string, remembered."""
+    parsed = _timestamps.get(text)
+    if parsed is None:
+        parsed = _rfc3339(text)
+        if len(_timestamps) >= _TIMESTAMPS_LIMIT:
+            _timestamps.clear()
+        _timestamps[text] = parsed
+    return parsed
+
+
 def _resolved(alert: WebhookAlert, received_at: datetime) -> bool:
     """Resolved by status, or by an endsAt already past (Alertmanager's own `Resolved()`)."""
-    if alert.status == "resolved":
+    return _is_resolved(alert.status, alert.ends_at, received_at)
+
+
+def _is_resolved(status: str, ends: datetime | None, received_at: datetime) -> bool:
+    if status == "resolved":
         return True
-    ends = alert.ends_at
     return ends is not None and ends.year > _ZERO_TIME_YEAR and ends <= received_at
 
 
@@ -227,17 +271,24 @@ def to_anomaly(alert: WebhookAlert, received_at: datetime) -> Anomaly:
 
 def _anomaly_fields(alert: WebhookAlert, received_at: datetime,
                     fingerprint: str) -> dict[str, Any]:
-    resolved = _resolved(alert, received_at)
-    ends = alert.ends_at if alert.ends_at and alert.ends_at.year > _ZERO_TIME_YEAR else None
+    return _fields(alert.status, alert.labels, alert.annotations, alert.starts_at,
+                   alert.ends_at, alert.generator_url, received_at, fingerprint)
+
+
+def _fields(status: str, labels: dict[str, str], annotations: dict[str, str],
+            starts: datetime, ends: datetime | None, generator_url: str,
+            received_at: datetime, fingerprint: str) -> dict[str, Any]:
+    """An `Anomaly`'s fields from an alert's (Go's zero endsAt is no end at all)."""
+    resolved = _is_resolved(status, ends, received_at)
     return {
         "fingerprint": fingerprint,
         "status": AnomalyStatus.RESOLVED if resolved else AnomalyStatus.FIRING,
-        "labels": alert.labels,
-        "annotations": alert.annotations,
-        "starts_at": alert.starts_at,
-        "ends_at": ends,
+        "labels": labels,
+        "annotations": annotations,
+        "starts_at": starts,
+        "ends_at": ends if ends and ends.year > _ZERO_TIME_YEAR else None,
         "source": "alertmanager",
-        "generator_url": alert.generator_url,
+        "generator_url": generator_url,
     }
 
 
@@ -256,6 +307,17 @@ def decode_json(raw: bytes) -> Any:
         raise PayloadError(400, [FieldError("body", "JSON nested too deeply")]) from None
 
 
+def _decoded(raw: bytes) -> tuple[Any, bool]:
+    """The body as JSON, and whether it was decoded in Rust: then every string in it is valid
+    Unicode (lone surrogates are refused there). What that decoder refuses (a byte order
+    mark, UTF-16, lone surrogates, deep nesting, bad JSON) is decoded, or refused, by
+    `decode_json`, so the answer never depends on which decoder read it."""
+    try:
+        return pydantic_core.from_json(raw), True
+    except ValueError:
+        return decode_json(raw), False
+
+
 def parse_webhook(
     raw: bytes, received_at: datetime, limits: PayloadLimits | None = None
 ) -> WebhookBatch:
@@ -264,7 +326,7 @@ def parse_webhook(
     if len(raw) > limits.max_body_bytes:
         raise PayloadError(413, [FieldError("body", f"{len(raw)} bytes; at most "
                                                     f"{limits.max_body_bytes}")])
-    data = decode_json(raw)
+    data, unicode_checked = _decoded(raw)
     if not isinstance(data, dict):
         raise PayloadError(422, [FieldError("body", f"expected a JSON object, got "
                                                     f"{type(data).__name__}")])
@@ -284,25 +346,61 @@ def parse_webhook(
         problems = _pydantic_errors("", exc)
         message = WebhookMessage(version="4", alerts=envelope.alerts)
     batch = WebhookBatch(message=message, rejected=problems)
+    fields = (_fields_at_once(message.alerts, received_at, limits) if unicode_checked
+              else None)
+    if fields is None:
+        fields = _fields_alert_by_alert(message.alerts, received_at, limits, batch.rejected)
+    batch.anomalies = _ANOMALY_LIST.validate_python(fields)
+    return batch
+
+
+_WIRE_ALERTS = TypeAdapter(list[_WireAlert])
+_ALERT_LIST = TypeAdapter(list[WebhookAlert])
+_ANOMALY_LIST = TypeAdapter(list[Anomaly])
+
+
+def _fields_at_once(items: list[Any], received_at: datetime,
+                    limits: PayloadLimits) -> list[dict[str, Any]] | None:
+    """The anomalies' fields when every alert is good, read as one list; None at the first
+    alert that is not (then the careful way reads them again, to name every problem)."""
+    try:
+        alerts = _WIRE_ALERTS.validate_python(items)
+    except ValidationError:
+        return None
+    read = []
+    try:
+        for alert in alerts:
+            labels = alert["labels"]
+            annotations = alert.get("annotations", {})
+            if not _within_limits(labels, annotations, limits):
+                return None
+            ends = alert.get("ends_at")
+            read.append((alert["status"], labels, annotations, _timestamp(alert["starts_at"]),
+                         None if ends is None else _timestamp(ends),
+                         alert.get("generator_url", "")))
+    except ValueError:  # a timestamp refused
+        return None
+    fingerprints = label_fingerprints([r[1] for r in read])
+    return [_fields(*r, received_at, fp) for r, fp in zip(read, fingerprints, strict=True)]
+
+
+def _fields_alert_by_alert(items: list[Any], received_at: datetime, limits: PayloadLimits,
+                           rejected: list[FieldError]) -> list[dict[str, Any]]:
+    """The anomalies' fields of the good alerts; each problem with the others is added to
+    `rejected`, named by index and field."""
     good: list[WebhookAlert] = []
-    for index, alert in _validated(message.alerts, batch.rejected):
-        if _within_limits(alert, limits):
+    for index, alert in _validated(items, rejected):
+        if _within_limits(alert.labels, alert.annotations, limits):
             good.append(alert)
             continue
         problems = _limit_errors(index, alert, limits)
         if problems:
-            batch.rejected.extend(problems)
+            rejected.extend(problems)
         else:
             good.append(alert)
     fingerprints = label_fingerprints([alert.labels for alert in good])
-    batch.anomalies = _ANOMALY_LIST.validate_python(
-        [_anomaly_fields(alert, received_at, fp)
-         for alert, fp in zip(good, fingerprints, strict=True)])
-    return batch
-
-
-_ALERT_LIST = TypeAdapter(list[WebhookAlert])
-_ANOMALY_LIST = TypeAdapter(list[Anomaly])
+    return [_anomaly_fields(alert, received_at, fp)
+            for alert, fp in zip(good, fingerprints, strict=True)]
 
 
 def _validated(items: list[Any], rejected: list[FieldError]) -> list[tuple[int, WebhookAlert]]:

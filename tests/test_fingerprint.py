@@ -1,3 +1,5 @@
+import pytest
+
 from opsloop.fingerprint import label_fingerprint, label_fingerprints
 
 
@@ -33,3 +35,25 @@ def test_a_small_batch_and_a_reordered_label_set_agree_with_the_single_fingerpri
     a = {"service": "checkout", "alertname": "HighErrorRate"}
     b = {"alertname": "HighErrorRate", "service": "checkout"}
     assert label_fingerprints([a, b]) == [label_fingerprint(a)] * 2
+
+
+def test_a_label_set_holding_the_separator_character_is_not_mistaken_for_another() -> None:
+    # "ÿ" separates pairs in the remembered text of a label set; these two sets have the same
+    # text but different bytes (Prometheus hashes a 0xff byte, not the UTF-8 of "ÿ").
+    plain = {"a": "b", "c": ""}
+    tricky = {"a": "bÿcÿ"}
+    for first, second in ((plain, tricky), (tricky, plain)):
+        label_fingerprints([first] * 40)  # remembered (the vectorised path)
+        assert label_fingerprints([second]) == [label_fingerprint(second)]
+    assert label_fingerprint(plain) != label_fingerprint(tricky)
+    assert label_fingerprints([{"ÿ": "ÿ"}]) == [label_fingerprint({"ÿ": "ÿ"})]
+
+
+def test_a_label_set_that_cannot_be_encoded_raises_as_the_single_fingerprint_does() -> None:
+    bad = {"alertname": "\ud800"}
+    with pytest.raises(UnicodeEncodeError):
+        label_fingerprint(bad)
+    with pytest.raises(UnicodeEncodeError):
+        label_fingerprints([bad])
+    with pytest.raises(UnicodeEncodeError):
+        label_fingerprints([{"a": str(i)} for i in range(40)] + [bad])
