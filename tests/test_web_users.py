@@ -84,3 +84,19 @@ def test_the_command_reads_the_password_from_stdin(
     monkeypatch.delenv("OPSLOOP_CONSOLE_USERS_FILE", raising=False)
     assert users.main(["add", "uma", "--role", "read"]) == 2
     assert "no users file" in capsys.readouterr().err
+
+
+def test_the_cli_verb_adds_to_the_configured_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import argparse
+
+    from opsloop.settings import Settings
+
+    parser = argparse.ArgumentParser()
+    users.register(parser.add_subparsers(), argparse.ArgumentParser(add_help=False))
+    args = parser.parse_args(["users", "add", "otto", "--role", "read"])
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+    path = tmp_path / "users"
+    assert args.handler(args, Settings(console_users_file=path), None) == 0
+    assert load_users(path)["otto"].role is Role.READ

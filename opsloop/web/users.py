@@ -17,9 +17,10 @@ import secrets
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from opsloop.api.auth import Role
-from opsloop.settings import load_settings
+from opsloop.settings import Settings, load_settings
 
 # scrypt's cost: 2**14 with r=8 takes ~50 ms and 16 MiB, the interactive-login figure
 # RFC 7914 section 2 gives.
@@ -134,36 +135,60 @@ def add_user(path: Path, name: str, role: Role, password: str) -> None:
     os.replace(tmp, path)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m opsloop.web.users",
-        description="Add a console user (password from stdin, or prompted on a terminal).")
-    verbs = parser.add_subparsers(dest="verb", required=True)
-    add = verbs.add_parser("add", help="add a user or replace one's role and password")
+def _add_arguments(add: argparse.ArgumentParser) -> None:
     add.add_argument("name")
     add.add_argument("--role", required=True, choices=[r.value for r in Role])
     add.add_argument("--file", type=Path, default=None,
                      help="the users file (default: OPSLOOP_CONSOLE_USERS_FILE)")
-    args = parser.parse_args(argv)
-    path = args.file or load_settings().console_users_file
+
+
+def _add_command(name: str, role: str, path: Path | None) -> int:
+    """Add a user with the password from stdin (prompted twice on a terminal); 0, or 2 with
+    the reason on stderr."""
     if path is None:
         print("error: no users file: pass --file PATH or set OPSLOOP_CONSOLE_USERS_FILE",
               file=sys.stderr)
         return 2
     if sys.stdin.isatty():
-        password = getpass.getpass(f"password for {args.name}: ")
+        password = getpass.getpass(f"password for {name}: ")
         if getpass.getpass("again: ") != password:
             print("error: the passwords differ", file=sys.stderr)
             return 2
     else:
         password = sys.stdin.readline().rstrip("\r\n")
     try:
-        add_user(path, args.name, Role(args.role), password)
+        add_user(path, name, Role(role), password)
     except UserFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"{args.name} ({args.role}) written to {path}")
+    print(f"{name} ({role}) written to {path}")
     return 0
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    """`opsloop users add NAME --role ROLE`, for the CLI's parser."""
+    p = sub.add_parser("users", parents=[common], help="console users (a local user file)")
+    verbs = p.add_subparsers(dest="users_command", metavar="VERB", required=True)
+    add = verbs.add_parser("add", parents=[common],
+                           help="add a user or replace one's role and password (password "
+                                "from stdin, or prompted)")
+    _add_arguments(add)
+    add.set_defaults(handler=_cli_add)
+
+
+def _cli_add(args: argparse.Namespace, settings: Settings, ui: Any) -> int:
+    return _add_command(args.name, args.role, args.file or settings.console_users_file)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m opsloop.web.users",
+        description="Add a console user (password from stdin, or prompted on a terminal).")
+    verbs = parser.add_subparsers(dest="verb", required=True)
+    _add_arguments(verbs.add_parser("add", help="add a user or replace one's role and "
+                                               "password"))
+    args = parser.parse_args(argv)
+    return _add_command(args.name, args.role, args.file or load_settings().console_users_file)
 
 
 if __name__ == "__main__":
