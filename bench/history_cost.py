@@ -1,14 +1,16 @@
 """Benchmark: does an incident cost more when the store holds more history?
 
-For each history size (10, 1,000, 10,000 stored incidents by default) it fills a fresh
-store with synthetic past incidents (spread over the last year, over the fleet's services
-and ten root-cause categories, one in eight with the same automatic fix), then runs the same
-scenarios round the loop. It reports the per-incident time (intake to learn) and the time
-of the two history reads the loop makes: the guardrails' rate-limit count (automatic
+For each history size (0, 100, 1,000, 10,000 stored incidents by default) it fills a fresh
+store directly with synthetic past incidents (spread over the last year, over the fleet's
+services and ten root-cause categories, one in eight with the same automatic fix), then runs
+the same scenarios round the loop on every store in turn, round after round. It reports the
+per-incident time (intake to learn), its ratio to the first (empty) store's, the time learn
+spends writing signal files (more history raises more signals, and longer ones), and the
+time of the two history reads the loop makes: the guardrails' rate-limit count (automatic
 actions on this service in the last hour) and learn's history for improvement signals
-(related incidents inside the lookback).
+(related incidents inside the lookback, as past-incident records).
 
-    .venv/bin/python bench/history_cost.py [--sizes 10 1000 10000] [--rounds 2] [--json]
+    .venv/bin/python bench/history_cost.py [--sizes 0 100 1000 10000] [--rounds 3] [--json]
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from datetime import timedelta
 from pathlib import Path
 
 from opsloop.environments import Production, open_environment
+from opsloop.graph.nodes import learn as learn_node
 from opsloop.graph.runner import OperateLoop
-from opsloop.models import Incident
+from opsloop.models import Incident, Signal
 from opsloop.settings import Settings
 from opsloop.watch import run_scenario
 
@@ -60,37 +63,76 @@ def synthetic_history(template: Incident, size: int, services: list[str],
     return out
 
 
-def measure(size: int, rounds: int, seed: int) -> dict[str, float]:
-    with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(work_dir=Path(tmp))
-        loop = OperateLoop(settings)
-        loop.runbooks.search("warm up the index", k=1)
-        first = run_scenario(loop, "memory_leak", seed, lambda _m: None).incidents[0]
-        services = [s.name for s in _env(loop, first).services()]
-        rng = random.Random(seed)
+class Store:
+    """One size of history: a loop whose store holds `size` synthetic past incidents."""
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size = size
+        self._tmp = tempfile.TemporaryDirectory()
+        self.loop = OperateLoop(Settings(work_dir=Path(self._tmp.name)))
+        self.loop.runbooks.search("warm up the index", k=1)
+        self.first = run_scenario(self.loop, "memory_leak", seed, lambda _m: None).incidents[0]
+        services = [s.name for s in _env(self.loop, self.first).services()]
         t0 = time.perf_counter()
-        for incident in synthetic_history(first, size, services, rng):
-            loop.store.save_incident(incident)
-        fill = time.perf_counter() - t0
-        per_incident: list[float] = []
+        for incident in synthetic_history(self.first, size, services, random.Random(seed)):
+            self.loop.store.save_incident(incident)
+        self.fill = time.perf_counter() - t0
+        self.per_incident: list[float] = []
+        self.signal_writes: list[float] = []
+
+    def close(self) -> None:
+        self.loop.close()
+        self._tmp.cleanup()
+
+
+def measure(sizes: list[int], rounds: int, seed: int) -> list[dict[str, float]]:
+    """Every size's store is filled first; then the rounds run the same scenarios on each in
+    turn, so a change in the machine's load falls on all sizes alike."""
+    stores = []
+    for size in sizes:
+        print(f"filling a store with {size} incidents…", file=sys.stderr)
+        stores.append(Store(size, seed))
+    timed: list[float] = []
+    real_write = learn_node.write_signals
+
+    def write_signals(signals: list[Signal], directory: Path) -> list[Path]:
+        t0 = time.perf_counter()
+        try:
+            return real_write(signals, directory)
+        finally:
+            timed.append(time.perf_counter() - t0)
+
+    learn_node.write_signals = write_signals
+    try:
         for round_ in range(rounds):
-            for name in SCENARIOS:
-                run = run_scenario(loop, name, seed + round_ + 1, lambda _m: None)
-                per_incident.extend(run.loop_seconds)
-        probe = loop.store.incidents(since=first.opened_at - timedelta(days=1))
-        reads = _history_reads(loop, first, repeats=20)
-        loop.close()
-    return {
-        "stored": size,
-        "fill_s": fill,
-        "incidents_run": len(per_incident),
-        "per_incident_ms_median": statistics.median(per_incident) * 1000,
-        "per_incident_ms_max": max(per_incident) * 1000,
-        "rate_limit_read_ms": reads["rate_limit"] * 1000,
-        "signal_history_read_ms": reads["history"] * 1000,
-        "signal_history_rows": reads["rows"],
-        "recent_day_rows": len(probe),
-    }
+            print(f"round {round_ + 1} of {rounds}…", file=sys.stderr)
+            for store in stores:
+                for name in SCENARIOS:
+                    timed.clear()
+                    run = run_scenario(store.loop, name, seed + round_ + 1, lambda _m: None)
+                    store.per_incident.extend(run.loop_seconds)
+                    store.signal_writes.append(sum(timed) / max(len(run.loop_seconds), 1))
+    finally:
+        learn_node.write_signals = real_write
+    results = []
+    for store in stores:
+        reads = _history_reads(store.loop, store.first, repeats=20)
+        results.append({
+            "stored": store.size,
+            "fill_s": store.fill,
+            "incidents_run": len(store.per_incident),
+            "per_incident_ms_median": statistics.median(store.per_incident) * 1000,
+            "per_incident_ms_max": max(store.per_incident) * 1000,
+            "signal_files_ms_median": statistics.median(store.signal_writes) * 1000,
+            "rate_limit_read_ms": reads["rate_limit"] * 1000,
+            "signal_history_read_ms": reads["history"] * 1000,
+            "signal_history_rows": reads["rows"],
+        })
+        store.close()
+    base = results[0]["per_incident_ms_median"]
+    for r in results:
+        r["ratio_to_first"] = r["per_incident_ms_median"] / base
+    return results
 
 
 def _env(loop: OperateLoop, incident: Incident) -> Production:
@@ -110,7 +152,8 @@ def _history_reads(loop: OperateLoop, incident: Incident, repeats: int) -> dict[
                                       now - timedelta(hours=1), now, excluding=incident.id)
         rate.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        rows = len(loop.store.related(incident, now - timedelta(days=DEFAULT_LOOKBACK_DAYS)))
+        since = now - timedelta(days=DEFAULT_LOOKBACK_DAYS)
+        rows = len(loop.store.related_history(incident, since))
         hist.append(time.perf_counter() - t0)
     return {"rate_limit": statistics.median(rate), "history": statistics.median(hist),
             "rows": rows}
@@ -118,24 +161,25 @@ def _history_reads(loop: OperateLoop, incident: Incident, repeats: int) -> dict[
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10, 1000, 10000])
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[0, 100, 1000, 10000])
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    results = []
-    for size in args.sizes:
-        print(f"history of {size} incidents…", file=sys.stderr)
-        results.append(measure(size, args.rounds, args.seed))
+    results = measure(args.sizes, args.rounds, args.seed)
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
-    print(f"{'stored':>8} {'per incident (median)':>22} {'max':>9} {'rate-limit read':>16} "
-          f"{'signal history read':>20} {'rows read':>10}")
+    print(f"{'stored':>8} {'per incident (median)':>22} {'ratio':>6} {'max':>9} "
+          f"{'signal files':>13} {'rate-limit read':>16} {'signal history read':>20} "
+          f"{'rows read':>10}")
     for r in results:
         print(f"{r['stored']:>8} {r['per_incident_ms_median']:>19.0f} ms "
-              f"{r['per_incident_ms_max']:>6.0f} ms {r['rate_limit_read_ms']:>13.2f} ms "
+              f"{r['ratio_to_first']:>5.2f}x {r['per_incident_ms_max']:>6.0f} ms "
+              f"{r['signal_files_ms_median']:>10.1f} ms {r['rate_limit_read_ms']:>13.2f} ms "
               f"{r['signal_history_read_ms']:>17.2f} ms {r['signal_history_rows']:>10}")
+    print(f"ratio: per-incident median over the {results[0]['stored']}-incident store's, "
+          "measured in the same run (rounds interleaved across sizes)")
     return 0
 
 
