@@ -40,8 +40,9 @@ from opsloop import environments
 from opsloop.cli.main import main
 from opsloop.environments import origin_of
 from opsloop.evals.cases import Case, load_cases
-from opsloop.evals.driver import Harness, run_case
+from opsloop.evals.driver import Harness
 from opsloop.evals.overlay import overlay_policies
+from opsloop.evals.runner import run_case
 from opsloop.evals.suite import case_workdir
 from opsloop.graph.runner import OperateLoop
 from opsloop.llm import prompting

@@ -15,8 +15,9 @@ import pytest
 import yaml
 
 from opsloop.evals.cases import CaseError, load_case
-from opsloop.evals.driver import Harness, run_case
+from opsloop.evals.driver import Harness
 from opsloop.evals.metrics import CaseScore, score_case
+from opsloop.evals.runner import run_case
 from opsloop.policy import Policies
 from opsloop.settings import REPO_ROOT, Settings
 from opsloop.tools.runbook_index import RunbookIndex

@@ -9,9 +9,10 @@ import pytest
 from opsloop.agents.specialists import SPECIALISTS
 from opsloop.evals.cases import load_case, load_cases, load_suites, select
 from opsloop.evals.compare import load_thresholds
-from opsloop.evals.driver import Harness, deliveries, run_case
+from opsloop.evals.driver import Harness, deliveries
 from opsloop.evals.metrics import score_case
 from opsloop.evals.overlay import overlay_policies
+from opsloop.evals.runner import run_case
 from opsloop.models import AnomalyStatus, IncidentStatus
 from opsloop.policy import load_policies
 from opsloop.settings import REPO_ROOT, Settings

@@ -52,7 +52,8 @@ def test_broken_case_files_are_reported_with_their_path(
     code = main(["--work-dir", str(tmp_path / "w"), "eval", "--evals-dir",
                  str(tmp_path / "evals")])
     assert code == 1
-    assert "mine/case.yaml: expected: a recorded case needs at least one incident" in capsys.readouterr().err
+    assert ("mine/case.yaml: expected: a recorded case needs at least one incident"
+            in capsys.readouterr().err)
 
 
 def test_each_model_label_maps_to_a_settings_override() -> None:

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from opsloop.evals.cases import load_case
-from opsloop.evals.driver import CaseRun, Executed, Harness, run_case
+from opsloop.evals.driver import CaseRun, Executed, Harness
 from opsloop.evals.metrics import guardrail_violations, score_case
 from opsloop.evals.postmortem_check import check_postmortem
+from opsloop.evals.runner import run_case
 from opsloop.evals.suite import aggregate
 from opsloop.models import (
     ActionCase,

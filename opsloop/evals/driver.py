@@ -7,7 +7,6 @@ really executed, whatever the incident record says.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -166,7 +165,7 @@ class _Loop:
         return final
 
 
-def _simulate(case: Case, harness: Harness, policies: Policies, workdir: Path,
+def simulate_case(case: Case, harness: Harness, policies: Policies, workdir: Path,
               out: CaseRun) -> None:
     variant = case.simulation
     assert variant is not None  # load_case guarantees it for simulated cases
@@ -244,7 +243,7 @@ def deliveries(case: Case) -> list[tuple[datetime, list[Anomaly]]]:
     return sorted(out, key=lambda d: d[0])
 
 
-def _replay(case: Case, harness: Harness, policies: Policies, workdir: Path,
+def replay_case(case: Case, harness: Harness, policies: Policies, workdir: Path,
             out: CaseRun) -> None:
     spec = case.recording
     assert spec is not None
@@ -293,29 +292,3 @@ def check_case(case: Case) -> None:
     if unknown:
         raise CaseError(f"{case.folder / 'case.yaml'}: simulation: unknown service(s) "
                         f"{', '.join(unknown)}; services: {', '.join(sorted(fleet))}")
-
-
-def run_case(case: Case, harness: Harness, policies: Policies, workdir: Path,
-             model: str, run: int) -> CaseRun:
-    """Run the case once; a failure inside the loop is recorded, not raised."""
-    out = CaseRun(case_id=case.id, model=model, run=run)
-    started = time.perf_counter()
-    try:
-        if case.kind == "simulated":
-            _simulate(case, harness, policies, workdir, out)
-        elif case.kind == "agent":
-            from opsloop.evals.agent_driver import run_agent_case
-
-            run_agent_case(case, harness, policies, workdir, out)
-        else:
-            _replay(case, harness, policies, workdir, out)
-    except CaseError:
-        raise
-    except Exception as exc:  # the loop failing on a case is a result, not a harness crash
-        out.error = f"{type(exc).__name__}: {exc}"
-    out.seconds = time.perf_counter() - started
-    for incident in out.incidents:
-        if incident.postmortem_path and Path(incident.postmortem_path).exists():
-            out.postmortems[incident.id] = Path(incident.postmortem_path).read_text(
-                encoding="utf-8")
-    return out

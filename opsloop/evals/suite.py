@@ -16,9 +16,10 @@ from typing import Any
 
 from opsloop.evals.cases import OFFLINE, Case
 from opsloop.evals.compare import RUBBER_STAMP as RUBBER_STAMP_GATED
-from opsloop.evals.driver import APPROVERS, KEYED, RUBBER_STAMP, Harness, run_case
+from opsloop.evals.driver import APPROVERS, KEYED, RUBBER_STAMP, Harness
 from opsloop.evals.metrics import CaseScore, score_case
 from opsloop.evals.overlay import overlay_policies
+from opsloop.evals.runner import run_case
 from opsloop.policy import Policies, load_policies
 from opsloop.settings import Settings
 from opsloop.tools.runbook_index import RunbookIndex
