@@ -35,7 +35,8 @@ from opsloop.web.users import add_user
 APPROVER = "approver-token-0123456789abcdef"
 READER = "reader-token-0123456789abcdefgh"
 INGEST = "ingest-token-0123456789abcdefgh"
-TOKENS = f"ana:approve:{APPROVER},rita:read:{READER},ivan:ingest:{INGEST}"
+ADMIN = "admin-token-0123456789abcdefghij"
+TOKENS = f"ana:approve:{APPROVER},rita:read:{READER},ivan:ingest:{INGEST},ada:admin:{ADMIN}"
 BASE = "http://127.0.0.1:8080"
 HOSTILE = "<script>alert('owned')</script>"
 _built: dict[str, Path] = {}
@@ -187,6 +188,7 @@ def test_a_reader_sees_every_page_but_no_decision_and_is_refused_each_action(
     assert "/approve\"" not in queue and "Reject" not in queue
     assert "cannot decide approvals" in queue
     assert "Edit" not in rita.get("/postmortems/INC-0001.md").text
+    assert ">Accept</button>" not in rita.get("/signals").text
     csrf = csrf_of(rita)
     for method, path in console_routes(rita):
         if method == "POST":
@@ -197,15 +199,21 @@ def test_a_reader_sees_every_page_but_no_decision_and_is_refused_each_action(
     assert waiting(runtime) == before
 
 
-def test_an_approver_sees_every_page_with_its_decisions(ana: TestClient) -> None:
-    for method, path in console_routes(ana):
-        if method == "GET":
-            page = ana.get(path)
-            assert page.status_code == 200, (path, page.text[:300])
-            assert "Traceback" not in page.text
-    queue = ana.get("/approvals").text
-    assert queue.count('class="approval card"') == 2
-    assert queue.count(">Approve</button>") == 2
+@pytest.mark.parametrize("token", [APPROVER, ADMIN])
+def test_approvers_and_admins_see_every_page_with_its_decisions(runtime: IntakeRuntime,
+                                                                token: str) -> None:
+    with client_for(runtime) as client:
+        sign_in(client, token=token)
+        for method, path in console_routes(client):
+            if method == "GET":
+                page = client.get(path)
+                assert page.status_code == 200, (path, page.text[:300])
+                assert "Traceback" not in page.text
+        queue = client.get("/approvals").text
+        assert queue.count('class="approval card"') == 2
+        assert queue.count(">Approve</button>") == 2
+        assert ">Edit</a>" in client.get("/postmortems/INC-0001.md").text
+        assert ">Accept</button>" in client.get("/signals").text
 
 
 def test_an_ingest_token_cannot_sign_in_and_an_unknown_one_is_401(anon: TestClient) -> None:
@@ -300,6 +308,11 @@ def test_approving_records_the_signed_in_identity_through_the_loop(
         assert any(a.actor == "ana" for a in store.audit_log("INC-0001"))
     finally:
         store.close()
+    for verb in ("approve", "reject", "modify"):
+        missing = ana.post(f"/approvals/APR-nosuch/{verb}",
+                           data={"csrf": csrf_of(ana), "reason": "r", "changes": "a=1"})
+        assert missing.status_code == 404, (verb, missing.text)
+        assert "no approval &#39;APR-nosuch&#39;" in missing.text
     again = ana.post(f"/approvals/{approval}/approve", data={"csrf": csrf_of(ana)})
     assert again.status_code == 409
     assert "already decided" in again.text
@@ -439,7 +452,10 @@ def test_signals_move_on_the_board_as_the_signed_in_person(
     assert record.history[-1].by == "ana" and record.history[-1].reason == "chaos drill"
     stale = ana.post("/signals/sig-hostile/accept",
                      data={"csrf": csrf_of(ana, "/signals"), "reason": "x", "expect": "new"})
-    assert stale.status_code == 422 and "was new when you looked" in stale.text
+    assert stale.status_code == 409 and "was new when you looked" in stale.text
+    unknown = ana.post("/signals/sig-nosuch/accept",
+                       data={"csrf": csrf_of(ana, "/signals"), "reason": "x"})
+    assert unknown.status_code == 404
     assert 'id="signals-declined"' in ana.get("/signals").text
 
 

@@ -15,11 +15,12 @@ from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from opsloop.agents.signal_triage import SignalError, decide
+from opsloop.agents.signal_triage import DecisionConflict, SignalError, UnknownSignal, decide
 from opsloop.agents.signals import SignalsLocked, SignalStatus
 from opsloop.api.auth import Role
 from opsloop.api.routes import _decide
 from opsloop.models import ParamValue, Verdict
+from opsloop.store import StoreError
 from opsloop.web import postmortems as pm
 from opsloop.web import views
 from opsloop.web.context import ConsoleError, Viewer, action_form, console, render, safe_next
@@ -78,6 +79,8 @@ async def _answer(request: Request, approval_id: str, verdict: Verdict) -> Respo
             changes = _changes(form, pending.action.params)
         answer = await run_in_threadpool(_decide, runtime, approval_id, viewer.principal,
                                          verdict, reason, changes)
+    except StoreError as exc:  # no such approval
+        return _refused(request, viewer, approval_id, 404, str(exc), form)
     except ValueError as exc:
         return _refused(request, viewer, approval_id, 422, str(exc), form)
     except HTTPException as exc:  # 404 no such approval, 409 decided, 422 policy refused
@@ -167,8 +170,10 @@ async def move_signal(request: Request, signal_id: SignalRef, verb: str) -> Resp
                       missions_dir=settings.work_dir / "missions",
                       incidents=board["incidents"])
     except (SignalError, SignalsLocked, ValueError) as exc:
-        return render(request, "signals.html", viewer, status=409 if isinstance(
-            exc, SignalsLocked) else 422, error=f"{signal_id}: {exc}", **board)
+        status = (404 if isinstance(exc, UnknownSignal) else
+                  409 if isinstance(exc, SignalsLocked | DecisionConflict) else 422)
+        return render(request, "signals.html", viewer, status=status,
+                      error=f"{signal_id}: {exc}", **board)
     record = done.record
     return _done(request, viewer, f"{record.id} {record.status.value} by {viewer.name}",
                  "/signals")

@@ -25,7 +25,9 @@ LOGIN_COOKIE = "opsloop_login"
 # A form is a reason, a few parameters or one postmortem; anything near this is not one.
 MAX_FORM_BYTES = 1024 * 1024
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
-assert TEMPLATES.env.autoescape  # untrusted text (alerts, logs, model output) is escaped
+# Untrusted text (alert text, logs, runbook text, model output) is escaped in every
+# template, whatever its file name.
+TEMPLATES.env.autoescape = True
 
 
 class ConsoleError(Exception):
