@@ -5,6 +5,8 @@ Time is driven by passing `now`, never by sleeping; production is a real simulat
 
 from __future__ import annotations
 
+import json
+
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -150,6 +152,12 @@ def test_a_failing_agent_is_recorded_and_the_others_still_run(
     assert runs["probe-e1"].status == "failed"
     assert "probe broke" in runs["probe-e1"].error
     assert runs["probe-e2"].status == "succeeded"
+    # The failure is news for the agent's owners, once per run (not only in the ledger).
+    outbox = scheduler.loop.settings.work_dir / "notifications.jsonl"
+    sent = [json.loads(line) for line in outbox.read_text().splitlines()]
+    told = [n for n in sent if n["channel"] == "agents" and "probe-e1 failed" in n["message"]]
+    assert len(told) == 1 and "probe broke" in told[0]["message"]
+    assert not any("probe-e2" in n["message"] for n in sent)
 
 
 def test_an_agent_never_overlaps_itself(world: Callable[..., Scheduler]) -> None:

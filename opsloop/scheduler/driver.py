@@ -156,11 +156,23 @@ class Scheduler:
             except Exception as exc:  # one agent's failure never stops the others
                 log.exception("scheduled agent %s failed", info.agent)
                 elapsed = time.monotonic() - began
+                error = f"{type(exc).__name__}: {exc}"
                 self.ledger.finish(info.run_id, "failed", now + timedelta(seconds=elapsed),
-                                   elapsed, error=f"{type(exc).__name__}: {exc}")
+                                   elapsed, error=error)
+                self._tell_owners(info, error)
         run = self.ledger.get(info.run_id)
         assert run is not None
         return run
+
+    def _tell_owners(self, info: RunInfo, error: str) -> None:
+        """A run that failed is news for the agent's owners, whichever phase failed (a
+        failed action or verification escalates its change record, which notifies too)."""
+        try:
+            self.loop.notifier.notify(
+                "agents", f"scheduled agent {info.agent} failed ({info.run_id}): {error}",
+                {"agent": info.agent, "run": info.run_id}, key=f"{info.run_id}:failed")
+        except Exception:  # the outbox failing must not hide the run's own failure
+            log.exception("could not notify about the failed run %s", info.run_id)
 
     def _finish(self, run_id: str, outcome: AgentOutcome, ended: datetime,
                 seconds: float) -> None:
