@@ -6,7 +6,6 @@ Time is driven by passing `now`, never by sleeping; production is a real simulat
 from __future__ import annotations
 
 import json
-
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
