@@ -21,6 +21,7 @@ from pathlib import Path
 from opsloop.models import Anomaly, AnomalyStatus
 
 SCHEMA_VERSION = "1"
+_ANOMALY_SERIALIZER = Anomaly.__pydantic_serializer__
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS intake_meta (
@@ -149,6 +150,7 @@ class IntakeState:
         if not write:
             return
         db = self._db
+        to_json = _ANOMALY_SERIALIZER.to_json  # what model_dump_json() calls, once per storm
         db.execute("BEGIN IMMEDIATE")
         try:
             db.executemany(
@@ -162,7 +164,7 @@ class IntakeState:
                 "INSERT INTO intake_alerts(group_key, fingerprint, status, notified, body) "
                 "VALUES(?,?,?,0,?) ON CONFLICT(group_key, fingerprint) DO UPDATE SET "
                 "status=excluded.status, body=excluded.body",
-                [(key, a.fingerprint, a.status.value, a.model_dump_json())
+                [(key, a.fingerprint, a.status.value, to_json(a).decode())
                  for key, a in write.alerts])
             db.executemany("DELETE FROM intake_alerts WHERE group_key=? AND status='resolved'",
                            _keys(write.forgotten))
