@@ -55,10 +55,15 @@ def _identity(principal: Principal) -> str:
 
 
 def _services(runtime: IntakeRuntime) -> list[str] | None:
-    """Production's services when it is known (a mark for another is refused)."""
+    """Production's services when it is known (a mark for another is refused); None when
+    there is no production, or it does not answer (the mark is kept unchecked then)."""
     if runtime.env is None:
         return None
-    return [s.name for s in runtime.env.services()]
+    try:
+        return [s.name for s in runtime.env.services()]
+    except Exception as exc:  # a remote production down must not refuse a person's mark
+        runtime.errors = [*runtime.errors[-49:], f"cost planned: services not read: {exc!r}"]
+        return None
 
 
 def _problem(exc: cost_planned.PlannedError) -> HTTPException:

@@ -17,6 +17,11 @@ names the rule that decided, strictest first:
    inside capacity.yaml's replica bounds and step; memory and disk are not relieved by more
    replicas (a leak or a fill follows each replica), so for them it is a finding (info).
 
+Replicas are a resource too, for services with an autoscaler (capacity_replicas): the
+replicas it will need against its maximum, when the maximum is reached, alert or escalate
+from capacity.yaml's `autoscaling` — never scale, and the scale-out above is withheld for
+a service whose autoscaler is near its maximum (raising it is a person's decision).
+
 Crossings are where the forecast's mean reaches a level; the 80% interval's bounds give the
 earliest and latest time (the report shows both). The agent never acts: its proposals go
 through the incidents' guardrails -> approval -> act -> verify path.
@@ -114,9 +119,10 @@ def target_replicas(current: int, peak: float, scale_at: float, service: str,
 
 class Capacity:
     name = "capacity"
-    purpose = ("Forecast each service's CPU, memory, disk and saturation with prediction "
-               "intervals; time to exhaustion; scale ahead of the crossing, alert, or "
-               "escalate when exhaustion comes before a person could act.")
+    purpose = ("Forecast each service's CPU, memory, disk, saturation and the replicas its "
+               "autoscaler will need with prediction intervals; time to exhaustion (or to "
+               "the autoscaler's maximum); scale ahead of the crossing, alert, or escalate "
+               "when exhaustion comes before a person could act.")
     tools = ("metric_history", "service_catalog")
 
     def observe(self, ctx: AgentContext) -> dict[str, Any]:
