@@ -555,3 +555,18 @@ def test_the_console_url_is_one_people_can_open() -> None:
     assert console_url("127.0.0.1", 8080) == "http://127.0.0.1:8080/"
     assert console_url("0.0.0.0", 9000) == "http://127.0.0.1:9000/"
     assert console_url("::1", 8080) == "http://[::1]:8080/"
+
+
+def test_a_wrong_console_address_is_an_error_page_and_the_apis_stay_json(
+    ana: TestClient,
+) -> None:
+    for path, status in (("/nosuch", 404), ("/incidents/" + "x" * 200, 422),
+                         ("/postmortems/not-markdown.txt", 422)):
+        page = ana.get(path)
+        assert page.status_code == status, path
+        assert page.headers["content-type"].startswith("text/html"), path
+        assert "<h1>" in page.text and "Traceback" not in page.text
+    api = ana.get("/api/v1/incidents/" + "x" * 200, headers={"Authorization":
+                                                               f"Bearer {READER}"})
+    assert api.status_code == 422 and api.json()["detail"][0]["loc"] == "path.incident_id"
+    assert ana.get("/api/v1/nosuch").json() == {"detail": "Not Found"}

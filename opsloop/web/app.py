@@ -8,11 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from opsloop.api.app import create_app
+from opsloop.api.app import _http_error, _validation_error, create_app
 from opsloop.api.auth import TokenTable
+from opsloop.api.bodies import loc_text
 from opsloop.api.runtime import IntakeRuntime
 from opsloop.web import actions, pages, signin
 from opsloop.web.context import (
@@ -42,6 +45,14 @@ _HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
+
+
+_NOT_CONSOLE = ("/api/", "/healthz", "/readyz", "/metrics", "/docs", "/redoc",
+                "/openapi.json", "/static/")
+
+
+def _is_console(path: str) -> bool:
+    return not path.startswith(_NOT_CONSOLE)
 
 
 def console_url(host: str, port: int) -> str:
@@ -83,8 +94,28 @@ def create_console_app(runtime: IntakeRuntime, tokens: TokenTable,
         return render(request, "error.html", viewer_of(request), status=exc.status,
                       message=exc.message, status_code=exc.status)
 
+    async def bad_request(request: Request, exc: Exception) -> Response:
+        # A console URL with a malformed part is the console's error page; the API's stay
+        # JSON naming the field.
+        if not _is_console(request.url.path):
+            return await _validation_error(request, exc)
+        assert isinstance(exc, RequestValidationError)
+        where = ", ".join(loc_text(e.get("loc", ())) for e in exc.errors()[:3])
+        return render(request, "error.html", viewer_of(request), status=422,
+                      message=f"this address is not one the console has ({where})",
+                      status_code=422)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        if not _is_console(request.url.path):
+            return await _http_error(request, exc)
+        assert isinstance(exc, StarletteHTTPException)
+        return render(request, "error.html", viewer_of(request), status=exc.status_code,
+                      message=str(exc.detail), status_code=exc.status_code)
+
     app.add_exception_handler(LoginRequired, login_required)
     app.add_exception_handler(ConsoleError, refused)
+    app.add_exception_handler(RequestValidationError, bad_request)
+    app.add_exception_handler(StarletteHTTPException, http_error)
 
     @app.middleware("http")
     async def console_headers(request: Request, call_next: Any) -> Any:
