@@ -210,6 +210,7 @@ def test_approvers_and_admins_see_every_page_with_its_decisions(runtime: IntakeR
                 assert page.status_code == 200, (path, page.text[:300])
                 assert "Traceback" not in page.text
         queue = client.get("/approvals").text
+        assert '<span class="count" id="queue-count">2</span>' in queue
         assert queue.count('class="approval card"') == 2
         assert queue.count(">Approve</button>") == 2
         assert ">Edit</a>" in client.get("/postmortems/INC-0001.md").text

@@ -153,8 +153,10 @@ def render(request: Request, template: str, viewer: Viewer | None, status: int =
     flash = None
     if viewer is not None and status == 200 and show_flash:
         flash = console(request).sessions.take_flash(viewer.session.id)
+    queue = (len(console(request).runtime.read(lambda s: s.pending()))
+             if viewer is not None and show_flash else 0)
     return TEMPLATES.TemplateResponse(request, template, status_code=status, context={
-        "viewer": viewer, "csrf": viewer.session.csrf if viewer else "",
+        "viewer": viewer, "csrf": viewer.session.csrf if viewer else "", "queue": queue,
         "may_approve": viewer.may(Role.APPROVE) if viewer else False,
         "flash": flash, "now": time.time(), **context})
 

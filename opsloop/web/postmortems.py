@@ -113,7 +113,7 @@ def save(folder: Path, name: str, markdown: str, version: str, by: str,
     if draft.status == PUBLISHED:
         raise PostmortemError(409, f"{name} is published ({draft.meta.get('published_by')}, "
                                    f"{draft.meta.get('published_at')}); it is not edited")
-    when = at or datetime.now(UTC)
+    when = at or datetime.now(UTC).replace(microsecond=0)
     meta = {**draft.meta, "status": DRAFT, "edited_by": by, "edited_at": iso(when),
             "review": _history(draft.meta, "edited", by, when)}
     return _write(folder, draft, meta, markdown.replace("\r\n", "\n"))
@@ -127,7 +127,7 @@ def mark(folder: Path, name: str, what: str, version: str, by: str,
     draft = _current(folder, name, version)
     if draft.status not in MARKS[what]:
         raise PostmortemError(409, f"{name} is {draft.status}; it cannot be marked {what}")
-    when = at or datetime.now(UTC)
+    when = at or datetime.now(UTC).replace(microsecond=0)
     meta = {**draft.meta, "status": what, f"{what}_by": by, f"{what}_at": iso(when),
             "review": _history(draft.meta, what, by, when)}
     return _write(folder, draft, meta, draft.body)
