@@ -64,6 +64,10 @@ def test_planned_activity_added_from_the_cli_keeps_the_migration_from_being_rais
     assert found["start"].startswith("2026-11-02T10:00")
     assert found["decision"]["action"] == "planned_activity" and first.findings == []
     assert found["feedback"]["id"] == mark["id"]
+    md = next(p for p in first.reports if p.endswith(".md"))
+    assert (f"`{mark['id']}` search (region primary, usage type all) from 2026-11-02 09:30 to "
+            f"2026-11-05 00:00, by dana: search cluster migration CHG-1234") in \
+        Path(md).read_text()
     # Listed, then removed: the same run raises it.
     code, out, _ = cli(capsys, settings, "list", "--json")
     assert [m["id"] for m in json.loads(out)] == [mark["id"]]

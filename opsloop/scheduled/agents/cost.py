@@ -45,7 +45,13 @@ from opsloop.scheduled.agents.cost_focus import (
     read_focus,
 )
 from opsloop.scheduled.agents.cost_opencost import cpu_requested_vs_used, fetch, read_files
-from opsloop.scheduled.agents.cost_planned import PLANNED, covers, load_feedback, mark_planned
+from opsloop.scheduled.agents.cost_planned import (
+    PLANNED,
+    covers,
+    load_feedback,
+    mark_planned,
+    window,
+)
 from opsloop.scheduled.base import AgentContext, Analysis, Finding
 from opsloop.settings import Settings
 
@@ -171,6 +177,7 @@ class Cost:
                   "proposals": [p.model_dump(mode="json") for p in proposals],
                   "problems": observed.get("problems", []),
                   "opencost_problems": observed.get("opencost_problems", []),
+                  "planned": _in_force(feedback, start, end, policy.planned_activity_for),
                   "sources": observed.get("sources", {}),
                   "feedback_problem": observed.get("feedback_problem")}
         reports = write_reports(ctx.reports_dir / f"cost-daily-{ctx.due_at.date().isoformat()}",
@@ -256,6 +263,17 @@ def _rightsize(usage: dict[str, Any], bounds: Replicas, policy: CostPolicy,
                                  reason=row["note"]),
         specialist="cost", hypothesis_id=f"cost:{service}:rightsizing", confidence=0.8,
         rationale=f"rightsizing (capacity.yaml:cost.rightsizing): {row['note']}")
+
+
+def _in_force(feedback: dict[str, dict[str, Any]], start: datetime, end: datetime,
+              cover: int) -> list[dict[str, Any]]:
+    """The planned-activity marks whose window overlaps the judged window."""
+    out = []
+    for ident, mark in sorted(feedback.items()):
+        began, ends = window(mark, cover)
+        if mark.get("verdict") == PLANNED and began < end and ends > start:
+            out.append({"id": ident, **mark})
+    return out
 
 
 def _changes(ctx: AgentContext, since: datetime) -> list[dict[str, Any]]:

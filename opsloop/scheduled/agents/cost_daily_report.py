@@ -104,6 +104,13 @@ def render(report: dict[str, Any], chart: str | None) -> str:
         lines += [f"{skipped} small series spent under raise_at's "
                   f"${report['policy']['raise_at']['impact_usd']:g} in the window: not "
                   f"forecast (nothing there could be raised).", ""]
+    if report.get("planned"):
+        lines += ["## Planned activity in force", ""]
+        lines += [f"- `{m['id']}` {m.get('service')} (region {m.get('region') or 'all'}, "
+                  f"usage type {m.get('usage_type') or 'all'}) from {_when(m['start'])}"
+                  + (f" to {_when(m['end'])}" if m.get("end") else "")
+                  + f", by {m.get('by')}: {m.get('why')}" for m in report["planned"]]
+        lines.append("")
     lines += ["## Rightsizing (replicas requested vs CPU used)", ""]
     sized = report["rightsizing"]
     if not any(r.get("target") or r.get("requests_target") for r in sized):
