@@ -93,7 +93,6 @@ def serve(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
     import uvicorn
 
     from opsloop.api.access import answering_names
-    from opsloop.api.app import create_app
     from opsloop.api.auth import TokenConfigError, serving_tokens, token_entries
     from opsloop.api.runtime import IntakeRuntime
     from opsloop.api.server import (
@@ -105,6 +104,7 @@ def serve(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
         listen,
     )
     from opsloop.policy import load_policies
+    from opsloop.web.app import ConsoleConfigError, console_url, create_console_app
 
     updates = {k: v for k, v in {"serve_host": args.host, "serve_port": args.port,
                                  "serve_environment": args.environment,
@@ -146,7 +146,14 @@ def serve(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
             f"webhook: {where}/api/v1/alerts/alertmanager · OpenAPI: {where}/docs",
             markup=False,
         )
-        app = create_app(runtime, tokens, answering_names(host, args.allow_host))
+        try:
+            app = create_console_app(runtime, tokens, answering_names(host, args.allow_host))
+        except ConsoleConfigError as exc:
+            runtime.close_unstarted()
+            raise UserError(str(exc)) from None
+        ui.err.print(f"console: {console_url(host, sock.getsockname()[1])} (sign in with "
+                     "an API token" + (", the local one above" if local else "") + ")",
+                     markup=False)
         runtime.start()
         try:
             with _quiet_stop_signals():
