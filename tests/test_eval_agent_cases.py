@@ -117,3 +117,18 @@ def test_agent_case_mistakes_say_where(tmp_path: Path, change: dict[str, Any],
         load_case(folder, folder.parents[1])
     assert str(folder / "case.yaml") in str(err.value)
     assert message in str(err.value)
+
+
+def test_the_planned_activity_mark_is_what_keeps_the_migration_quiet(
+        tmp_path: Path, shipped_policies: Policies, runbook_index: RunbookIndex) -> None:
+    marked = _score(_case(tmp_path / "m", "agents/cost-planned-migration"), tmp_path / "m",
+                    shipped_policies, runbook_index)
+    assert marked.passed
+    # The same production and key without the state the CLI wrote: the spend is raised.
+    unmarked = _score(_case(tmp_path / "u", "agents/cost-planned-migration",
+                            agent={"state": None}), tmp_path / "u",
+                      shipped_policies, runbook_index)
+    failed = _failed(unmarked)
+    (raised,) = [d for c, d in failed.items() if c.startswith("no finding cost_anomaly_*")]
+    assert "cost_anomaly_" in raised and "search" in raised
+    assert "no signal" in failed
