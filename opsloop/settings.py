@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     console_users_file: Path | None = None
     console_secret: SecretStr | None = None
     console_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    # Where people reach the console (e.g. https://opsloop.example.com): notifications link
+    # to its incident pages and approval queue. None: notifications carry no links.
+    public_url: str | None = None
 
     @property
     def state_dir(self) -> Path:

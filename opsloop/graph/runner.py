@@ -41,7 +41,7 @@ from opsloop.policy.guardrails import decide
 from opsloop.scheduled.base import Analysis
 from opsloop.settings import Settings
 from opsloop.store import IncidentStore, StoreError
-from opsloop.tools.notify import OutboxNotifier
+from opsloop.tools.notifications import Notifications
 from opsloop.tools.protocols import Actuator, RunbookIndex, Telemetry
 from opsloop.tools.runbook_index import RunbookIndex as ChromaRunbookIndex
 
@@ -68,7 +68,10 @@ class OperateLoop:
         # Scheduled agents' runs: observe -> analyse -> the same change path (thread = run id).
         self.agent_graph = build_agent_graph(self.checkpointer)
         self._runbooks: RunbookIndex | None = runbooks  # shared when given, else built lazily
-        self.notifier = OutboxNotifier(settings.work_dir / "notifications.jsonl", self.store)
+        self.notifier = Notifications(  # the outbox, then policies/notifications.yaml's backends
+            settings.work_dir / "notifications.jsonl", settings.state_dir / "notifications.db",
+            self.policies.notifications.plan(policies_dir=self.policies.source_dir),
+            self.store, settings.public_url)
         self.model = model_client(settings)  # None: offline reasoner
 
     @property

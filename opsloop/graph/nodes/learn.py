@@ -17,6 +17,8 @@ from opsloop.graph.context import LoopContext
 from opsloop.graph.nodes.common import context_of, event
 from opsloop.graph.state import LoopState
 from opsloop.models import EventKind, Incident, IncidentStatus, Verdict
+from opsloop.policy.severity import escalation_for
+from opsloop.tools.notifications import Lifecycle
 
 
 def final_status(incident: Incident) -> IncidentStatus:
@@ -72,6 +74,18 @@ def learn(state: LoopState, runtime: Runtime[LoopContext]) -> LoopState:
             ctx.notifier.notify(
                 channel, f"{incident.id} escalated to {who}: {escalation_reason(incident)}",
                 {"incident": incident.id}, key=f"{incident.id}:learn:page",
+            )
+        )
+    if (status in (IncidentStatus.MITIGATED, IncidentStatus.RESOLVED)
+            and incident.severity is not None
+            and escalation_for(incident.severity, ctx.policies.severity).page):
+        # The page's backends hear it ended (PagerDuty resolves the same dedup key).
+        notifications.append(
+            ctx.notifier.notify(
+                "page", f"{incident.id} {status.value}: {incident.title}",
+                {"incident": incident.id, "severity": incident.severity.value,
+                 "lifecycle": Lifecycle.RESOLVE.value, "status": status.value},
+                key=f"{incident.id}:learn:resolve",
             )
         )
     incident = incident.model_copy(

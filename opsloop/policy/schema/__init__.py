@@ -11,6 +11,7 @@ from opsloop.policy.schema.base import PolicyFile, StrictModel, format_minutes, 
 from opsloop.policy.schema.capacity import CapacityPolicy, ReplicaBounds, ResourceThresholds
 from opsloop.policy.schema.health import BurnWindow, HealthPolicy, Indicator, Slo
 from opsloop.policy.schema.intake import InhibitRule, IntakePolicy, Matcher, Silence
+from opsloop.policy.schema.notifications import NotificationsPolicy
 from opsloop.policy.schema.remediation import (
     ActionPolicy,
     AutoLimits,
@@ -46,6 +47,7 @@ class Policies(BaseModel):
     intake: IntakePolicy
     schedule: SchedulePolicy
     rollouts: RolloutsPolicy
+    notifications: NotificationsPolicy
     warnings: list[str] = Field(default_factory=list)  # from the loader, for the operator
 
 
@@ -60,6 +62,7 @@ POLICY_FILES: dict[str, tuple[str, type[PolicyFile]]] = {
     "intake.yaml": ("intake", IntakePolicy),
     "schedule.yaml": ("schedule", SchedulePolicy),
     "rollouts.yaml": ("rollouts", RolloutsPolicy),
+    "notifications.yaml": ("notifications", NotificationsPolicy),
 }
 
 __all__ = [
@@ -82,6 +85,7 @@ __all__ = [
     "IntakePolicy",
     "KillSwitch",
     "Matcher",
+    "NotificationsPolicy",
     "ParamSpec",
     "Policies",
     "PolicyFile",
