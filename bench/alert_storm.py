@@ -8,6 +8,12 @@ When the Alertmanager binary is installed, the same alerts go to Alertmanager's 
 `opsloop serve` runs as its own process with an ingest token and no environment (intake
 only: incidents are recorded, not run), with a copy of policies/ whose group_wait is 0 so
 the incident count can be read as soon as the storm is in.
+
+Alertmanager keeps alerts in memory (its --storage.path holds silences and the notification
+log, not alerts); opsloop writes every batch to SQLite and fsyncs it before answering. So
+opsloop runs twice: with its state on tmpfs (/dev/shm: the same writes, no wait for the
+disk), the like-for-like comparison, and with it on disk as deployed. Each server's CPU
+seconds during the storm are reported too: on a shared machine they move less than rates.
 """
 
 from __future__ import annotations
@@ -50,6 +56,12 @@ def peak_rss_mb(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU the process has used, every thread (from /proc, Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
@@ -114,14 +126,16 @@ def post_all(url: str, bodies: list[bytes], headers: dict[str, str], senders: in
 
 
 def bench_opsloop(alerts: list[dict[str, Any]], args: argparse.Namespace,
-                  work: Path) -> dict[str, Any]:
+                  work: Path, state: Path) -> dict[str, Any]:
+    """`state`: the work dir serve writes its SQLite state to (on disk, or on tmpfs)."""
     policies = work / "policies"
-    shutil.copytree(REPO / "policies", policies)
+    if not policies.exists():
+        shutil.copytree(REPO / "policies", policies)
     intake = yaml.safe_load((policies / "intake.yaml").read_text())
     intake["group_wait_minutes"] = 0
     (policies / "intake.yaml").write_text(yaml.safe_dump(intake))
     port = free_port()
-    env = {**os.environ, "OPSLOOP_WORK_DIR": str(work / "opsloop"),
+    env = {**os.environ, "OPSLOOP_WORK_DIR": str(state),
            "OPSLOOP_POLICIES_DIR": str(policies),
            "OPSLOOP_API_TOKENS": f"am:ingest:{TOKEN},bench:read:{READER}"}
     env.pop("OPSLOOP_SERVE_ENVIRONMENT", None)
@@ -132,10 +146,12 @@ def bench_opsloop(alerts: list[dict[str, Any]], args: argparse.Namespace,
         wait_ready(f"{base}/readyz", proc)
         idle = peak_rss_mb(proc.pid)
         bodies = webhook_bodies(alerts, args.batch)
-        err.print(f"opsloop serve: posting {len(alerts):,} alerts in {len(bodies)} webhook "
-                  f"batches, {args.senders} sender(s)…")
+        err.print(f"opsloop serve (state in {state}): posting {len(alerts):,} alerts in "
+                  f"{len(bodies)} webhook batches, {args.senders} sender(s)…")
+        cpu = cpu_seconds(proc.pid)
         seconds = post_all(f"{base}/api/v1/alerts/alertmanager", bodies,
                            {"Authorization": f"Bearer {TOKEN}"}, args.senders)
+        cpu = cpu_seconds(proc.pid) - cpu
         resend = bodies[: max(1, len(bodies) // 10)]  # Alertmanager re-sends on group_interval
         resend_seconds = post_all(f"{base}/api/v1/alerts/alertmanager", resend,
                                   {"Authorization": f"Bearer {TOKEN}"}, args.senders)
@@ -149,6 +165,7 @@ def bench_opsloop(alerts: list[dict[str, Any]], args: argparse.Namespace,
         return {
             "alerts": len(alerts), "batches": len(bodies), "seconds": round(seconds, 3),
             "alerts_per_second": round(len(alerts) / seconds),
+            "cpu_seconds": round(cpu, 2), "state": str(state),
             "resent_alerts_per_second": round(sum(len(json.loads(b)["alerts"]) for b in resend)
                                               / resend_seconds),
             "incidents_created": len(incidents),
@@ -178,10 +195,13 @@ def bench_alertmanager(alerts: list[dict[str, Any]], args: argparse.Namespace,
         idle = peak_rss_mb(proc.pid)
         bodies = am_bodies(alerts, args.batch)
         err.print(f"alertmanager: posting the same {len(alerts):,} alerts to /api/v2/alerts…")
+        cpu = cpu_seconds(proc.pid)
         seconds = post_all(f"{base}/api/v2/alerts", bodies, {}, args.senders)
+        cpu = cpu_seconds(proc.pid) - cpu
         groups = httpx.get(f"{base}/api/v2/alerts/groups", timeout=60).json()
         return {"alerts": len(alerts), "seconds": round(seconds, 3),
                 "alerts_per_second": round(len(alerts) / seconds), "groups": len(groups),
+                "cpu_seconds": round(cpu, 2),
                 "peak_rss_mb": round(peak_rss_mb(proc.pid), 1), "idle_rss_mb": round(idle, 1)}
     finally:
         proc.terminate()
@@ -195,38 +215,63 @@ def main() -> int:
     parser.add_argument("--services", type=int, default=40)
     parser.add_argument("--senders", type=int, default=4, help="parallel connections")
     parser.add_argument("--no-alertmanager", action="store_true")
+    parser.add_argument("--disk-only", action="store_true",
+                        help="run opsloop with its state on disk only, not on tmpfs too")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.alerts < 1 or args.batch < 1 or args.senders < 1 or args.services < 1:
         parser.error("--alerts, --batch, --senders and --services must be positive")
     alerts = storm(args.alerts, args.services)
-    with tempfile.TemporaryDirectory(prefix="opsloop-storm-") as tmp:
-        result: dict[str, Any] = {"opsloop": bench_opsloop(alerts, args, Path(tmp))}
+    memory = Path("/dev/shm")
+    with tempfile.TemporaryDirectory(prefix="opsloop-storm-") as tmp, \
+            tempfile.TemporaryDirectory(prefix="opsloop-storm-state-",
+                                        dir=memory if memory.is_dir() else None) as shm:
+        work = Path(tmp)
+        result: dict[str, Any] = {}
+        if not args.disk_only:
+            result["opsloop"] = bench_opsloop(alerts, args, work, Path(shm) / "opsloop")
+        result["opsloop_on_disk"] = bench_opsloop(alerts, args, work, work / "opsloop")
         binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
         if binary and not args.no_alertmanager:
-            result["alertmanager"] = bench_alertmanager(alerts, args, Path(tmp), binary)
-            result["ratio_opsloop_to_alertmanager"] = round(
-                result["opsloop"]["alerts_per_second"]
-                / result["alertmanager"]["alerts_per_second"], 3)
+            result["alertmanager"] = am = bench_alertmanager(alerts, args, work, binary)
+            for name in ("opsloop", "opsloop_on_disk"):
+                if name in result:
+                    o = result[name]
+                    result[f"ratio_{name}_to_alertmanager"] = round(
+                        o["alerts_per_second"] / am["alerts_per_second"], 3)
+                    result[f"cpu_ratio_{name}_to_alertmanager"] = round(
+                        o["cpu_seconds"] / am["cpu_seconds"], 3)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
     table = Table(title=f"Alert storm: {args.alerts:,} alerts, batches of {args.batch}, "
                         f"{args.senders} sender(s)", title_justify="left")
-    for column in ("target", "alerts/s", "seconds", "incidents / groups", "peak RSS MB"):
+    for column in ("target", "alerts/s", "seconds", "server CPU s", "incidents / groups",
+                   "peak RSS MB"):
         table.add_column(column)
-    o = result["opsloop"]
-    table.add_row("opsloop serve", f"{o['alerts_per_second']:,}", f"{o['seconds']:.2f}",
-                  str(o["incidents_created"]), f"{o['peak_rss_mb']:.0f}")
+    rows = {"opsloop": "opsloop (state on tmpfs)", "opsloop_on_disk": "opsloop (on disk, fsync)"}
+    for name, title in rows.items():
+        if name in result:
+            o = result[name]
+            table.add_row(title, f"{o['alerts_per_second']:,}", f"{o['seconds']:.2f}",
+                          f"{o['cpu_seconds']:.2f}", str(o["incidents_created"]),
+                          f"{o['peak_rss_mb']:.0f}")
     if "alertmanager" in result:
         a = result["alertmanager"]
-        table.add_row("alertmanager", f"{a['alerts_per_second']:,}", f"{a['seconds']:.2f}",
-                      str(a["groups"]), f"{a['peak_rss_mb']:.0f}")
+        table.add_row("alertmanager (in memory)", f"{a['alerts_per_second']:,}",
+                      f"{a['seconds']:.2f}", f"{a['cpu_seconds']:.2f}", str(a["groups"]),
+                      f"{a['peak_rss_mb']:.0f}")
     Console(highlight=False).print(table)
-    if "ratio_opsloop_to_alertmanager" in result:
-        print(f"opsloop / alertmanager throughput: {result['ratio_opsloop_to_alertmanager']:.2f}")
-    print(f"re-sent alerts (deduplicated): {o['resent_alerts_per_second']:,}/s; "
-          f"alerts held after the storm: {o['alerts_held']:,}")
+    for name, title in rows.items():
+        if f"ratio_{name}_to_alertmanager" in result:
+            print(f"{title} / alertmanager: throughput "
+                  f"{result[f'ratio_{name}_to_alertmanager']:.2f}, server CPU "
+                  f"{result[f'cpu_ratio_{name}_to_alertmanager']:.2f}")
+    for name, title in rows.items():
+        if name in result:
+            o = result[name]
+            print(f"{title}: re-sent alerts (deduplicated) {o['resent_alerts_per_second']:,}/s; "
+                  f"alerts held after the storm: {o['alerts_held']:,}")
     return 0
 
 
