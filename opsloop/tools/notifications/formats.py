@@ -167,14 +167,14 @@ def webhook_headers(d: Delivery, target: WebhookTarget, body: bytes,
 
 def email_message(d: Delivery, target: EmailTarget, public_url: str | None) -> EmailMessage:
     msg = EmailMessage()
-    msg["Subject"] = f"[opsloop] {headline(d)}: {d.message}"[:200]
+    msg["Subject"] = f"[opsloop] {d.message}"[:200]
     msg["From"] = target.sender
     msg["To"] = ", ".join(target.to)
     msg[DELIVERY_HEADER] = str(d.id)
     lines = [d.message, ""] + [f"{name}: {value}" for name, value in facts(d)]
     found = links(d, public_url)
     if found:
-        lines += [""] + [f"{'Approvals' if k == 'approvals' else 'Incident'}: {url}"
+        lines += [""] + [f"{'Approval queue' if k == 'approvals' else 'Incident page'}: {url}"
                          for k, url in found.items()]
     msg.set_content("\n".join(lines) + "\n")
     return msg
