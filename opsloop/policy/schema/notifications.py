@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from opsloop.policy.problems import PolicyError, PolicyProblem, display_path
 from opsloop.policy.schema.base import PolicyFile, StrictModel
@@ -30,6 +30,7 @@ from opsloop.tools.notifications.config import (
 FILE = "notifications.yaml"
 PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_KINDS = ("slack", "pagerduty", "webhook", "email")
 
 
 class Delivery(StrictModel):
@@ -93,25 +94,27 @@ class NotificationsPolicy(PolicyFile):
     # channel -> backend names; "*" for every channel not listed.
     routes: dict[str, list[str]] = Field(default_factory=dict)
 
-    def _kinds(self) -> dict[str, str]:
+    @field_validator("routes")
+    @classmethod
+    def _routes_name_backends(cls, routes: dict[str, list[str]],
+                              info: ValidationInfo) -> dict[str, list[str]]:
+        known = {name for kind in _KINDS for name in info.data.get(kind) or {}}
+        for channel, names in routes.items():
+            unknown = [n for n in names if n not in known]
+            if unknown:
+                raise ValueError(f"{channel}: unknown backend {unknown[0]!r} (backends: "
+                                 f"{', '.join(sorted(known)) or 'none defined'})")
+        return routes
+
+    @model_validator(mode="after")
+    def _names_unique(self) -> NotificationsPolicy:
         kinds: dict[str, str] = {}
-        for kind in ("slack", "pagerduty", "webhook", "email"):
+        for kind in _KINDS:
             for name in getattr(self, kind):
                 if name in kinds:
                     raise ValueError(f"backend name {name!r} is used by both {kinds[name]} and "
                                      f"{kind}: routes name backends, so names must be unique")
                 kinds[name] = kind
-        return kinds
-
-    @model_validator(mode="after")
-    def _routes_name_backends(self) -> NotificationsPolicy:
-        kinds = self._kinds()
-        for channel, names in self.routes.items():
-            for name in names:
-                if name not in kinds:
-                    known = ", ".join(sorted(kinds)) or "none defined"
-                    raise ValueError(f"routes.{channel}: unknown backend {name!r} "
-                                     f"(backends: {known})")
         return self
 
     def plan(self, environ: Mapping[str, str] | None = None,
