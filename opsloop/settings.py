@@ -114,6 +114,11 @@ class Settings(BaseSettings):
         return self.work_dir / "warrooms"
 
     @property
+    def notification_spool(self) -> Path:
+        """Deliveries to notification backends (opsloop.tools.notifications.spool)."""
+        return self.state_dir / "notifications.db"
+
+    @property
     def index_dir(self) -> Path:
         return self.work_dir / "index"
 

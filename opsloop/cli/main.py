@@ -14,6 +14,7 @@ from opsloop.cli import ask as ask_cmd
 from opsloop.cli import cost as cost_cmd
 from opsloop.cli import detect as detect_cmd
 from opsloop.cli import eval as eval_cmd
+from opsloop.cli import notifications as notifications_cmd
 from opsloop.cli import rollouts as rollouts_cmd
 from opsloop.cli import runbooks as runbooks_cmd
 from opsloop.cli import serve as serve_cmd
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate_cmd.register(sub, common)
     rollouts_cmd.register(sub, common)
     cost_cmd.register(sub, common)
+    notifications_cmd.register(sub, common)
     return parser
 
 

@@ -69,7 +69,7 @@ class OperateLoop:
         self.agent_graph = build_agent_graph(self.checkpointer)
         self._runbooks: RunbookIndex | None = runbooks  # shared when given, else built lazily
         self.notifier = Notifications(  # the outbox, then policies/notifications.yaml's backends
-            settings.work_dir / "notifications.jsonl", settings.state_dir / "notifications.db",
+            settings.work_dir / "notifications.jsonl", settings.notification_spool,
             self.policies.notifications.plan(policies_dir=self.policies.source_dir),
             self.store, settings.public_url)
         self.model = model_client(settings)  # None: offline reasoner
