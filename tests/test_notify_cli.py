@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 from test_notify_receiver import Receiver, serve
 
+from opsloop.api.metrics import notification_deliveries
 from opsloop.cli.main import main
 from opsloop.policy import load_policies
 from opsloop.settings import Settings
-from opsloop.tools.notifications import Notifications
+from opsloop.tools.notifications import Notifications, Spool
 
 
 @pytest.fixture
@@ -58,3 +59,15 @@ def test_a_failed_delivery_is_listed_and_sent_by_retry(
     assert len(receiver.at("/slack")) == 2
     assert main(["notifications", "retry", "9", "--work-dir", str(work)]) == 1
     assert "no delivery 9" in capsys.readouterr().err
+
+
+def test_deliveries_by_backend_and_state_are_a_metric(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "notifications.db"
+    assert list(notification_deliveries(path).samples) == []  # no spool, no samples
+    spool = Spool(path)
+    first, _second = spool.enqueue("k1", "page", "m", {}, ("ops", "oncall"))
+    spool.enqueue("k2", "page", "m", {}, ("ops",))
+    spool.mark_attempt_failed(first, "HTTP 404", None)
+    samples = {(s.labels["backend"], s.labels["state"]): s.value
+               for s in notification_deliveries(path).samples}
+    assert samples == {("ops", "failed"): 1, ("ops", "pending"): 1, ("oncall", "pending"): 1}

@@ -1,18 +1,22 @@
 """opsloop's own Prometheus metrics, read from its records at scrape time.
 
 Nothing is counted twice or kept in a second place: incidents, actions and approvals come
-from the store, agent runs from the schedule ledger, intake counters from the grouper. A
-restarted process therefore reports the same totals, as a counter should.
+from the store, agent runs from the schedule ledger, intake counters from the grouper,
+notification deliveries from their spool. A restarted process therefore reports the same
+totals, as a counter should.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from opsloop.tools.notifications import Spool
 
 if TYPE_CHECKING:
     from opsloop.api.runtime import IntakeRuntime
@@ -64,8 +68,21 @@ class RuntimeCollector(Collector):
         for agent, total in sorted(rt.ledger.seconds().items()):
             seconds.add_metric([agent], total)
         yield seconds
+        yield notification_deliveries(rt.settings.notification_spool)
         yield GaugeMetricFamily("opsloop_errors_recent", "errors the runtime logged (last 50)",
                                 value=len(rt.errors))
+
+
+def notification_deliveries(spool_path: Path) -> Metric:
+    """Deliveries to notification backends by state: `failed` is what someone must look at
+    (`opsloop notifications list --state failed`)."""
+    family = GaugeMetricFamily("opsloop_notification_deliveries", "deliveries to "
+                               "notification backends by backend and state (pending, sending, "
+                               "sent, failed)", labels=["backend", "state"])
+    if spool_path.exists():  # none until a backend is enabled in notifications.yaml
+        for (backend, state), n in sorted(Spool(spool_path).counts().items()):
+            family.add_metric([backend, state], n)
+    return family
 
 
 def exposition(runtime: IntakeRuntime) -> bytes:
