@@ -73,6 +73,7 @@ class EmailBackend(StrictModel):
     host: str = Field(min_length=1)
     port: int = Field(default=587, ge=1, le=65535)
     security: Literal["starttls", "ssl", "none"] = "starttls"
+    ca_file: Path | None = None  # a private CA's certificate; default: the system's CAs
     username: str | None = None
     password_env: str | None = Field(default=None, pattern=_ENV_NAME)
     sender: str = Field(alias="from", min_length=3)
@@ -149,11 +150,16 @@ class NotificationsPolicy(PolicyFile):
                     name, secret("webhook", name, "url_env", w.url_env),
                     secret("webhook", name, "secret_env", w.secret_env))
         for name, e in self.email.items():
+            if e.enabled and e.ca_file is not None and not e.ca_file.is_file():
+                problems.append(PolicyProblem(
+                    shown, f"email.{name}.ca_file", "no such file: point it at the PEM "
+                    "certificate of the CA that signed the SMTP server's certificate",
+                    value=str(e.ca_file)))
             if e.enabled:
                 password = (secret("email", name, "password_env", e.password_env)
                             if e.password_env else None)
                 targets[name] = EmailTarget(name, e.host, e.port, e.security, e.username,
-                                            password, e.sender, tuple(e.to))
+                                            password, e.sender, tuple(e.to), e.ca_file)
         if problems:
             raise PolicyError(problems)
         routes = {channel: tuple(n for n in names if n in targets)

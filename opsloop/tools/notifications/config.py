@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Literal
 
 
@@ -51,6 +52,7 @@ class EmailTarget:
     password: str | None = field(repr=False)
     sender: str
     to: tuple[str, ...]
+    ca_file: Path | None = None  # None: the system's certificate authorities
 
 
 Target = SlackTarget | PagerDutyTarget | WebhookTarget | EmailTarget

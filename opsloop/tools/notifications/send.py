@@ -91,21 +91,22 @@ def _seconds(headers: object) -> float | None:
 def _mail(d: Delivery, target: EmailTarget, timeout: float, public_url: str | None) -> Attempt:
     msg = email_message(d, target, public_url)
     try:
+        tls = ssl.create_default_context(cafile=target.ca_file)  # verifies the host name
         smtp: smtplib.SMTP
         if target.security == "ssl":
-            smtp = smtplib.SMTP_SSL(target.host, target.port, timeout=timeout,
-                                    context=ssl.create_default_context())
+            smtp = smtplib.SMTP_SSL(target.host, target.port, timeout=timeout, context=tls)
         else:
             smtp = smtplib.SMTP(target.host, target.port, timeout=timeout)
         with smtp:
             if target.security == "starttls":
-                smtp.starttls(context=ssl.create_default_context())
+                smtp.starttls(context=tls)
             if target.username and target.password:
                 smtp.login(target.username, target.password)
             smtp.send_message(msg)
         return Attempt(True)
     except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused,
-            smtplib.SMTPAuthenticationError, smtplib.SMTPNotSupportedError) as exc:
+            smtplib.SMTPAuthenticationError, smtplib.SMTPNotSupportedError,
+            ssl.SSLCertVerificationError) as exc:
         return Attempt(False, f"{type(exc).__name__}: {exc}", retry=False)
     except (smtplib.SMTPException, OSError) as exc:
         return Attempt(False, f"{type(exc).__name__}: {exc}", retry=True)
