@@ -9,6 +9,7 @@ import json
 import socket
 import ssl
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -232,19 +233,51 @@ def test_a_restart_resumes_a_pending_delivery_exactly_once(tmp_path: Path,
     first = notifier(tmp_path, [target], {"#ops": ("ops",)}, start=False)  # dies before sending
     first.notify("#ops", "INC-0005 SEV2: queued", {"incident": "INC-0005"}, key="k5")
     assert states(first) == {"ops": "pending"} and receiver.at("/slack") == []
-    # Two processes start on the same spool at once: only one of them sends it.
-    again = [notifier(tmp_path, [target], {"#ops": ("ops",)}) for _ in range(2)]
+    again = notifier(tmp_path, [target], {"#ops": ("ops",)})  # the next process
     try:
-        assert wait_for(lambda: settled(again[0]))
+        assert wait_for(lambda: settled(again))
         time.sleep(0.3)
     finally:
-        for n in again:
-            n.close()
+        again.close()
     third = notifier(tmp_path, [target], {"#ops": ("ops",)})
     time.sleep(0.3)
     third.close()
     assert len(receiver.at("/slack")) == 1
     assert states(third) == {"ops": "sent"}
+
+
+def test_two_processes_never_claim_the_same_delivery(tmp_path: Path) -> None:
+    path = tmp_path / "n.db"
+    for i in range(200):
+        Spool(path).enqueue(f"k{i}", "page", "m", {}, ("b",))
+    claimed: list[int] = []
+
+    def drain() -> None:
+        spool = Spool(path)  # its own connection, as another process would have
+        while batch := spool.claim("b", lease_seconds=60):
+            claimed.extend(d.id for d in batch)
+
+    threads = [threading.Thread(target=drain) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(claimed) == 200 and len(set(claimed)) == 200
+
+
+def test_notifiers_on_one_spool_share_one_worker_per_backend(tmp_path: Path,
+                                                             receiver: Receiver) -> None:
+    target = SlackTarget("ops", receiver.base + "/slack")
+    before = threading.active_count()
+    many = [notifier(tmp_path, [target], {"#ops": ("ops",)}) for _ in range(20)]
+    try:
+        assert threading.active_count() - before == 1  # the API builds a loop per request
+        many[7].notify("#ops", "INC-0012 SEV2: shared", {"incident": "INC-0012"}, key="k12")
+        assert wait_for(lambda: len(receiver.at("/slack")) == 1)
+    finally:
+        for n in many:
+            n.close()
+    assert wait_for(lambda: threading.active_count() == before, seconds=5)
 
 
 def test_retry_sends_a_failed_delivery_again(tmp_path: Path, receiver: Receiver) -> None:

@@ -15,7 +15,6 @@ import random
 import threading
 import time
 import uuid
-import weakref
 from pathlib import Path
 from typing import Any
 
@@ -98,11 +97,7 @@ class Notifications:
         self.workers: dict[str, _Worker] = {}
         if self.spool is not None and start:
             for name, target in plan.targets.items():
-                self.workers[name] = _Worker(self.spool, target, plan.retry, public_url)
-                self.workers[name].start()
-            # A short-lived command (an approval from the CLI) gets a moment to deliver what
-            # it queued; whatever is left is resumed by the next process.
-            atexit.register(_drain_at_exit, weakref.ref(self))
+                self.workers[name] = _acquire(self.spool, target, plan.retry, public_url)
 
     def notify(self, channel: str, message: str, data: dict[str, Any],
                key: str | None = None) -> str:
@@ -140,12 +135,11 @@ class Notifications:
         return False
 
     def close(self) -> None:
-        for worker in self.workers.values():
-            worker.stopping.set()
-            worker.wake.set()
-        for worker in self.workers.values():
-            worker.join(timeout=self.plan.retry.timeout_seconds + 1)
-        self.workers.clear()
+        """Let go of this notifier's workers (stopped when nothing else in the process uses
+        them); what is still queued stays in the spool for the next process."""
+        workers, self.workers = list(self.workers.values()), {}
+        for worker in workers:
+            _release(worker)
 
     def retry_now(self, delivery_id: int) -> Delivery | None:
         """A failed delivery sent again now, in this thread (the CLI's `retry`)."""
@@ -162,8 +156,58 @@ class Notifications:
         return self.spool.get(delivery_id)
 
 
-def _drain_at_exit(ref: weakref.ref[Notifications]) -> None:
-    notifications = ref()
-    if notifications is not None and notifications.workers:
-        notifications.drain(notifications.plan.retry.drain_seconds_at_exit)
-        notifications.close()
+# One worker per (spool, backend) in a process, however many notifiers are built on it (the
+# API builds a loop per worker thread or per request): they share it, counted.
+_shared_lock = threading.Lock()
+_shared: dict[tuple[Path, Target, RetryPlan, str | None], tuple[_Worker, int]] = {}
+
+
+def _acquire(spool: Spool, target: Target, retry: RetryPlan, public_url: str | None) -> _Worker:
+    key = (spool.path.resolve(), target, retry, public_url)
+    with _shared_lock:
+        if not _shared:
+            atexit.unregister(_drain_at_exit)
+            atexit.register(_drain_at_exit)
+        found = _shared.get(key)
+        if found is None or not found[0].is_alive():
+            found = (_Worker(spool, target, retry, public_url), 0)
+            found[0].start()
+        _shared[key] = (found[0], found[1] + 1)
+        return found[0]
+
+
+def _release(worker: _Worker) -> None:
+    with _shared_lock:
+        key = next((k for k, (w, _) in _shared.items() if w is worker), None)
+        if key is None:
+            return
+        users = _shared[key][1] - 1
+        if users > 0:
+            _shared[key] = (worker, users)
+            return
+        del _shared[key]
+    worker.stopping.set()
+    worker.wake.set()
+    worker.join(timeout=worker.retry.timeout_seconds + 1)
+
+
+def _drain_at_exit() -> None:
+    """A short-lived command (an approval from the CLI) gets a moment to deliver what it
+    queued; whatever is left is resumed by the next process that starts a worker."""
+    with _shared_lock:
+        workers = [w for w, _ in _shared.values()]
+    if not workers:
+        return
+    end = time.monotonic() + max(w.retry.drain_seconds_at_exit for w in workers)
+    while time.monotonic() < end:
+        now = time.time()
+        try:
+            if all((due := w.spool.next_due(w.target.name)) is None or due > now
+                   for w in workers):
+                break
+        except Exception:
+            break
+        time.sleep(0.05)
+    for worker in workers:
+        worker.stopping.set()
+        worker.wake.set()
