@@ -83,9 +83,15 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     return "\n".join([head, rule, *body])
 
 
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
 def front_matter(meta: Mapping[str, Any]) -> str:
     """YAML front matter; yaml quotes whatever it must, so values cannot end the block."""
-    dumped = yaml.safe_dump(dict(meta), sort_keys=False, allow_unicode=True, width=1000)
+    # libyaml's emitter when PyYAML has it: ~5x faster on signals with long evidence lists,
+    # which learn writes on every incident (the pure-Python one is the fallback).
+    dumped = yaml.dump(dict(meta), Dumper=_DUMPER, sort_keys=False, allow_unicode=True,
+                       width=1000)
     return f"---\n{dumped}---\n"
 
 
