@@ -99,6 +99,9 @@ class IntakeRuntime:
         self._gc_thresholds = gc.get_threshold()
         gc.set_threshold(*SERVE_GC_THRESHOLDS)
         self.recover()
+        # What start-up built (modules, policies, the app; ~200k objects) lives as long as
+        # the process: out of the collector's way, so full collections scan only new work.
+        gc.freeze()
         if self.environment is not None:
             # Runs a killed process left between checkpoints finish now, on a worker, each
             # under its incident's lease (one a live process still holds is left to it).
@@ -134,6 +137,7 @@ class IntakeRuntime:
             self.env.close()
         if self._gc_thresholds is not None:
             gc.set_threshold(*self._gc_thresholds)
+            gc.unfreeze()  # a process that starts runtimes again (tests) keeps collecting
             self._gc_thresholds = None
 
     def alive(self) -> bool:
