@@ -246,6 +246,27 @@ def test_a_restart_resumes_a_pending_delivery_exactly_once(tmp_path: Path,
     assert states(third) == {"ops": "sent"}
 
 
+_SHORT_COMMAND = """
+import sys
+from pathlib import Path
+from opsloop.tools.notifications import DeliveryPlan, Notifications, RetryPlan, SlackTarget
+work = Path(sys.argv[1])
+plan = DeliveryPlan({"ops": SlackTarget("ops", sys.argv[2])}, {"#ops": ("ops",)},
+                    RetryPlan(attempts=2, timeout_seconds=2, drain_seconds_at_exit=5))
+n = Notifications(work / "notifications.jsonl", work / "n.db", plan)
+n.notify("#ops", "INC-0013 SEV2: approved from the CLI", {"incident": "INC-0013"}, key="k13")
+"""  # and the process ends at once, as `opsloop approve` does
+
+
+def test_a_short_command_delivers_before_it_exits(tmp_path: Path, receiver: Receiver) -> None:
+    import sys
+
+    subprocess.run([sys.executable, "-c", _SHORT_COMMAND, str(tmp_path),
+                    receiver.base + "/slack"], check=True, timeout=30)
+    assert len(receiver.at("/slack")) == 1
+    assert [d.state for d in Spool(tmp_path / "n.db").list()] == [DeliveryState.SENT]
+
+
 def test_two_processes_never_claim_the_same_delivery(tmp_path: Path) -> None:
     path = tmp_path / "n.db"
     for i in range(200):

@@ -122,14 +122,13 @@ class Notifications:
         return f"{where}, and to {', '.join(backends)}"
 
     def drain(self, seconds: float) -> bool:
-        """Wait up to `seconds` until no delivery is due now; whether it got there."""
+        """Wait up to `seconds` until no delivery is due now or being sent (those waiting
+        for a retry later do not count); whether it got there."""
         if self.spool is None:
             return True
         end = time.monotonic() + seconds
         while time.monotonic() < end:
-            now = time.time()
-            due = [self.spool.next_due(name) for name in self.plan.targets]
-            if all(t is None or t > now for t in due):
+            if not any(self.spool.unsettled(name) for name in self.plan.targets):
                 return True
             time.sleep(0.05)
         return False
@@ -200,10 +199,8 @@ def _drain_at_exit() -> None:
         return
     end = time.monotonic() + max(w.retry.drain_seconds_at_exit for w in workers)
     while time.monotonic() < end:
-        now = time.time()
         try:
-            if all((due := w.spool.next_due(w.target.name)) is None or due > now
-                   for w in workers):
+            if not any(w.spool.unsettled(w.target.name) for w in workers):
                 break
         except Exception:
             break

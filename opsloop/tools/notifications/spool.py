@@ -201,6 +201,14 @@ class Spool:
             return {(b, s): n for b, s, n in db.execute(
                 "SELECT backend, state, COUNT(*) FROM deliveries GROUP BY backend, state")}
 
+    def unsettled(self, backend: str) -> int:
+        """Deliveries of the backend due now or being sent (not those waiting to retry)."""
+        with self._db() as db:
+            row = db.execute(
+                "SELECT COUNT(*) FROM deliveries WHERE backend = ? AND (state = 'sending' OR "
+                "(state = 'pending' AND next_at <= ?))", (backend, time.time())).fetchone()
+        return int(row[0])
+
     def next_due(self, backend: str) -> float | None:
         """When the backend's next pending delivery (or expiring lease) is due."""
         with self._db() as db:
