@@ -52,8 +52,11 @@ def test_sev1_waits_for_a_human_and_pages(loop: OperateLoop) -> None:
     assert incident.severity is Severity.SEV1
     outbox = [json.loads(line) for line in
               (loop.settings.work_dir / "notifications.jsonl").read_text().splitlines()]
-    assert [n["channel"] for n in outbox] == ["page", "#incidents", "#ops"]
+    # Paged and told at triage, then the approval request: once, though the node re-runs.
+    assert [n["channel"] for n in outbox] == ["page", "#incidents", "#ops", "#ops"]
     assert all(incident.id in n["message"] for n in outbox)
+    assert "waits for approval" in outbox[-1]["message"]
+    assert outbox[-1]["data"]["approval"] == incident.actions[0].id
     war_room = (loop.settings.warrooms_dir / f"{incident.id}.md").read_text()
     assert "status: open" in war_room and "HighErrorRate" in war_room
 

@@ -125,6 +125,9 @@ def serve(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
     try:
         policies = load_policies(settings.policies_dir,
                                  allow_unsafe=settings.allow_unsafe_policies)
+        # An enabled notification backend whose secret is unset stops the start, not the
+        # first incident (the runtime builds its loop lazily).
+        policies.notifications.plan(policies_dir=settings.policies_dir)
         runtime = IntakeRuntime(settings, policies, settings.serve_environment,
                                 evaluate_rules=getattr(args, "evaluate_rules", False))
         unknown = runtime.unknown_agents()

@@ -44,10 +44,17 @@ def approval(state: LoopState, runtime: Runtime[LoopContext]) -> LoopState:
         if not case.awaits_human:
             continue
         action = case.action
+        request = approval_request(incident, case, ctx)
+        # The people who answer hear of it (Slack links to the console's queue). The node
+        # runs again on resume: the key makes that a no-op.
+        ctx.notifier.notify(
+            "#ops", f"{incident.id} {request.severity}: {action.describe()} waits for "
+                    f"approval ({request.decision.rule})",
+            {"incident": incident.id, "approval": request.id, "severity": request.severity,
+             "rule": request.decision.rule},
+            key=f"{incident.id}:{request.id}:approval")
         # Execution stops here until a human answers; on resume this returns the answer.
-        answer = Approval.model_validate(
-            interrupt(approval_request(incident, case, ctx).model_dump(mode="json"))
-        )
+        answer = Approval.model_validate(interrupt(request.model_dump(mode="json")))
         if answer.request_id != action.id:
             # A resume meant for another request must never approve this action.
             raise ValueError(f"answer for {answer.request_id!r} reached the approval of "
