@@ -23,6 +23,7 @@ from opsloop.cli import simulate as simulate_cmd
 from opsloop.cli import slo as slo_cmd
 from opsloop.cli.render import Ui
 from opsloop.settings import Settings, load_settings
+from opsloop.web import users as users_cmd
 
 Handler = Callable[[argparse.Namespace, Settings, Ui], int]
 
@@ -62,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     rollouts_cmd.register(sub, common)
     cost_cmd.register(sub, common)
     notifications_cmd.register(sub, common)
+    users_cmd.register(sub, common)
     return parser
 
 
