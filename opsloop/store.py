@@ -447,9 +447,11 @@ class IncidentStore:
             "SELECT request, status FROM approvals WHERE id=?", (approval_id,)
         ).fetchone()
         if row is None:
-            raise StoreError(
-                f"no approval {approval_id!r}; `opsloop approvals` lists those waiting"
-            )
+            # People type the incident's id: name the approvals it is waiting on.
+            theirs = [r.id for r in self.pending() if r.incident_id == approval_id]
+            hint = (f"{approval_id} is an incident waiting on approval(s) {', '.join(theirs)}"
+                    if theirs else "`opsloop approvals` lists those waiting")
+            raise StoreError(f"no approval {approval_id!r}; {hint}")
         return ApprovalRequest.model_validate_json(row[0]), str(row[1])
 
     def claim(self, approval: Approval) -> ApprovalRequest:

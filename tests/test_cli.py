@@ -117,3 +117,28 @@ def test_listings_load_neither_the_model_stack_nor_chromadb(tmp_path: Path) -> N
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "[]"
 
+
+
+def test_version_is_printed(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.startswith("opsloop 0.")
+
+
+def test_show_names_approval_ids_and_approve_with_an_incident_id_names_them(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # bad_deploy is a SEV1: its rollback waits for a human.
+    code, _, _ = run(capsys, "demo", "--scenario", "bad_deploy", "--json",
+                     "--work-dir", str(tmp_path))
+    assert code == 0
+    code, out, _ = run(capsys, "approvals", "--json", "--work-dir", str(tmp_path))
+    (request,) = json.loads(out)
+    incident = request["incident_id"]
+    code, out, _ = run(capsys, "show", incident, "--work-dir", str(tmp_path))
+    assert code == 0
+    assert request["id"] in out
+    assert f"opsloop approve {request['id']}" in " ".join(out.split())
+    code, _, err = run(capsys, "approve", incident, "--work-dir", str(tmp_path))
+    assert code == 1
+    assert f"{incident} is an incident waiting on approval(s) {request['id']}" in err

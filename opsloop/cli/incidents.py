@@ -107,10 +107,11 @@ def show(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
             [[e.check, e.observed, e.expectation, str(e.holds)] for e in rc.evidence],
         )
     ui.table(
-        "Actions",
-        ["action", "decision", "rule", "result"],
+        "Actions (the id is the approval id when a human is asked)",
+        ["id", "action", "decision", "rule", "result"],
         [
             [
+                c.id,
                 c.action.describe(),
                 c.decision.outcome.value if c.decision else "-",
                 c.decision.rule if c.decision else "-",
@@ -119,6 +120,11 @@ def show(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
             for c in incident.actions
         ],
     )
+    for c in incident.actions:
+        if c.awaits_human:
+            out.print(f"waiting for a human: opsloop approve {c.id} | opsloop reject {c.id} "
+                      "--reason TEXT | opsloop modify " + c.id + " --set KEY=VALUE",
+                      markup=False, soft_wrap=True)
     approvals = [c.approval for c in incident.actions if c.approval is not None]
     if approvals:
         ui.table(

@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from importlib import metadata
 from pathlib import Path
 
 from opsloop.cli import agents as agents_cmd
@@ -39,6 +40,14 @@ def _common() -> argparse.ArgumentParser:
     return common
 
 
+def _version() -> str:
+    """The installed distribution's version (the checkout's, for an editable install)."""
+    try:
+        return metadata.version("opsloop")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = _common()
     parser = argparse.ArgumentParser(
@@ -46,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         description="The operations loop: observe, triage, diagnose, guard, act, verify, learn.",
     )
+    parser.add_argument("--version", action="version", version=f"opsloop {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     demo.register(sub, common)
     incidents.register(sub, common)
