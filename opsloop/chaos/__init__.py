@@ -1,0 +1,1 @@
+"""Resilience GameDays: Chaos Toolkit experiments, run by the real engine."""

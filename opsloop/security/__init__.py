@@ -1,0 +1,1 @@
+"""Security: vulnerability findings from scanners and feeds, matched against SBOMs."""
