@@ -25,6 +25,7 @@ from opsloop.models import (
     DecisionOutcome,
     Incident,
 )
+from opsloop.people_log import PeopleLog
 from opsloop.store_lease import LeaseHeld, LeaseKeeper, StoreError
 
 _SCHEMA = """
@@ -178,6 +179,7 @@ class IncidentStore:
             self._db.close()
             raise StoreError(f"{path}: not an opsloop incident store: {exc}") from exc
         self.leases = LeaseKeeper(path)
+        self.people = PeopleLog(path)  # what people did with each incident (models.people)
         self._index_history()
 
     def _index_history(self) -> None:
@@ -218,6 +220,7 @@ class IncidentStore:
 
     def close(self) -> None:
         self.leases.close()
+        self.people.close()
         self._db.close()
 
     # incidents -----------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from opsloop.alertmanager import PayloadError
-from opsloop.api import agent_routes, cost_routes, rollout_routes, routes, webhook
+from opsloop.api import agent_routes, cost_routes, people_routes, rollout_routes, routes, webhook
 from opsloop.api.access import SameOriginOnly, answering_names
 from opsloop.api.auth import TokenTable
 from opsloop.api.bodies import MAX_ERRORS_SHOWN, loc_text, payload_error
@@ -126,6 +126,7 @@ def create_app(runtime: IntakeRuntime, tokens: TokenTable,
     app.include_router(agent_routes.router)
     app.include_router(rollout_routes.router)
     app.include_router(cost_routes.router)
+    app.include_router(people_routes.router)
 
     @app.get("/healthz", tags=["health"], summary="the process is alive")
     def healthz() -> dict[str, Any]:

@@ -23,10 +23,12 @@ from typing import Any
 
 from opsloop.detection import load_detectors, save_detectors
 from opsloop.environments import Production, UnknownEnvironment, open_environment
+from opsloop.graph.people import apply_verb, repage_due
 from opsloop.graph.runner import OperateLoop
 from opsloop.intake import AlertGrouper, GroupUpdate, IntakeStats
 from opsloop.intake_state import IntakeState
 from opsloop.models import Anomaly, AnomalyStatus, Incident, ParamValue, Verdict
+from opsloop.models.people import PeopleEvent, PeopleVerb
 from opsloop.observe import ENVIRONMENT, evaluate_rules
 from opsloop.policy import Policies
 from opsloop.policy.health import burn_rate_anomalies
@@ -119,6 +121,7 @@ class IntakeRuntime:
         if self.env is not None:
             self._spawn("scheduler", self._every(self.settings.schedule_tick_seconds,
                                                  self.schedule_tick, first=0.0))
+        self._spawn("repage", self._every(self.settings.schedule_tick_seconds, self.repage))
         return self
 
     def stop(self) -> None:
@@ -442,6 +445,23 @@ class IntakeRuntime:
         with self.store_lock:
             self.store.audit(incident_id, "opsloop", "decision_failed",
                              {"approval": approval_id, "error": f"{type(exc).__name__}: {exc}"})
+
+    # -- people ----------------------------------------------------------------------------
+
+    def people(self, incident_id: str, verb: PeopleVerb, actor: str,
+               detail: str = "") -> PeopleEvent:
+        """A person's verb on an incident (PeopleRefused / StoreError when it cannot apply)."""
+        loop = self._loop()
+        with self.store_lock:
+            return apply_verb(self.store, loop.notifier, self.policies, incident_id, verb,
+                              actor, detail)
+
+    def repage(self) -> list[PeopleEvent]:
+        """Page again whatever nobody acknowledged in time (severity.yaml escalation)."""
+        loop = self._loop()
+        now = self.now()
+        with self.store_lock:
+            return repage_due(self.store, loop.notifier, self.policies, now)
 
     # -- reads -----------------------------------------------------------------------------
 

@@ -42,6 +42,8 @@ class GuardrailContext:
     kill_switch_tripped: bool = False  # rollback.yaml kill_switch criteria hold now
     target_in_incident: bool = True  # the action's service is one the incident is about
     diagnosis: DiagnosisFacts | None = None  # None: not from a diagnosis (no rules apply)
+    # A person took the incident over (`opsloop takeover`): nothing runs without their yes.
+    taken_over_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,11 @@ def decide(
         found += _freeze_constraints(action, entry, policies, ctx)
         found += _diagnosis_constraints(policies, ctx)
         found += _rollout_constraints(action, policies, ctx)
+        if ctx.taken_over_by is not None:
+            found.append(_Constraint(
+                APPROVAL, "people:take_over",
+                f"{ctx.taken_over_by} took the incident over: a person decides each action",
+            ))
         if not ctx.target_in_incident:
             found.append(_Constraint(
                 remediation.outside_incident, f"{_R}:outside_incident",

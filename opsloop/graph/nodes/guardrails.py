@@ -8,6 +8,7 @@ from langgraph.runtime import Runtime
 
 from opsloop.graph.context import LoopContext
 from opsloop.graph.nodes.common import context_of, event
+from opsloop.graph.people import taken_over
 from opsloop.graph.state import LoopState
 from opsloop.models import (
     ActionCase,
@@ -73,6 +74,7 @@ def guardrail_context(
     )
     same_service = sum(1 for a in earlier_auto if a.service == action.service)
     budget = budget_state(action.service, ctx.policies, ctx.telemetry)
+    driver = taken_over(ctx.store, incident.id)
     return GuardrailContext(
         auto_actions_last_hour=auto_actions_last_hour(ctx, incident, action.service)
         + same_service,
@@ -85,6 +87,7 @@ def guardrail_context(
         and kill_switch_tripped(action.service, ctx.telemetry, ctx.policies.rollback),
         target_in_incident=action.service in incident.services,
         diagnosis=diagnosis_facts(incident, proposal),
+        taken_over_by=driver.taken_over_by if driver is not None else None,
     )
 
 

@@ -12,6 +12,7 @@ from opsloop.crashpoints import crash_point
 from opsloop.graph.context import LoopContext
 from opsloop.graph.nodes.act import idempotency_key
 from opsloop.graph.nodes.common import context_of, event
+from opsloop.graph.people import taken_over
 from opsloop.graph.state import LoopState
 from opsloop.models import (
     ActionCase,
@@ -158,12 +159,17 @@ def revert_failed(
     action id, and a timeline entry for every action reverted or kept."""
     reverted: dict[str, ActionResult] = {}
     events: list[TimelineEvent] = []
+    driver = taken_over(ctx.store, incident.id)
     for case in reversed(incident.actions):
         if case.result is None or not case.succeeded:
             continue
         criteria = criteria_for(ctx.policies, case.action.type)
         revert, why = should_revert(case, checks.get(case.id, []), criteria,
                                     ctx.policies.rollback.outcomes, incident.root_cause)
+        if revert and driver is not None:
+            # A person is driving: undoing a change under them is theirs to decide.
+            revert, why = False, (f"{why}; not reverted: {driver.taken_over_by} took the "
+                                  "incident over")
         if not revert:
             events.append(event(ctx, EventKind.ROLLBACK, why, action_id=case.id,
                                 reverted=False))

@@ -87,6 +87,10 @@ class Escalation(StrictModel):
     page: bool = False  # page the on-call engineer
     war_room: bool = False  # open a war-room record for the incident
     channels: list[str] = Field(default_factory=list)  # where notifications go
+    # A page nobody acknowledged is sent again after this many minutes of production's
+    # clock, at most `repage_max` times; None: never again.
+    repage_after_minutes: int | None = Field(default=None, ge=1)
+    repage_max: int = Field(default=3, ge=0, le=20)
 
 
 # Independent signals that can back up an incident's impact (severity.yaml `corroboration`).
