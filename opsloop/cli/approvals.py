@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from opsloop.api.auth import Role
+from opsloop.cli.identity import identity
 from opsloop.cli.render import Ui, UserError
 from opsloop.models import Verdict
 from opsloop.settings import Settings
@@ -28,7 +30,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
             required=verb == "reject",
             help="why (recorded in the audit log)",
         )
-        v.add_argument("--by", default=None, help="who decides (default: OPSLOOP_USER or login)")
+        v.add_argument("--by", default=None, help="who decides (default: OPSLOOP_USER or login; "
+                                                  "checked when a users file is configured)")
         if verb == "modify":
             v.add_argument(
                 "--set",
@@ -85,13 +88,12 @@ def parse_changes(items: list[str]) -> dict[str, object]:
 
 def decide(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
     changes = parse_changes(args.changes) if args.verdict is Verdict.MODIFY else {}
+    who = identity(settings, args.by, Role.APPROVE)
     from opsloop.graph.runner import InvalidChange, OperateLoop  # langgraph: only when run
 
     loop = OperateLoop(settings)
     try:
-        incident = loop.decide(
-            args.id, args.verdict, args.by or settings.user, args.reason, changes
-        )
+        incident = loop.decide(args.id, args.verdict, who, args.reason, changes)
     except InvalidChange as exc:  # nothing recorded: the approval still waits
         ui.err.print(f"opsloop modify: {exc}; approval {args.id} still waits", markup=False,
                      style="red")
@@ -107,7 +109,7 @@ def decide(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
     if incident.verification:
         verified = " · verified" if incident.verification.passed else " · verification FAILED"
     ui.out.print(
-        f"{args.id} {args.verdict.past} by {args.by or settings.user} → "
+        f"{args.id} {args.verdict.past} by {who} → "
         f"{incident.id} {incident.status.value} · {result}{verified}",
         markup=False,
     )
@@ -117,14 +119,15 @@ def decide(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
 def resume(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
     if bool(args.id) == bool(args.all):
         raise UserError("resume takes an incident id or --all")
+    who = identity(settings, args.by, Role.APPROVE)
     from opsloop.graph.runner import OperateLoop  # langgraph + chromadb: only when run
 
     loop = OperateLoop(settings)
     try:
         if args.all:
-            outcomes = loop.recover(args.by or settings.user)
+            outcomes = loop.recover(who)
         else:
-            incident = loop.resume(args.id, args.by or settings.user)
+            incident = loop.resume(args.id, who)
             outcomes = [(incident.id, incident.status.value)]
     finally:
         loop.close()

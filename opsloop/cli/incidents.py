@@ -75,6 +75,7 @@ def show(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
     try:
         incident = store.get_incident(args.id)
         audit = store.audit_log(incident.id)
+        people = store.people.state(incident.id)
     finally:
         store.close()
     # The incident's environment reference is opaque (it reaches the model); where it came
@@ -83,7 +84,7 @@ def show(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
 
     origin = origin_of(incident.environment, settings)
     if args.json:
-        ui.json({"incident": incident, "audit": audit,
+        ui.json({"incident": incident, "audit": audit, "people": people,
                  "origin": origin.model_dump(exclude_none=True) if origin else None})
         return 0
     out = ui.out
@@ -134,6 +135,15 @@ def show(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
                 [a.request_id, a.verdict.value, a.by, f"{a.at:%Y-%m-%d %H:%M:%S}", a.reason]
                 for a in approvals
             ],
+        )
+    if people.events:
+        ui.table(
+            f"People: {people.state}" + (f" · owner {people.assignee}" if people.assignee else "")
+            + (f" · driven by {people.taken_over_by} (automation stopped)"
+               if people.taken_over_by else ""),
+            ["at (UTC)", "who", "did", "detail"],
+            [[f"{e.at:%Y-%m-%d %H:%M:%S}", e.actor, e.verb.past, e.detail]
+             for e in people.events],
         )
     if incident.verification:
         v = incident.verification

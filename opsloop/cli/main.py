@@ -16,6 +16,7 @@ from opsloop.cli import cost as cost_cmd
 from opsloop.cli import detect as detect_cmd
 from opsloop.cli import eval as eval_cmd
 from opsloop.cli import notifications as notifications_cmd
+from opsloop.cli import people as people_cmd
 from opsloop.cli import rollouts as rollouts_cmd
 from opsloop.cli import runbooks as runbooks_cmd
 from opsloop.cli import serve as serve_cmd
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.register(sub, common)
     incidents.register(sub, common)
     approvals.register(sub, common)
+    people_cmd.register(sub, common)
     policy.register(sub, common)
     ask_cmd.register(sub, common)
     eval_cmd.register(sub, common)

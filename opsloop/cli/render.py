@@ -15,6 +15,8 @@ class UserError(Exception):
     """Bad input from the person at the terminal: shown as a message, never a traceback."""
 
 
+# Columns holding ids people paste into the next command: shown whole at any width.
+WHOLE_COLUMNS = frozenset({"id", "incident", "request", "approval"})
 # Piped output has no terminal width; rich would wrap tables at 80 columns and fold every cell.
 PIPED_WIDTH = 160
 
@@ -39,8 +41,12 @@ class Ui:
 
     def table(self, title: str, columns: list[str], rows: list[list[str]]) -> None:
         table = Table(title=title, title_justify="left", show_lines=False)
-        for column in columns:
-            table.add_column(column, overflow="fold")
+        for n, column in enumerate(columns):
+            if column in WHOLE_COLUMNS:  # an id is copied into the next command: never folded
+                widest = max([len(column), *(len(str(r[n])) for r in rows if n < len(r))])
+                table.add_column(column, no_wrap=True, min_width=widest)
+            else:
+                table.add_column(column, overflow="fold")
         for row in rows:
             table.add_row(*row)
         self.out.print(table)
