@@ -157,7 +157,7 @@ def test_the_console_adds_pages_and_actions_but_not_to_the_api_document(
 ) -> None:
     routes = console_routes(anon)
     assert len([r for r in routes if r[0] == "GET"]) == 12
-    assert len([r for r in routes if r[0] == "POST"]) == 6
+    assert len([r for r in routes if r[0] == "POST"]) == 7
     paths = anon.get("/openapi.json").json()["paths"]
     assert all(p.startswith(("/api/", "/healthz", "/readyz")) for p in paths), sorted(paths)
 
@@ -571,3 +571,27 @@ def test_a_wrong_console_address_is_an_error_page_and_the_apis_stay_json(
                                                                f"Bearer {READER}"})
     assert api.status_code == 422 and api.json()["detail"][0]["loc"] == "path.incident_id"
     assert ana.get("/api/v1/nosuch").json() == {"detail": "Not Found"}
+
+
+def test_people_act_on_an_incident_from_its_page_under_their_own_name(
+    ana: TestClient, runtime: IntakeRuntime,
+) -> None:
+    page = ana.get("/incidents/INC-0001").text
+    assert "Nobody has acknowledged it yet." in page and ">Take over</button>" in page
+    csrf = csrf_of(ana, "/incidents/INC-0001")
+    done = ana.post("/incidents/INC-0001/people/acknowledge", data={"csrf": csrf})
+    assert done.status_code == 303 and done.headers["location"] == "/incidents/INC-0001"
+    noted = ana.post("/incidents/INC-0001/people/note",
+                     data={"csrf": csrf, "detail": "<b>checking</b> the deploy"})
+    assert noted.status_code == 303
+    page = ana.get("/incidents/INC-0001").text
+    assert "People: acknowledged" in page
+    assert "&lt;b&gt;checking&lt;/b&gt; the deploy" in page  # escaped, never markup
+    again = ana.post("/incidents/INC-0001/people/acknowledge", data={"csrf": csrf})
+    assert again.status_code == 409 and "already acknowledged by ana" in again.text
+    state = runtime.read(lambda s: s.people.state("INC-0001"))
+    assert [(e.verb.value, e.actor) for e in state.events] == [("acknowledge", "ana"),
+                                                               ("note", "ana")]
+    assert ana.post("/incidents/INC-0001/people/dance", data={"csrf": csrf}).status_code == 404
+    assert ana.post("/incidents/INC-0404/people/acknowledge",
+                    data={"csrf": csrf}).status_code == 404

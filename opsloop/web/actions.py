@@ -20,6 +20,7 @@ from opsloop.agents.signals import SignalsLocked, SignalStatus
 from opsloop.api.auth import Role
 from opsloop.api.routes import _decide
 from opsloop.models import ParamValue, Verdict
+from opsloop.models.people import PeopleRefused, PeopleVerb
 from opsloop.store import StoreError
 from opsloop.web import postmortems as pm
 from opsloop.web import views
@@ -30,6 +31,9 @@ router = APIRouter(include_in_schema=False)
 ApprovalId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
 SignalRef = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
 MAX_REASON_CHARS = 4000  # as the API's Decision body
+PEOPLE_VERBS = {"acknowledge": PeopleVerb.ACKNOWLEDGE, "assign": PeopleVerb.ASSIGN,
+                "note": PeopleVerb.NOTE, "takeover": PeopleVerb.TAKE_OVER,
+                "resolve": PeopleVerb.RESOLVE, "reopen": PeopleVerb.REOPEN}
 VERBS = {"accept": SignalStatus.ACCEPTED, "decline": SignalStatus.DECLINED,
          "merge": SignalStatus.MERGED, "reopen": SignalStatus.NEW}
 
@@ -101,6 +105,30 @@ def _refused(request: Request, viewer: Viewer, approval_id: str, status: int, me
     return render(request, "approvals.html", viewer, status=status, approvals=waiting,
                   errors={approval_id: message}, typed={approval_id: form},
                   error=None if listed else f"{approval_id}: {message}")
+
+
+@router.post("/incidents/{incident_id}/people/{verb}")
+async def people(request: Request, incident_id: ApprovalId, verb: str) -> Response:
+    """A person's verb on the incident: the runtime's one path (checked, audited, paged)."""
+    viewer, form = await action_form(request, Role.APPROVE)
+    chosen = PEOPLE_VERBS.get(verb)
+    if chosen is None:
+        raise ConsoleError(404, f"no incident verb {verb[:40]!r}; verbs: "
+                                f"{', '.join(PEOPLE_VERBS)}")
+    runtime = console(request).runtime
+    try:
+        done = await run_in_threadpool(runtime.people, incident_id, chosen, viewer.name,
+                                       form.get("detail", "")[:MAX_REASON_CHARS + 1])
+    except StoreError as exc:
+        raise ConsoleError(404, str(exc)) from None
+    except PeopleRefused as exc:
+        found = views.incident_detail(runtime, incident_id)
+        if found is None:
+            raise ConsoleError(404, f"no incident {incident_id!r}") from None
+        return render(request, "incident.html", viewer, status=409,
+                      people_error=f"cannot {chosen.value.replace('_', ' ')}: {exc}", **found)
+    return _done(request, viewer, f"{incident_id} {done.verb.past} by {viewer.name}",
+                 f"/incidents/{incident_id}")
 
 
 @router.post("/approvals/{approval_id}/approve")

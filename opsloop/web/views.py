@@ -13,6 +13,7 @@ from opsloop.agents.warroom import war_room_path
 from opsloop.api.runtime import IntakeRuntime
 from opsloop.files import documents
 from opsloop.models import ApprovalRequest, Incident, IncidentStatus, Severity
+from opsloop.models.people import PeopleState
 from opsloop.policy.changes import allowed_range
 from opsloop.store import IncidentStore, StoreError
 
@@ -89,15 +90,17 @@ def incidents(runtime: IntakeRuntime, keep: IncidentFilter) -> tuple[list[Incide
 
 
 def incident_detail(runtime: IntakeRuntime, incident_id: str) -> dict[str, Any] | None:
-    def load(store: IncidentStore) -> tuple[Incident, list[Any], list[ApprovalRequest]]:
+    def load(store: IncidentStore) -> tuple[Incident, list[Any], list[ApprovalRequest],
+                                            PeopleState]:
         return (store.get_incident(incident_id), store.audit_log(incident_id),
-                [p for p in store.pending() if p.incident_id == incident_id])
+                [p for p in store.pending() if p.incident_id == incident_id],
+                store.people.state(incident_id))
 
     try:
-        incident, audit, waiting = runtime.read(load)
+        incident, audit, waiting, people = runtime.read(load)
     except StoreError:
         return None
-    return {"incident": incident, "audit": audit,
+    return {"incident": incident, "audit": audit, "people": people,
             "approvals": [approval_view(runtime, p) for p in waiting],
             "postmortem": postmortem_name(runtime, incident),
             "warroom": warroom_name(runtime, incident)}
