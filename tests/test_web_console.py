@@ -592,6 +592,8 @@ def test_people_act_on_an_incident_from_its_page_under_their_own_name(
     state = runtime.read(lambda s: s.people.state("INC-0001"))
     assert [(e.verb.value, e.actor) for e in state.events] == [("acknowledge", "ana"),
                                                                ("note", "ana")]
+    listing = ana.get("/fragments/incidents").text
+    assert 'data-label="People">acknowledged · ana</td>' in listing
     assert ana.post("/incidents/INC-0001/people/dance", data={"csrf": csrf}).status_code == 404
     assert ana.post("/incidents/INC-0404/people/acknowledge",
                     data={"csrf": csrf}).status_code == 404

@@ -30,7 +30,9 @@ def _list_context(request: Request, status: str | None, severity: str | None,
     keep, problems = views.IncidentFilter.parse(status, severity, service, age)
     found, services = views.incidents(runtime, keep)
     waiting = len(runtime.read(lambda s: s.pending()))
-    return {"incidents": found, "services": services, "filter": keep, "problems": problems,
+    people = runtime.read(lambda s: s.people.states([i.id for i in found]))
+    return {"incidents": found, "people": people, "services": services, "filter": keep,
+            "problems": problems,
             "statuses": list(IncidentStatus), "severities": list(Severity),
             "ages": list(views.Age), "waiting": waiting}
 
