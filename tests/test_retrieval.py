@@ -53,7 +53,9 @@ def test_offline_backend_meets_the_recall_bar(hashing_result: dict[str, float | 
 def test_eval_cli_prints_a_table_and_json(capsys: pytest.CaptureFixture[str]) -> None:
     ui = Ui()
     assert retrieval(argparse.Namespace(backend=["hashing"], json=True), Settings(), ui) == 0
-    [row] = json.loads(capsys.readouterr().out)
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["query"] for r in rows] == ["alert", "description"]  # with and without names
+    row = rows[0]
     assert {"backend", "queries", "recall_at_1", "recall_at_3", "mrr",
             "no_match_precision"} <= set(row)
     assert retrieval(argparse.Namespace(backend=["hashing"], json=False), Settings(), ui) == 0

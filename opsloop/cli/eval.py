@@ -27,7 +27,7 @@ from opsloop.evals.compare import (
     unmeasured,
 )
 from opsloop.settings import REPO_ROOT, Settings
-from opsloop.tools.retrieval.names import BACKENDS
+from opsloop.tools.retrieval.names import CHOICES
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -87,7 +87,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=evaluate)
 
 
-_RETRIEVAL_COLUMNS = ["backend", "queries", "recall_at_1", "recall_at_3", "mrr",
+_RETRIEVAL_COLUMNS = ["backend", "query", "queries", "recall_at_1", "recall_at_3", "mrr",
                       "no_match_precision", "no_match_recall", "threshold",
                       "suggested_threshold", "build_seconds", "query_p50_ms"]
 _RETRIEVAL_HEADERS = {"recall_at_1": "R@1", "recall_at_3": "R@3", "mrr": "MRR",
@@ -101,10 +101,10 @@ def retrieval(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
     from opsloop.evals.retrieval import evaluate_backends  # chromadb loads only here
 
     names: list[str] = list(getattr(args, "backend", None) or [settings.embedding_backend])
-    unknown = [n for n in names if n not in BACKENDS]
+    unknown = [n for n in names if n not in CHOICES]
     if unknown:
         ui.err.print(f"opsloop eval retrieval: unknown backend(s) {', '.join(unknown)}; "
-                     f"choose from {', '.join(BACKENDS)}", markup=False, style="red")
+                     f"choose from {', '.join(CHOICES)}", markup=False, style="red")
         return 2
     rows = evaluate_backends(settings, names, progress=lambda name: ui.err.print(
         f"retrieval eval: {name} ...", markup=False))

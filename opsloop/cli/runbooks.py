@@ -15,7 +15,7 @@ from opsloop.settings import Settings
 
 if TYPE_CHECKING:
     from opsloop.tools.runbook_index import RunbookIndex
-from opsloop.tools.retrieval.names import BACKENDS
+from opsloop.tools.retrieval.names import CHOICES
 from opsloop.tools.retrieval.query import query_from_line
 
 
@@ -32,7 +32,7 @@ def _positive(text: str) -> int:
 def _index_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runbooks", type=Path, action="append", metavar="DIR",
                    help="runbook folder (repeatable; default: the configured runbook dirs)")
-    p.add_argument("--backend", choices=BACKENDS, default=None,
+    p.add_argument("--backend", choices=CHOICES, default=None,
                    help="embedding backend (default: settings, env OPSLOOP_EMBEDDING_BACKEND)")
 
 

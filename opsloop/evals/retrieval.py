@@ -8,6 +8,10 @@ a temporary directory, every alert is searched with the query the loop would bui
 - MRR: mean of 1/rank of the expected runbook (0 when it is not in the top 10);
 - no-match precision: of the alerts answered "no good match", the share that truly have none;
   no-match recall: of the alerts that have none, the share answered "no good match".
+
+Each backend is also run on a name-free variant of the queries (`description`: the alert's
+summary and description only, no alert name and no labels), which is what a semantic
+backend is for: matching what people wrote rather than an identifier the runbook repeats.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError
@@ -30,6 +34,8 @@ from opsloop.tools.runbook_index import RunbookIndex
 
 CASES_FILE = REPO_ROOT / "evals" / "retrieval" / "alerts.yaml"
 _DEPTH = 10
+QueryVariant = Literal["alert", "description"]
+VARIANTS: tuple[QueryVariant, ...] = get_args(QueryVariant)
 
 
 class AlertSpec(BaseModel, extra="forbid"):
@@ -38,9 +44,11 @@ class AlertSpec(BaseModel, extra="forbid"):
     summary: str = ""
     description: str = ""
 
-    def query(self) -> str:
-        return alert_query(self.name, self.labels,
-                           {"summary": self.summary, "description": self.description})
+    def query(self, variant: QueryVariant = "alert") -> str:
+        notes = {"summary": self.summary, "description": self.description}
+        if variant == "description":
+            return alert_query("", {}, notes) or self.name  # never an empty query
+        return alert_query(self.name, self.labels, notes)
 
 
 class RetrievalCase(BaseModel, extra="forbid"):
@@ -70,8 +78,16 @@ def load_set(path: Path = CASES_FILE) -> RetrievalSet:
 
 
 def evaluate(settings: Settings, backend: str | None = None, *,
-             cases_file: Path = CASES_FILE) -> dict[str, float | int | str]:
+             cases_file: Path = CASES_FILE, variant: QueryVariant = "alert"
+             ) -> dict[str, float | int | str]:
     """recall@1, recall@3, MRR and no-match precision for one backend (default: settings')."""
+    return evaluate_variants(settings, backend, cases_file=cases_file, variants=(variant,))[0]
+
+
+def evaluate_variants(settings: Settings, backend: str | None = None, *,
+                      cases_file: Path = CASES_FILE, variants: tuple[QueryVariant, ...] = VARIANTS
+                      ) -> list[dict[str, float | int | str]]:
+    """One row per query variant, all over one index build."""
     labelled = load_set(cases_file)
     chosen = EmbeddingBackend.from_settings(settings, backend)
     with tempfile.TemporaryDirectory(prefix="opsloop-retrieval-eval-") as tmp:
@@ -84,31 +100,34 @@ def evaluate(settings: Settings, backend: str | None = None, *,
         if missing:
             raise ValueError(f"{cases_file}: expected runbook(s) not in the corpus: "
                              f"{', '.join(missing)}")
-        ranks: list[int | None] = []
-        said_none: list[bool] = []
-        tops: list[float] = []
-        latencies: list[float] = []
-        for case in labelled.cases:
-            t0 = time.perf_counter()
-            answer = index.answer(case.alert.query(), k=_DEPTH)
-            latencies.append(time.perf_counter() - t0)
-            ids = [h.runbook_id for h in answer.hits]
-            ranks.append(ids.index(case.expect) + 1 if case.expect in ids else None)
-            said_none.append(answer.no_match)
-            tops.append(answer.hits[0].score if answer.hits else 0.0)
-        chunks = index.chunk_count()
-        problems = len(index.problems())
-    positive = [r for r, c in zip(ranks, labelled.cases, strict=True) if c.expect]
-    truth_none = [c.expect is None for c in labelled.cases]
+        head: dict[str, float | int | str] = {
+            "backend": chosen.describe(), "queries": len(labelled.cases),
+            "runbooks": len(known), "chunks": index.chunk_count(),
+            "problems": len(index.problems())}
+        return [{**head, "query": v, **_score(index, labelled.cases, v),
+                 "build_seconds": round(build_s, 3)} for v in variants]
+
+
+def _score(index: RunbookIndex, cases: list[RetrievalCase],
+           variant: QueryVariant) -> dict[str, float | int | str]:
+    ranks: list[int | None] = []
+    said_none: list[bool] = []
+    tops: list[float] = []
+    latencies: list[float] = []
+    for case in cases:
+        t0 = time.perf_counter()
+        answer = index.answer(case.alert.query(variant), k=_DEPTH)
+        latencies.append(time.perf_counter() - t0)
+        ids = [h.runbook_id for h in answer.hits]
+        ranks.append(ids.index(case.expect) + 1 if case.expect in ids else None)
+        said_none.append(answer.no_match)
+        tops.append(answer.hits[0].score if answer.hits else 0.0)
+    positive = [r for r, c in zip(ranks, cases, strict=True) if c.expect]
+    truth_none = [c.expect is None for c in cases]
     answered_none = sum(said_none)
     right_none = sum(s and t for s, t in zip(said_none, truth_none, strict=True))
     latencies.sort()
     return {
-        "backend": chosen.describe(),
-        "queries": len(labelled.cases),
-        "runbooks": len(known),
-        "chunks": chunks,
-        "problems": problems,
         "recall_at_1": round(sum(r == 1 for r in positive) / len(positive), 4),
         "recall_at_3": round(sum(r is not None and r <= 3 for r in positive) / len(positive), 4),
         "mrr": round(sum(1 / r for r in positive if r) / len(positive), 4),
@@ -116,7 +135,6 @@ def evaluate(settings: Settings, backend: str | None = None, *,
         "no_match_recall": round(right_none / sum(truth_none), 4) if any(truth_none) else 0.0,
         "threshold": index.threshold,
         "suggested_threshold": suggest_threshold(tops, truth_none),
-        "build_seconds": round(build_s, 3),
         "query_p50_ms": round(latencies[len(latencies) // 2] * 1000, 2),
     }
 
@@ -155,15 +173,17 @@ def misses(settings: Settings, backend: str | None = None) -> list[dict[str, obj
 
 
 def evaluate_backends(settings: Settings, names: list[str],
-                      progress: Callable[[str], None] | None = None
+                      progress: Callable[[str], None] | None = None,
+                      variants: tuple[QueryVariant, ...] = VARIANTS,
                       ) -> list[dict[str, float | int | str]]:
-    """One row per backend; a backend that cannot run gives a row with its `error`."""
+    """One row per backend and query variant; a backend that cannot run gives a row with
+    its `error`."""
     rows: list[dict[str, float | int | str]] = []
     for name in names:
         if progress is not None:
             progress(name)
         try:
-            rows.append(evaluate(settings, name))
+            rows.extend(evaluate_variants(settings, name, variants=variants))
         except EmbeddingBackendError as exc:
             rows.append({"backend": name, "error": str(exc)})
     return rows

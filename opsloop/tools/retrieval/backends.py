@@ -22,7 +22,8 @@ from opsloop.tools.retrieval.embedders import (
     OpenAICompatibleEmbeddingFunction,
     SentenceTransformerEmbeddingFunction,
 )
-from opsloop.tools.retrieval.names import BACKENDS, BackendName
+from opsloop.tools.retrieval.names import AUTO, BACKENDS, CHOICES, BackendName
+from opsloop.tools.retrieval.onnx_embedder import OnnxEmbeddingFunction, model_files
 
 if TYPE_CHECKING:
     from opsloop.settings import Settings
@@ -31,9 +32,11 @@ if TYPE_CHECKING:
 # Fused-score thresholds below which the best hit is "no good match". Hashing's was read
 # off `opsloop eval retrieval` (its suggested_threshold, rounded down: a covered alert
 # wrongly called novel costs a review, a novel one called covered loses its proposal).
+# onnx's is the same reading for the packaged all-MiniLM-L6-v2 int8 (suggested 0.247 on the
+# alert queries, 0.238 on the name-free ones); another ONNX model should be measured anew.
 # The others could not be measured offline here; run the eval with them and set
 # no_match_threshold to the suggested value it prints.
-DEFAULT_THRESHOLDS: dict[str, float] = {"hashing": 0.15}
+DEFAULT_THRESHOLDS: dict[str, float] = {"hashing": 0.15, "onnx": 0.23}
 UNCALIBRATED_THRESHOLD = 0.15
 
 @dataclass(frozen=True)
@@ -47,9 +50,12 @@ class EmbeddingBackend:
     @classmethod
     def from_settings(cls, settings: Settings, name: str | None = None) -> EmbeddingBackend:
         chosen = name or settings.embedding_backend
+        if chosen == AUTO:
+            # The semantic model when it is installed; the offline hashing otherwise.
+            chosen = "onnx" if _onnx_usable(settings.embedding_model) else "hashing"
         if chosen not in BACKENDS:
             raise EmbeddingBackendError(
-                f"unknown embedding backend {chosen!r}; choose one of {', '.join(BACKENDS)}")
+                f"unknown embedding backend {chosen!r}; choose one of {', '.join(CHOICES)}")
         return cls(name=chosen, model=settings.embedding_model,
                    base_url=settings.embedding_base_url,
                    api_key_env=settings.embedding_api_key_env)
@@ -60,6 +66,8 @@ class EmbeddingBackend:
             return {"name": "hashing", "dim": self.dim, "features": 1}
         if self.name == "chroma-default":
             return {"name": "chroma-default", "model": "all-MiniLM-L6-v2"}
+        if self.name == "onnx":  # the files' content, wherever the folder is
+            return {"name": "onnx", "digest": model_files(self.model).digest()}
         return {"name": self.name, "model": self.model,
                 **({"base_url": self.base_url} if self.name == "openai" else {})}
 
@@ -69,6 +77,8 @@ class EmbeddingBackend:
         return f"{self.name}-{digest[:10]}"
 
     def describe(self) -> str:
+        if self.name == "onnx":
+            return "onnx (" + (self.model or "packaged all-MiniLM-L6-v2 int8") + ")"
         return self.name + (f" ({self.model})" if self.model and self.name in (
             "openai", "sentence-transformers") else "")
 
@@ -84,6 +94,8 @@ class EmbeddingBackend:
             return OpenAICompatibleEmbeddingFunction(self.base_url, self.model, self.api_key_env)
         if self.name == "sentence-transformers":
             return SentenceTransformerEmbeddingFunction(self.model)
+        if self.name == "onnx":
+            return OnnxEmbeddingFunction(self.model)
         return _chroma_default()
 
     def default_threshold(self) -> float:
@@ -91,6 +103,14 @@ class EmbeddingBackend:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _onnx_usable(folder: str) -> bool:
+    try:
+        model_files(folder)
+    except EmbeddingBackendError:
+        return False
+    return True
 
 
 def _chroma_default() -> EmbeddingFunction[Documents]:
