@@ -47,6 +47,8 @@ def test_ack_note_takeover_and_show(capsys: pytest.CaptureFixture[str],
     assert code == 1 and "approvals are still waiting" in err
     code, out, _ = run(capsys, "show", incident, *wd)
     assert "driven by ray (automation stopped)" in out and "rolled back by hand" in out
+    code, out, _ = run(capsys, "incidents", "--json", *wd)
+    assert json.loads(out)[0]["people"] == "acknowledged · ray · driven by ray"
     code, _, err = run(capsys, "ack", "INC-9999", *wd)
     assert code == 1 and "INC-9999" in err
 

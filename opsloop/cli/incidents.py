@@ -7,6 +7,7 @@ from typing import Any
 
 from opsloop.cli.render import Ui
 from opsloop.models import Incident, IncidentStatus
+from opsloop.models.people import PeopleState, PeopleVerb
 from opsloop.settings import Settings
 from opsloop.store import IncidentStore
 
@@ -32,22 +33,24 @@ def list_incidents(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
     problems: list[str] = []
     try:
         found = store.incidents(problems, status=args.status or None)
+        people = store.people.states([i.id for i in found])
     finally:
         store.close()
     for problem in problems:  # one bad record is named, never fatal to the listing
         ui.err.print(f"warning: {problem}", markup=False, style="yellow")
     if args.json:
-        ui.json([_brief(i) for i in found])
+        ui.json([{**_brief(i), "people": _who(people[i.id])} for i in found])
         return 0
     ui.table(
         "Incidents",
-        ["id", "opened", "sev", "status", "services", "root cause"],
+        ["id", "opened", "sev", "status", "people", "services", "root cause"],
         [
             [
                 i.id,
                 f"{i.opened_at:%Y-%m-%d %H:%M}",
                 i.severity.value if i.severity else "-",
                 i.status.value,
+                _who(people[i.id]) or "-",
                 ", ".join(i.services),
                 i.root_cause.category if i.root_cause and not i.novel else "novel/unknown",
             ]
@@ -55,6 +58,15 @@ def list_incidents(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
         ],
     )
     return 0
+
+
+def _who(p: PeopleState) -> str:
+    """`acknowledged · ray` / `resolved · ana`; empty when no person has acted."""
+    if not any(e.verb is not PeopleVerb.REPAGE for e in p.events):
+        return ""
+    name = p.resolved_by if p.state == "resolved" else (p.assignee or p.acknowledged_by)
+    driven = f" · driven by {p.taken_over_by}" if p.taken_over_by else ""
+    return f"{p.state}{' · ' + name if name else ''}{driven}"
 
 
 def _brief(i: Incident) -> dict[str, Any]:
