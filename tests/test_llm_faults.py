@@ -48,7 +48,9 @@ def incident_diagnosis(incident: Incident) -> str:
     return next(d.reasoner for d in incident.diagnoses if d.specialist == "incident")
 
 
-@pytest.mark.parametrize("status", [429, 500, 503])
+# A 500 on a structured request steps down a format level instead of being retried
+# (tests/test_llm_format_fallback.py): real servers answer format trouble with one.
+@pytest.mark.parametrize("status", [429, 502, 503])
 def test_a_transient_http_error_is_retried(run: Run, status: int) -> None:
     with ScriptedServer() as server:
         server.script(Fault.http(status, match=INCIDENT))

@@ -177,7 +177,7 @@ def test_the_format_that_worked_is_remembered(tmp_path: Path) -> None:
         client.call(START, incident_id="i", purpose="t", output=Answer)
         formats = [e.request["response_format"]["type"] for e in server.exchanges]
     assert formats == ["json_schema", "json_object", "json_object"]
-    assert "falling back to json_object" in first.notes[0]
+    assert "trying json_object" in first.notes[0]
 
 
 def test_data_blocks_cannot_be_closed_from_inside() -> None:

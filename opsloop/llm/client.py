@@ -9,10 +9,14 @@
 - A reply longer than `reply_chars_accepted` characters (content plus tool-call arguments)
   is refused unread: a giant answer is no answer, and the tokens it cost are still counted.
 - A body that holds no answer (no `choices`, no message) is refused, not retried.
-- Structured output asks for a JSON schema (`response_format: json_schema`); a server that
-  refuses it (HTTP 400 naming response_format) is asked for plain JSON (`json_object`),
-  and one that refuses that too gets the schema in the prompt only. The level that worked
-  is remembered for the process.
+- Structured output asks for a JSON schema (`response_format: json_schema`). A structured
+  request the server rejects with an HTTP error that is about the request rather than the
+  server's health or the caller's credentials (any 4xx/5xx except 401, 403, 404, 408, 409,
+  429, 502, 503, 504) is sent again at once one level down: plain JSON (`json_object`),
+  then the schema in the prompt only. Servers word such refusals in every way (a 400 naming
+  response_format; llama.cpp's HTTP 500 when tools, a format and a text answer meet), so
+  the status decides, never the message. The level that answered is remembered for the
+  client (one client per endpoint); a level that fails too leaves the memory as it was.
 - Every call, failed or not, becomes a `ModelCall` with the tokens the response reported.
 """
 
@@ -135,10 +139,18 @@ def reply_chars(message: AIMessage) -> int:
     return size
 
 
-def _format_refused(exc: BaseException) -> bool:
+# Statuses that say nothing about the request's format: credentials, a wrong address,
+# a timeout or conflict, rate limits and the gateway/overload family. Anything else that a
+# structured request earns is taken as the format being the trouble.
+NOT_ABOUT_THE_FORMAT = frozenset({401, 403, 404, 408, 409, 429, 502, 503, 504})
+
+
+def format_refused(exc: BaseException) -> bool:
+    """Whether a structured request's failure is worth the next format level down."""
     import openai
 
-    return isinstance(exc, openai.BadRequestError) and "response_format" in str(exc)
+    return (isinstance(exc, openai.APIStatusError)
+            and exc.status_code not in NOT_ABOUT_THE_FORMAT)
 
 
 def _describe(exc: BaseException) -> str:
@@ -237,8 +249,8 @@ class ModelClient:
     def _invoke(self, messages: list[BaseMessage], tools: list[dict[str, Any]] | None,
                 output: type[BaseModel] | None, notes: list[str]) -> AIMessage:
         # Each pass either answers, raises, or steps down one format level: bounded by them.
+        level = self._level
         for _ in FORMAT_LEVELS:
-            level = self._level
             kwargs: dict[str, Any] = {}
             fmt = response_format(FORMAT_LEVELS[level], output) if output else None
             if fmt is not None:
@@ -251,16 +263,20 @@ class ModelClient:
 
             try:
                 result = self._within_deadline(partial(runnable.invoke, messages, **kwargs))
-            except openai.BadRequestError as exc:
-                if fmt is None or not _format_refused(exc) or level + 1 >= len(FORMAT_LEVELS):
+            except openai.APIStatusError as exc:
+                if fmt is None or not format_refused(exc) or level + 1 >= len(FORMAT_LEVELS):
                     raise
-                with self._lock:
-                    self._level = max(self._level, level + 1)
-                notes.append(f"endpoint refused response_format {FORMAT_LEVELS[level]}; "
-                             f"falling back to {FORMAT_LEVELS[self._level]}")
+                level += 1
+                notes.append(f"endpoint rejected response_format {FORMAT_LEVELS[level - 1]} "
+                             f"({_describe(exc)}); trying {FORMAT_LEVELS[level]}")
                 continue
             if not isinstance(result, AIMessage):
                 raise TypeError(f"expected an AI message, got {type(result).__name__}")
+            with self._lock:
+                if level > self._level:
+                    self._level = level
+                    notes.append(f"endpoint answered at response_format level "
+                                 f"{FORMAT_LEVELS[level]}: using it from now on")
             return result
         raise AssertionError("unreachable: every format level was tried")
 

@@ -6,8 +6,10 @@ Faults are scripted in order, optionally only for requests whose body contains a
 text: an HTTP status (429, 500, 503, …), a slow reply, a dropped connection, garbage
 content, a body that is not JSON, or a verbatim assistant message (tool calls included).
 `json_schema=False` / `json_object=False` make it refuse those `response_format`s with
-HTTP 400, as servers without structured-output support do. `hostile=` makes it misbehave
-on every request that no scripted fault claims (`opsloop.llm.testing.hostile`).
+HTTP 400, as servers without structured-output support do (`refusal_status=500` refuses
+with a server error instead, as llama.cpp does when tools and a format meet a text
+answer). `hostile=` makes it misbehave on every request that no scripted fault claims
+(`opsloop.llm.testing.hostile`).
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ class _State:
     json_schema: bool
     json_object: bool
     hostile: HostileModel | None = None
+    refusal_status: int = 400
     faults: list[Fault] = field(default_factory=list)
     exchanges: list[Exchange] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -130,9 +133,10 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(fault.seconds)
         refused = self._refused_format(body)
         if refused:
-            exchange.status = 400
-            self._send(400, {"error": {"message": refused, "type": "invalid_request_error",
-                                       "param": "response_format"}})
+            exchange.status = state.refusal_status
+            self._send(state.refusal_status, {"error": {
+                "message": refused, "type": "invalid_request_error",
+                "param": "response_format"}})
             return
         if fault is not None and fault.kind == "garbage":
             message: dict[str, Any] = {"role": "assistant",
@@ -230,11 +234,12 @@ class ScriptedServer:
 
     def __init__(self, model: FakeModel | None = None, *, json_schema: bool = True,
                  json_object: bool = True, hostile: Hostile | HostileModel | None = None,
-                 port: int = 0) -> None:
+                 port: int = 0, refusal_status: int = 400) -> None:
         self._httpd = _Server(("127.0.0.1", port), _Handler)
         if isinstance(hostile, Hostile):
             hostile = HostileModel(hostile)
-        self._httpd.state = _State(model or FakeModel(), json_schema, json_object, hostile)
+        self._httpd.state = _State(model or FakeModel(), json_schema, json_object, hostile,
+                                   refusal_status)
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True,
                                         name="scripted-model")
 
