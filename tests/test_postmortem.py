@@ -138,7 +138,8 @@ def approved_sev1() -> Incident:
         asked=10,
         approval=Approval(request_id="a-rollback", verdict=Verdict.APPROVE,
                           by="alice@example.com", at=at(22),
-                          reason="v2.4.1 is the only change in the window"),
+                          reason="v2.4.1 is the only change in the window",
+                          waited_seconds=12 * 60),  # she took 12 min on the wall clock
         timeline=[event(3, EventKind.ALERT, "HighErrorRate firing on checkout"),
                   event(10, EventKind.DECISION, "rollback_deploy(checkout): needs_approval",
                         action_id="a-rollback", outcome="needs_approval"),
@@ -155,7 +156,8 @@ def rejected_sev2() -> Incident:
         verification=None,
         asked=5,
         approval=Approval(request_id="a-failover", verdict=Verdict.REJECT, by="bob",
-                          at=at(9), reason="secondary region is under maintenance"),
+                          at=at(9), reason="secondary region is under maintenance",
+                          waited_seconds=4 * 60),
         timeline=[event(3, EventKind.ALERT, "HighErrorRate firing on checkout"),
                   event(5, EventKind.DECISION, "failover needs approval"),
                   event(9, EventKind.REJECTED, "bob rejected failover")])

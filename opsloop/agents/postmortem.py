@@ -10,6 +10,7 @@ plain text that `render_postmortem` escapes. Either way, quoted outside text sta
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -36,6 +37,7 @@ from opsloop.models import (
     ActionItem,
     ActionStatus,
     DecisionOutcome,
+    Hypothesis,
     Incident,
     IncidentStatus,
     Postmortem,
@@ -63,6 +65,9 @@ _OUTCOME = {
 
 _VERDICT = {Verdict.APPROVE: "Approved", Verdict.MODIFY: "Modified", Verdict.REJECT: "Rejected"}
 
+# A runbook's fact the diagnosis never found is left as a lone `?` in a hypothesis' text
+# (opsloop.runbooks.checks.render_lenient); a question mark ending a word is prose.
+_UNFILLED = re.compile(r"(?<![\w?])\?(?![\w])")
 
 
 def needs_postmortem(incident: Incident, policy_severities: Collection[str]) -> bool:
@@ -172,15 +177,37 @@ def _root_causes(incident: Incident) -> str:
             ]
             if found:
                 parts.append(f"{title}:\n\n{bullets(found)}")
-    chosen = cause.id if cause else None
-    others = [
-        f"{inline(h.cause)} ({inline(h.category)}, from {inline(d.specialist)}) "
-        f"confidence {h.confidence:.2f}"
-        for d in incident.diagnoses for h in d.hypotheses if h.id != chosen
-    ]
+    others, ruled_out = _considered(incident, cause.id if cause else None)
     if others:
         parts.append(f"Also considered:\n\n{bullets(others)}")
+    if ruled_out:
+        parts.append(f"Ruled out (no evidence for them):\n\n{bullets(ruled_out)}")
     return "\n\n".join(parts)
+
+
+def _considered(incident: Incident, chosen: str | None) -> tuple[list[str], list[str]]:
+    """The other hypotheses, in words: those with some support one by one, those with none
+    grouped by cause and specialist (their texts name facts that were never found)."""
+    others: list[str] = []
+    ruled_out: dict[tuple[str, str], list[str]] = {}
+    for d in incident.diagnoses:
+        for h in d.hypotheses:
+            if h.id == chosen:
+                continue
+            if h.confidence <= 0:
+                services = ruled_out.setdefault((h.category, d.specialist), [])
+                if h.service not in services:
+                    services.append(h.service)
+                continue
+            what = (inline(h.cause) if not _UNFILLED.search(h.cause) else
+                    f"{inline(h.category)} on {inline(h.service)} (some of the facts it names "
+                    "were not found)")
+            others.append(f"{what} ({inline(h.category)}, from {inline(d.specialist)}) "
+                          f"confidence {h.confidence:.2f}")
+    grouped = [f"{inline(category)} on {', '.join(inline(s) for s in services)} "
+               f"(from {inline(specialist)})"
+               for (category, specialist), services in ruled_out.items()]
+    return others, grouped
 
 
 def _trigger(incident: Incident, detected: datetime) -> str:
@@ -208,8 +235,9 @@ def _trigger(incident: Incident, detected: datetime) -> str:
 def _resolution(incident: Incident, records: list[ActionCase]) -> str:
     lines = []
     for r in records:
-        text = (f"{inline(r.action.describe())}, proposed by {inline(r.specialist)}"
-                + (f" because {inline(r.action.reason, 200)}" if r.action.reason else "") + ".")
+        proposed = r.proposed or r.action  # the agent's words, never a person's change
+        text = (f"{inline(proposed.describe())}, proposed by {inline(r.specialist)}"
+                + (f" because {inline(proposed.reason, 200)}" if proposed.reason else "") + ".")
         if r.decision is not None:
             reasons = "; ".join(inline(x, 200) for x in r.decision.reasons)
             text += (f" Policy: {r.decision.outcome.value} by rule {inline(r.decision.rule)}"
@@ -217,12 +245,15 @@ def _resolution(incident: Incident, records: list[ActionCase]) -> str:
                      + (", with a notification" if r.decision.notify else "") + ".")
         if r.approval is not None:
             a = r.approval
-            waited = f" after {fmt_duration(r.approval_wait)}" if r.approval_wait else ""
+            waited = (f" after {_wait_words(r.human_wait)}" if r.human_wait is not None
+                      else "")
             text += f" {_VERDICT[a.verdict]} by {inline(a.by)} at {fmt_time(a.at)}{waited}"
             text += f": “{inline(a.reason, 200)}”." if a.reason else "."
             if a.changes:
                 text += " Changed: " + ", ".join(f"{inline(k)}={inline(v)}"
-                                                 for k, v in sorted(a.changes.items())) + "."
+                                                 for k, v in sorted(a.changes.items()))
+                text += (f", so what ran was {inline(r.action.describe())}."
+                         if r.proposed is not None else ".")
         if r.result is not None:
             text += (f" Result: {r.result.status.value}"
                      + (" (replayed from an earlier run)" if r.result.replayed else "")
@@ -247,7 +278,12 @@ def _resolution(incident: Incident, records: list[ActionCase]) -> str:
     parts += [f"Escalated at {fmt_time(e.at)}: {inline(e.message, 200)}."
               for e in incident.timeline if e.kind in ESCALATED_KINDS]
     if incident.notifications:
-        parts.append("Notified: " + "; ".join(inline(n, 200) for n in incident.notifications) + ".")
+        counts: dict[str, int] = {}
+        for note in incident.notifications:
+            counts[note] = counts.get(note, 0) + 1
+        parts.append("Notified: " + "; ".join(
+            inline(n, 200) + (f" ({k} messages)" if k > 1 else "") for n, k in counts.items())
+            + ".")
     return "\n\n".join(parts)
 
 
@@ -291,6 +327,8 @@ def _lessons(incident: Incident, records: list[ActionCase], onset: datetime | No
     held = v is not None and v.passed
     if onset is not None:
         out.well.append(f"Detected {fmt_duration(detected - onset)} after onset.")
+    if cause is not None and not incident.novel:
+        out.wrong.append(_what_failed(incident, cause))
     if incident.novel or cause is None:
         out.wrong.append("No runbook covered this failure; no hypothesis reached confidence.")
         out.items.append(ActionItem(kind="process", description=(
@@ -335,14 +373,14 @@ def _lessons(incident: Incident, records: list[ActionCase], onset: datetime | No
             out.items.append(ActionItem(kind="process", owner=r.approval.by, description=(
                 f"Review the proposal policy ({r.decision.rule if r.decision else 'unrecorded'}) "
                 f"for {r.action.type}: {r.approval.by} rejected it: {reason}.")))
-        elif r.approval_wait is not None and r.approval_wait > slow:
-            wait = fmt_duration(r.approval_wait)
+        elif r.human_wait is not None and r.human_wait > slow:
+            wait = _wait_words(r.human_wait)
             out.wrong.append(f"Waited {wait} for approval of {r.action.describe()}.")
             out.items.append(ActionItem(kind="process", description=(
                 f"Review the approval path for {r.action.type}: the answer took {wait}.")))
-        elif r.approval_wait is not None:
-            out.well.append(f"A human answered the approval request in "
-                            f"{fmt_duration(r.approval_wait)}.")
+        elif r.human_wait is not None and r.approval is not None:
+            out.well.append(f"{r.approval.by} answered the approval request in "
+                            f"{_wait_words(r.human_wait)}.")
     if v is not None and v.passed:
         out.well.append(f"Verification passed after a {v.window_minutes}-minute window.")
     elif v is not None:
@@ -364,6 +402,22 @@ def _lessons(incident: Incident, records: list[ActionCase], onset: datetime | No
     if incident.status is IncidentStatus.ESCALATED:
         out.wrong.append("Automation ran out of options and a human had to take over.")
     return out
+
+
+def _what_failed(incident: Incident, cause: Hypothesis) -> str:
+    """The diagnosis in one lesson: what broke, and how much customers saw of it."""
+    text = (f"{one_line(cause.cause, 200)} ({cause.category.replace('_', ' ')} on "
+            f"{cause.service}, confidence {cause.confidence:.2f}).")
+    impact = incident.impact
+    if impact is not None:
+        text += (f" Errors reached {fmt_percent(impact.error_ratio)} with p99 "
+                 f"{impact.latency_p99_ms:g} ms across {impact.blast_radius} service(s).")
+    return text
+
+
+def _wait_words(wait: timedelta) -> str:
+    """A person's response time on the wall clock, in words."""
+    return "under a second" if wait < timedelta(seconds=1) else fmt_duration(wait)
 
 
 def write_postmortem(incident: Incident, directory: Path, *,

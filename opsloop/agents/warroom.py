@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 from opsloop.agents.markdown import atomic_write, bullets, front_matter, inline, iso
 from opsloop.models import Incident, TimelineEvent
+from opsloop.runbooks.markdown import FrontMatterError, split_front_matter
 
 
 def war_room_path(directory: Path, incident_id: str) -> Path:
@@ -42,3 +44,19 @@ def log_to_war_room(directory: Path, incident_id: str, event: TimelineEvent) -> 
     path = war_room_path(directory, incident_id)
     if path.exists():
         atomic_write(path, path.read_text() + f"- {iso(event.at)} {inline(event.message)}\n")
+
+
+def close_war_room(directory: Path, incident_id: str, status: str, at: datetime) -> None:
+    """Mark an incident's war room closed: its status and when, in the front matter.
+
+    No war room, nothing to do; a record people broke by hand is left as they wrote it.
+    """
+    path = war_room_path(directory, incident_id)
+    if not path.exists():
+        return
+    try:
+        meta, body = split_front_matter(path.read_text(encoding="utf-8"))
+    except (FrontMatterError, UnicodeDecodeError):
+        return
+    meta.update(status=status, closed_at=iso(at))
+    atomic_write(path, front_matter(meta) + body)

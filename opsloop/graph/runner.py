@@ -6,6 +6,7 @@ import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -183,9 +184,11 @@ class OperateLoop:
             typed: dict[str, ParamValue] = {}
             if verdict is Verdict.MODIFY:
                 typed = self.check_modification(request, dict(changes or {}), env, ctx)
+            asked = request.asked_wall_at
             approval = Approval(
                 request_id=approval_id, verdict=verdict, by=by, at=env.now(), reason=reason,
-                changes=typed,
+                changes=typed, waited_seconds=None if asked is None else max(
+                    (datetime.now(UTC) - asked).total_seconds(), 0.0),
             )
             self.store.claim(approval)  # atomic: a second decision is refused here
             crash_point("decide.claimed")

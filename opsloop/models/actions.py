@@ -65,6 +65,9 @@ class ApprovalRequest(BaseModel):
     severity: str
     summary: str
     requested_at: datetime
+    # When a person was first asked, on the wall clock: people answer in real time, whatever
+    # the environment's clock says (a simulation's may stand still while they think).
+    asked_wall_at: datetime | None = None
 
 
 class Verdict(StrEnum):
@@ -88,6 +91,8 @@ class Approval(BaseModel):
     at: datetime  # the environment's clock, like the rest of the incident record
     reason: str = ""
     changes: dict[str, ParamValue] = Field(default_factory=dict)
+    # Seconds from the request reaching the queue to this answer, on the wall clock.
+    waited_seconds: float | None = None
 
 
 class ActionStatus(StrEnum):
@@ -168,6 +173,7 @@ class ActionCase(BaseModel):
     decision: PolicyDecision | None = None
     requested_at: datetime | None = None  # when policy asked a human (needs_approval)
     approval: Approval | None = None
+    proposed: RemediationAction | None = None  # the agent's own action, when a human modified it
     result: ActionResult | None = None
     revert: ActionResult | None = None  # the rollback verification ordered, if any
     checks: list[VerificationCheck] = Field(default_factory=list)
@@ -209,3 +215,10 @@ class ActionCase(BaseModel):
         if self.approval is None or self.requested_at is None:
             return None
         return self.approval.at - self.requested_at
+
+    @property
+    def human_wait(self) -> timedelta | None:
+        """How long the person took to answer, on the wall clock; None when not recorded."""
+        if self.approval is None or self.approval.waited_seconds is None:
+            return None
+        return timedelta(seconds=self.approval.waited_seconds)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
@@ -32,6 +34,7 @@ def approval_request(incident: Incident, case: ActionCase, ctx: LoopContext) -> 
         severity=incident.severity.value if incident.severity else "SEV1",
         summary=f"{incident.title}: {cause}. Proposed {case.action.describe()}.",
         requested_at=case.requested_at or ctx.clock.now(),
+        asked_wall_at=datetime.now(UTC),
     )
 
 
@@ -74,6 +77,7 @@ def approval(state: LoopState, runtime: Runtime[LoopContext]) -> LoopState:
             cases[n] = case = case.model_copy(update={
                 "proposal": case.proposal.model_copy(update={"action": action}),
                 "decision": redecided,
+                "proposed": case.proposed or case.action,
             })
             if redecided.outcome is DecisionOutcome.DENY:
                 events.append(

@@ -11,7 +11,7 @@ from opsloop.agents.postmortem import needs_postmortem, write_postmortem
 from opsloop.agents.runbook_proposal import draft_runbook_proposal
 from opsloop.agents.signals import DEFAULT_LOOKBACK_DAYS as SIGNAL_LOOKBACK_DAYS
 from opsloop.agents.signals import derive_signals, write_signals
-from opsloop.agents.warroom import log_to_war_room
+from opsloop.agents.warroom import close_war_room, log_to_war_room
 from opsloop.crashpoints import crash_point
 from opsloop.graph.context import LoopContext
 from opsloop.graph.nodes.common import context_of, event
@@ -117,6 +117,8 @@ def learn(state: LoopState, runtime: Runtime[LoopContext]) -> LoopState:
                             f"runbook update proposal at {proposal}"))
     incident.timeline = [*incident.timeline, *events[1:]]
     log_to_war_room(ctx.settings.warrooms_dir, incident.id, events[0])
+    if status in (IncidentStatus.MITIGATED, IncidentStatus.RESOLVED):
+        close_war_room(ctx.settings.warrooms_dir, incident.id, status.value, events[0].at)
     ctx.store.audit(
         incident.id,
         "opsloop",
