@@ -153,6 +153,14 @@ class SimClient:
     def experiments(self, service: str | None = None) -> list[ChaosExperiment]:
         return _EXPERIMENTS.validate_python(self._get("/api/experiments", service=service))
 
+    def releases(self, service: str) -> list[str]:
+        return _RELEASES.validate_python(self._get("/api/releases", service=service))
+
+    def sbom(self, service: str, version: str | None = None) -> dict[str, Any]:
+        """A release's CycloneDX SBOM (`GET /api/sbom`), as the simulator publishes it."""
+        document: dict[str, Any] = self._get("/api/sbom", service=service, version=version)
+        return document
+
     # -- Actuator --------------------------------------------------------------------------
 
     def execute(self, action: RemediationAction, idempotency_key: str) -> ActionResult:
@@ -184,3 +192,4 @@ _FLAGS = TypeAdapter(list[FlagState])
 _FLAG_CHANGES = TypeAdapter(list[FlagChange])
 _EXPERIMENTS = TypeAdapter(list[ChaosExperiment])
 _VARIANT_COUNTS = TypeAdapter(dict[str, dict[str, int]])
+_RELEASES = TypeAdapter(list[str])

@@ -242,6 +242,10 @@ GET: dict[str, Route] = {
     "/api/flag_changes": lambda s, q, b: _read(s, lambda e: e.flag_changes(
         _service(q), _int(q, "minutes"))),
     "/api/experiments": lambda s, q, b: _read(s, lambda e: e.experiments(_service(q))),
+    "/api/releases": lambda s, q, b: _read(s, lambda e: e.releases(_need(q, "service"))),
+    # CycloneDX JSON, one document per service release (version: default the running one)
+    "/api/sbom": lambda s, q, b: _read(s, lambda e: e.sbom(_need(q, "service"),
+                                                           q.get("version") or None)),
     "/api/variant_counts": lambda s, q, b: _read(s, lambda e: e.variant_counts(
         _need(q, "service"), _need(q, "flag"), _int(q, "minutes"))),
     # flagd's file format, so a flagd or an OpenFeature provider can be pointed at it

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from opsloop.models import (
     ChaosExperiment,
@@ -15,6 +16,7 @@ from opsloop.models import (
     ServiceInfo,
 )
 from opsloop.simulator import flags
+from opsloop.simulator import sbom as sboms
 from opsloop.simulator.state import SimState, tick_time
 from opsloop.tools.backend import check_metric, check_service, log_pattern, within
 
@@ -144,3 +146,9 @@ class SimChangeFeed:
             for r in self.state.experiments
             if service is None or r.experiment.target_service == service
         ]
+
+    def releases(self, service: str) -> list[str]:
+        return sboms.releases(self.state, service)
+
+    def sbom(self, service: str, version: str | None = None) -> dict[str, Any]:
+        return sboms.sbom(self.state, service, version)

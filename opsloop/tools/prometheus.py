@@ -296,6 +296,12 @@ class PrometheusCatalog:
     def experiments(self, service: str | None = None) -> list[ChaosExperiment]:
         return []
 
+    def releases(self, service: str) -> list[str]:
+        raise KeyError(f"releases of {service!r} are not known here: Prometheus holds none")
+
+    def sbom(self, service: str, version: str | None = None) -> dict[str, Any]:
+        raise KeyError(f"no SBOM of {service!r} here: Prometheus publishes none")
+
 
 def watch_only(client: PrometheusClient, promql: PromQLMap,
                wall_now: Callable[[], float] = time.time) -> Production:

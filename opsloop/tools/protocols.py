@@ -74,6 +74,15 @@ class ChangeFeed(Protocol):
 
     def experiments(self, service: str | None = None) -> list[ChaosExperiment]: ...
 
+    def releases(self, service: str) -> list[str]:
+        """Versions of `service` that exist (deployed or published), oldest first."""
+        ...
+
+    def sbom(self, service: str, version: str | None = None) -> dict[str, Any]:
+        """The CycloneDX JSON SBOM of one release of `service` (default: the running one);
+        KeyError, saying why, for an unknown service or release or where none is published."""
+        ...
+
 
 class FlagFeed(Protocol):
     """Flags and their changes, where they live apart from the rest of the change feed."""
@@ -161,6 +170,12 @@ class Production:
 
     def experiments(self, service: str | None = None) -> list[ChaosExperiment]:
         return self.changes.experiments(service)
+
+    def releases(self, service: str) -> list[str]:
+        return self.changes.releases(service)
+
+    def sbom(self, service: str, version: str | None = None) -> dict[str, Any]:
+        return self.changes.sbom(service, version)
 
     # Clock
     def now(self) -> datetime:

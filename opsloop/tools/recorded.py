@@ -116,6 +116,14 @@ class RecordedChanges:
         return [e.model_copy(deep=True) for e in self.recording.experiments
                 if e.started_at <= now and (service is None or e.target_service == service)]
 
+    def releases(self, service: str) -> list[str]:
+        self.check(service)
+        raise KeyError(f"releases of {service!r} were not recorded")
+
+    def sbom(self, service: str, version: str | None = None) -> dict[str, Any]:
+        self.check(service)
+        raise KeyError(f"no SBOM of {service!r} was recorded")
+
 
 class _Overlay:
     """One action's recorded effect, from when it ran until it was reverted."""
