@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     work_dir: Path = Path("work")
     policies_dir: Path = REPO_ROOT / "policies"
     runbook_dirs: list[Path] = Field(default_factory=lambda: [REPO_ROOT / "runbooks"])
+    experiments_dir: Path = REPO_ROOT / "experiments"  # Chaos Toolkit experiments (GameDays)
     user: str = Field(default_factory=_default_user)
     seed: int = 7
     # OPSLOOP_ALLOW_UNSAFE_POLICIES=1: run even with unsafe policies (e.g. SEV1 actions on

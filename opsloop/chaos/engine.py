@@ -42,7 +42,7 @@ def run_experiment(experiment: Experiment, target_url: str, run_dir: Path,
         safeguard.reset()
         runner = _Runner(Strategy.DEFAULT, Schedule())
         runner.register_event_handler(recorder)
-        document = json.loads(json.dumps(experiment.document))
+        document = with_safeguard(json.loads(json.dumps(experiment.document)))
         journal: dict[str, Any] = runner.run(document, settings=ENGINE_SETTINGS,
                                              experiment_vars=(variables, {}))
         after = steady_state(experiment, target_url, run_id)
@@ -52,6 +52,16 @@ def run_experiment(experiment: Experiment, target_url: str, run_dir: Path,
                           "under_fault": recorder.under_fault, "after_rollbacks": after}
     write_json(run_dir / "journal.json", journal)
     return journal
+
+
+def with_safeguard(document: dict[str, Any]) -> dict[str, Any]:
+    """Every run has the safeguard control (with no guard probes when the experiment names
+    none): a method step its target refused must stop the run, not pass as done."""
+    controls = document.setdefault("controls", [])
+    if not any((c.get("provider") or {}).get("module") == safeguard.__name__ for c in controls):
+        controls.append({"name": "opsloop-safeguard", "provider": {
+            "type": "python", "module": safeguard.__name__, "arguments": {"probes": []}}})
+    return document
 
 
 def steady_state(experiment: Experiment, target_url: str, run_id: str = "check"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -28,8 +29,10 @@ Watcher = Callable[[Experiment, float | None, float | None], list[Detection]]
 
 
 def run_gameday(experiment: Experiment, target_url: str, *, state_dir: Path, reports_dir: Path,
-                run_id: str, watch: Watcher | None = None) -> GameDayReport:
-    """Run `experiment` against `target_url` and write its GameDay report."""
+                run_id: str, watch: Watcher | None = None,
+                started_at: datetime | None = None) -> GameDayReport:
+    """Run `experiment` against `target_url` and write its GameDay report. `started_at`:
+    production's clock at the start (policy spaces runs on it); default the wall clock."""
     journal = run_experiment(experiment, target_url, state_dir / "chaos" / run_id, run_id)
     detections = None
     if watch is not None:
@@ -39,6 +42,8 @@ def run_gameday(experiment: Experiment, target_url: str, *, state_dir: Path, rep
         until = next((t["minute"] for t in timeline if t["event"] == "rollbacks_started"), None)
         detections = watch(experiment, fault, until)
     report = build_report(experiment, journal, detections)
+    if started_at is not None:
+        report = report.model_copy(update={"started_at": started_at.isoformat()})
     markdown, data = report_paths(reports_dir, run_id)
     write_json(data, report.model_dump(mode="json"))
     markdown.write_text(render_markdown(report), encoding="utf-8")

@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from opsloop.chaos.experiments import Experiment
+from opsloop.chaos.safeguard import METHOD_STEP
 
 
 class ProbeOutcome(BaseModel):
@@ -82,17 +83,23 @@ def build_report(experiment: Experiment, journal: dict[str, Any],
     total = sum(p.weight for p in probes)
     score = sum(p.weight for p in probes if p.under_fault) / total if total else 0.0
 
-    tripped = (journal.get("safeguard") or {}).get("tripped")
+    tripped: dict[str, Any] = (journal.get("safeguard") or {}).get("tripped") or {}
     before_met = bool((states.get("before") or {}).get("steady_state_met"))
-    outcome = ("refused_before_start" if not before_met else "aborted" if tripped
+    step_failed = tripped.get("probe") == METHOD_STEP
+    outcome = ("refused_before_start" if not before_met else "failed" if step_failed
+               else "aborted" if tripped
                else "deviated" if journal.get("deviated") or not all(p.under_fault for p in probes)
                else "held" if journal.get("status") == "completed" else "failed")
+    if outcome in ("failed", "refused_before_start"):
+        score = 0.0  # nothing was learned about the hypothesis under its fault
 
     fault_at = _first(timeline, lambda t: t["event"] == "activity" and t["phase"] == "method"
                       and t.get("type") == "action")
     detected_at = (_first(timeline, lambda t: t["event"] == "activity" and t["phase"] == "method"
                           and t.get("name") == tripped.get("after")) if tripped else None)
     faulted = outcome in ("aborted", "deviated")
+    if step_failed:
+        detected_at = None
     if detected_at is None and faulted:
         detected_at = _first(timeline, lambda t: t["event"] == "rollbacks_started")
     recovery = _first(timeline, lambda t: t["event"] == "recovery_checked")
@@ -115,7 +122,10 @@ def build_report(experiment: Experiment, journal: dict[str, Any],
 
     deviations = [f"{p.probe} read {_num(p.under_fault_value)} under fault, outside its "
                   "tolerance" for p in probes if p.under_fault is False]
-    if tripped:
+    if step_failed:
+        deviations.insert(0, f"the method did not run as written: step {tripped['after']} "
+                             f"failed ({tripped.get('error')})")
+    elif tripped:
         deviations.insert(0, f"safeguard {tripped['probe']} read {_num(tripped.get('value'))} "
                              f"after {tripped['after']}")
     surprises = _surprises(outcome, probes, recovered, rollbacks_ok,
@@ -125,7 +135,8 @@ def build_report(experiment: Experiment, journal: dict[str, Any],
         hypothesis=experiment.hypothesis, target=str(ours.get("target_url", "")),
         started_at=str(journal.get("start", "")), outcome=outcome,
         engine_status=str(journal.get("status", "")), probes=probes, deviations=deviations,
-        safeguard=(f"{tripped['probe']} tripped after {tripped['after']}" if tripped else None),
+        safeguard=(f"{tripped['probe']} tripped after {tripped['after']}"
+                   if tripped and not step_failed else None),
         fault_minute=fault_minute, detected_minute=_minute(detected_at),
         time_to_detect_minutes=ttd, opsloop_detection_measured=measured,
         opsloop_detections=detections,
@@ -138,6 +149,10 @@ def _surprises(outcome: str, probes: list[ProbeOutcome], recovered: bool, rollba
                unseen: bool, ttd: float | None,
                opsloop_ttd: float | None) -> list[str]:
     out: list[str] = []
+    if outcome == "failed":
+        out.append("the method could not run as written: nothing was learned about the "
+                   "hypothesis (is the target's clock manual? `opsloop sim-serve "
+                   "--minute-seconds 0`)")
     if outcome in ("aborted", "deviated"):
         broken = ", ".join(p.probe for p in probes if p.under_fault is False) or "the safeguard"
         out.append(f"the hypothesis did not hold ({broken}): a weakness to fix or a runbook "
@@ -233,7 +248,12 @@ def _body(run: dict[str, Any]) -> dict[str, Any]:
 
 
 def _body_ok(run: dict[str, Any]) -> bool:
-    """An HTTP rollback that answered 2xx but says its action failed did not roll back."""
+    """An HTTP rollback the target refused (>= 400), or that answered but says its action
+    failed, did not roll back (Chaos Toolkit itself only warns on an HTTP error)."""
+    output = run.get("output")
+    status = output.get("status") if isinstance(output, dict) else None
+    if isinstance(status, int) and status >= 400:
+        return False
     return _body(run).get("status") not in ("failed", "skipped")
 
 

@@ -20,6 +20,7 @@ from chaoslib.exceptions import InterruptExecution
 
 from opsloop.chaos import probes as probes_
 
+METHOD_STEP = "method-step"  # the `probe` of a trip caused by a failed method step
 _lock = threading.Lock()
 _state: dict[str, Any] = {"armed": False, "checks": [], "tripped": None}
 
@@ -41,10 +42,18 @@ def after_method_control(context: Any, probes: list[dict[str, Any]], **_: Any) -
 
 def after_activity_control(context: dict[str, Any], state: Any, probes: list[dict[str, Any]],
                            configuration: Any = None, secrets: Any = None, **_: Any) -> None:
-    """After each method activity: run the guard probes; interrupt on the first failure."""
+    """After each method activity: a step the target refused stops the run (Chaos Toolkit
+    only warns on an HTTP error, so a method could "succeed" without its fault); then the
+    guard probes run, and the first one out of tolerance interrupts."""
     with _lock:
         if not _state["armed"] or _state["tripped"] is not None:
             return
+    refused = _refused(context, state)
+    if refused is not None:
+        with _lock:
+            _state["tripped"] = refused
+            _state["armed"] = False
+        raise InterruptExecution(f"method step {refused['after']} failed: {refused['error']}")
     for probe in probes:
         check = {**probes_.check(probe, configuration), "after": str(context.get("name", "")),
                  "at": datetime.now(UTC).isoformat()}
@@ -59,6 +68,23 @@ def after_activity_control(context: dict[str, Any], state: Any, probes: list[dic
                 f"safeguard {check['probe']} tripped after {check['after']}: "
                 f"read {check['value'] if check['error'] is None else check['error']}, "
                 "outside its tolerance")
+
+
+def _refused(context: dict[str, Any], state: Any) -> dict[str, Any] | None:
+    """The check record of a method step that failed or that its target answered >= 400."""
+    if not isinstance(state, dict):
+        return None
+    output = state.get("output")
+    status = output.get("status") if isinstance(output, dict) else None
+    if state.get("status") == "failed":
+        error = "".join(state.get("exception") or []).strip() or "the engine marked it failed"
+    elif isinstance(status, int) and status >= 400:
+        body = output.get("body") if isinstance(output, dict) else None
+        error = f"the target answered {status}: {body}"
+    else:
+        return None
+    return {"probe": METHOD_STEP, "ok": False, "value": None, "error": error,
+            "after": str(context.get("name", "")), "at": datetime.now(UTC).isoformat()}
 
 
 def after_experiment_control(context: Any, state: Any, probes: list[dict[str, Any]],

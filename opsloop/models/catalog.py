@@ -35,6 +35,8 @@ ACTION_TYPES: dict[str, bool] = {
     "purge_logs": False,
     "expand_volume": False,
     "abort_experiment": False,
+    # A GameDay: its rollbacks run inside the run, so there is nothing left to undo after.
+    "run_chaos_experiment": False,
 }
 
 # The specialists a runbook may name and the supervisor may route to; what each is for and

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from opsloop.models import DecisionOutcome, PolicyDecision, RemediationAction, Severity
 from opsloop.policy.health import BudgetState
+from opsloop.policy.resilience import RUN_EXPERIMENT, ResilienceFacts, refusals
 from opsloop.policy.schema import ActionPolicy, ParamSpec, Policies, strictest
 
 
@@ -44,6 +45,8 @@ class GuardrailContext:
     diagnosis: DiagnosisFacts | None = None  # None: not from a diagnosis (no rules apply)
     # A person took the incident over (`opsloop takeover`): nothing runs without their yes.
     taken_over_by: str | None = None
+    # For run_chaos_experiment: what resilience.yaml is checked against (None: not gathered).
+    resilience: ResilienceFacts | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,7 @@ def decide(
         found += _freeze_constraints(action, entry, policies, ctx)
         found += _diagnosis_constraints(policies, ctx)
         found += _rollout_constraints(action, policies, ctx)
+        found += _resilience_constraints(action, policies, ctx)
         if ctx.taken_over_by is not None:
             found.append(_Constraint(
                 APPROVAL, "people:take_over",
@@ -206,6 +210,18 @@ def _rollout_constraints(action: RemediationAction, policies: Policies, ctx: Gua
                                f"{key}'s rollout plan asks its outcome owner to approve every "
                                f"advance ({now} -> {new}%)"))
     return out
+
+
+def _resilience_constraints(action: RemediationAction, policies: Policies,
+                            ctx: GuardrailContext) -> list[_Constraint]:
+    """resilience.yaml: every rule a GameDay's start would break is a deny (never looser)."""
+    if action.type != RUN_EXPERIMENT:
+        return []
+    if ctx.resilience is None:
+        return [_Constraint(DENY, "resilience.yaml", "no resilience facts were gathered for "
+                                                     "this start: never run blind")]
+    return [_Constraint(DENY, r.rule, r.reason)
+            for r in refusals(policies.resilience, ctx.resilience)]
 
 
 def _kill_switch(action: RemediationAction, policies: Policies, ctx: GuardrailContext) -> bool:

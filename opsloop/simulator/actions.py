@@ -241,6 +241,15 @@ def _abort(state: SimState, svc: ServiceState, params: Params) -> Outcome:
     return f"aborted chaos experiment {exp_id} and ran its rollbacks ({record.instance})", {}
 
 
+def _gameday(state: SimState, svc: ServiceState, params: Params) -> Outcome:
+    # Chaos Toolkit's engine runs a GameDay over HTTP: opsloop's chaos actuator serves this
+    # production to it and takes the action before it gets here; a simulator never runs an
+    # engine against itself.
+    raise ActionError(f"run_chaos_experiment({params.get('experiment')}) is run by opsloop's "
+                      "chaos actuator (Chaos Toolkit against the served simulator), not inside "
+                      "the simulator")
+
+
 Handler = Callable[[SimState, ServiceState, Params], Outcome]
 
 # type -> (handler, optional params, required params)
@@ -260,6 +269,7 @@ HANDLERS: dict[str, tuple[Handler, frozenset[str], frozenset[str]]] = {
     "purge_logs": (_purge, frozenset(), frozenset()),
     "expand_volume": (_expand, frozenset(), frozenset({"size_gb"})),
     "abort_experiment": (_abort, frozenset(), frozenset({"experiment"})),
+    "run_chaos_experiment": (_gameday, frozenset(), frozenset({"experiment"})),
 }
 
 
