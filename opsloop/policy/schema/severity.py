@@ -9,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 from opsloop.models import Impact, Severity
 from opsloop.models.catalog import METRICS
 from opsloop.policy.schema.base import PolicyFile, StrictModel
+from opsloop.policy.schema.vulnerability import VulnerabilityPolicy
 
 
 class Condition(StrictModel):
@@ -141,6 +142,8 @@ class SeverityPolicy(PolicyFile):
     postmortem_severities: list[Severity] = Field(default_factory=list)
     # None: impact is taken at face value, corroborated or not.
     corroboration: CorroborationPolicy | None = None
+    # None: vulnerability findings are not triaged (opsloop.policy.vulnerability).
+    vulnerabilities: VulnerabilityPolicy | None = None
 
     @model_validator(mode="after")
     def _escalation_for_every_severity(self) -> SeverityPolicy:
