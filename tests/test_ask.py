@@ -63,8 +63,13 @@ CASES = [
     ("which proposals were rejected?", "rejections", ["bob", "traffic will return tonight"],
      ["cost_runaway"]),
     ("what is the status of the inventory incident?", "status", ["mitigated"], ["memory_leak"]),
-    ("what happened during the recommendations incident?", "timeline",
+    ("show the timeline of the recommendations incident", "timeline",
      ["triaged", "routed", "decision"], ["cost_runaway"]),
+    ("what happened during the recommendations incident?", "summary",
+     ["Root cause cost_runaway", "rejected by bob"], ["cost_runaway"]),
+    ("why was the inventory incident auto-remediated?", "why_action",
+     ["root cause", "memory_leak", "restart(inventory", "policy said auto by rule"],
+     ["memory_leak"]),
     ("when did the inventory incident start?", "when", ["opened 2026-11-02"], ["memory_leak"]),
     ("how long did the inventory incident take to mitigate?", "duration",
      ["detected to mitigated"], ["memory_leak"]),
@@ -78,6 +83,7 @@ CASES = [
      ["Action item"], ["bad_deploy"]),
     ("what lessons did we learn about checkout?", "lessons", ["What went well"],
      ["bad_deploy"]),
+    ("what did we learn this week?", "lessons", ["What went wrong: "], ["bad_deploy"]),
     ("was anything rolled back?", "rollback", ["rollback_deploy(checkout"], ["bad_deploy"]),
     ("who was paged for checkout?", "notifications", ["page"], ["bad_deploy"]),
     ("what did policy decide for checkout?", "decisions", ["rollback_deploy", "disable_flag"],
@@ -161,3 +167,49 @@ def test_cli_answers_in_json_and_refuses_an_empty_question(
     assert out["citations"][0]["kind"] == "approval"
     assert main(["ask", "  ", "--work-dir", work]) == 1
     assert "question is empty" in capsys.readouterr().err
+
+
+def test_why_an_action_ran_gives_the_cause_and_the_rule_not_only_one(
+        history: tuple[Records, Settings]) -> None:
+    records, _ = history
+    flag = ids(records)["flag_rollout"]
+    result = answer(f"why was {flag} auto-remediated?", records)
+    assert result.kind == "why_action"
+    first, *rest = result.text.splitlines()
+    assert first.startswith(f"{flag}: root cause ") and "flag_rollout" in first
+    assert any("disable_flag(checkout" in line and "policy said auto by rule remediation.yaml"
+               in line for line in rest)
+    assert {c.kind for c in result.citations} == {"incident", "decision"}
+
+
+def test_what_we_learned_lists_lessons_not_incidents(history: tuple[Records, Settings]) -> None:
+    result = answer("what did we learn this week?", history[0])
+    lines = result.text.splitlines()
+    assert lines and all(" — What went " in line or " — Where we got lucky" in line
+                         for line in lines), lines
+    assert not any("opened" in line for line in lines)  # not the incident list
+    assert all(c.kind == "postmortem" for c in result.citations)
+
+
+def test_an_empty_queue_is_an_answer(history: tuple[Records, Settings]) -> None:
+    records, _ = history  # every approval in this history has been answered
+    assert not any(i.status.value == "awaiting_approval" for i in records.incidents)
+    result = answer("which incidents are waiting for me?", records)
+    assert result.kind == "pending"
+    assert result.text == "None: no incident is waiting for a human decision."
+    on_checkout = answer("is anything on checkout waiting for approval?", records)
+    assert on_checkout.text.startswith("None: no incident is waiting for a human decision "
+                                       "among the 2 matching incident(s)")
+
+
+def test_what_happened_summarises_each_incident_in_a_line(
+        history: tuple[Records, Settings]) -> None:
+    records, _ = history
+    result = answer("what happened to checkout?", records)
+    assert result.kind == "summary"
+    lines = result.text.splitlines()
+    assert len(lines) == 2  # checkout's two incidents, one line each
+    deploy = next(line for line in lines if line.startswith(ids(records)["bad_deploy"]))
+    assert "Root cause bad_deploy on checkout" in deploy and "approved by alice" in deploy
+    assert "Outcome: mitigated after" in deploy
+    assert not any(" triaged: " in line or " routed: " in line for line in lines)

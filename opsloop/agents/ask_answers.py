@@ -6,25 +6,28 @@ import re
 from collections import Counter
 from collections.abc import Callable
 
-from opsloop.agents.ask_records import Citation, Query, Records, cite_incident
+from opsloop.agents.ask_digest import lessons, summary, why_action
+from opsloop.agents.ask_records import Citation, Found, Query, Records, cite_incident, head
 from opsloop.agents.markdown import fmt_duration
 from opsloop.agents.record import event_times
 from opsloop.models import DecisionOutcome, Incident, IncidentStatus, Verdict
 from opsloop.runbooks.markdown import split_front_matter, split_sections
 
-Found = tuple[list[str], list[Citation]]
 Answerer = Callable[[Query, list[Incident], Records], Found]
 
 # First match wins: the more specific phrasings come before the general ones.
 KINDS: list[tuple[str, str]] = [
     ("count", r"\bhow many\b"),
     ("usage", r"\btokens?\b|\bmodel calls?\b|\bllm\b"),
+    # "why was X auto-remediated / approved / escalated?": the cause and the rule that decided.
+    ("why_action", r"\bwhy\b.*\b(auto[- ]?remediat\w*|remediat\w*|automatic\w*|approv\w*|"
+                   r"escalat\w*|denied|rolled back|reverted)"),
     ("approvers", r"\bwho approved\b|\bapproved by\b|\bsigned off\b|\bwho said yes\b"),
     ("rejections", r"\breject"),
     ("pending", r"\bwait|\bpending\b|\bawaiting\b|\bneeds? (a )?human\b|\bneeds? approval\b"),
     ("denied", r"\bdenied\b|\bdeny\b|\bforbidden\b|\bblocked\b"),
     ("decisions", r"\bpolic(y|ies)\b|\bguardrails?\b|\bdecisions?\b"),
-    ("lessons", r"\blessons?\b|\bwent (well|wrong)\b|\blucky\b"),
+    ("lessons", r"\blessons?\b|\bwent (well|wrong)\b|\blucky\b|\blearn(ed|t)?\b"),
     ("postmortem", r"\bpostmortems?\b|\baction items?\b"),
     ("signals", r"\bsignals?\b|\bimprovements?\b"),
     ("runbook", r"\brunbooks?\b|\bhow (do|should) (i|we)\b|\bplaybook\b"),
@@ -33,7 +36,8 @@ KINDS: list[tuple[str, str]] = [
     ("notifications", r"\bpaged?\b|\bnotif|\bwho was told\b|\bwar.?room\b"),
     ("specialist", r"\bspecialists?\b|\bwho diagnosed\b"),
     ("evidence", r"\bevidence\b|\bhow do (we|you) know\b|\bchecks?\b"),
-    ("timeline", r"\btimeline\b|\bwhat happened\b|\bsequence\b"),
+    ("timeline", r"\btimeline\b|\bsequence\b|\bstep by step\b"),
+    ("summary", r"\bwhat happened\b|\bsummar|\btell me about\b|\bwhat went on\b"),
     ("duration", r"\bhow long\b|\bduration\b|\btime to (mitigate|resolve|detect)\b|\bmttr\b"),
     ("when", r"\bwhen\b|\bwhat time\b"),
     ("severity", r"\bseverity\b|\bhow (bad|severe)\b|\bsev\b"),
@@ -51,13 +55,8 @@ def kind_of(question: str) -> str:
     return next(kind for kind, pattern in KINDS if re.search(pattern, text))
 
 
-def _head(i: Incident) -> str:
-    sev = i.severity.value if i.severity else "unclassified"
-    return f"{i.id} ({sev}, {i.status.value}, opened {i.opened_at:%Y-%m-%d %H:%M})"
-
-
 def _list(q: Query, found: list[Incident], r: Records) -> Found:
-    lines = [f"{_head(i)}: {i.title}" for i in found]
+    lines = [f"{head(i)}: {i.title}" for i in found]
     return lines, [cite_incident(i) for i in found]
 
 
@@ -137,12 +136,15 @@ def _approvers(q: Query, found: list[Incident], r: Records, verdict: Verdict | N
 
 def _pending(q: Query, found: list[Incident], r: Records) -> Found:
     waiting = [i for i in found if i.status is IncidentStatus.AWAITING_APPROVAL]
-    return _actions(q, waiting, r, only=lambda rec: rec.decision is not None and rec.decision
-                    .outcome is DecisionOutcome.NEEDS_APPROVAL and rec.approval is None)
+    lines, cites = _actions(q, waiting, r, only=lambda rec: rec.awaits_human)
+    if not lines:  # a question about the queue has an answer when the queue is empty
+        among = f" among the {len(found)} matching incident(s)" if q.filtered else ""
+        lines = [f"None: no incident is waiting for a human decision{among}."]
+    return lines, cites
 
 
 def _status(q: Query, found: list[Incident], r: Records) -> Found:
-    return [f"{_head(i)}: {i.title}" for i in found], [cite_incident(i) for i in found]
+    return [f"{head(i)}: {i.title}" for i in found], [cite_incident(i) for i in found]
 
 
 def _timeline(q: Query, found: list[Incident], r: Records) -> Found:
@@ -277,7 +279,7 @@ ANSWERERS: dict[str, Answerer] = {
     "decisions": _actions, "status": _status, "timeline": _timeline, "when": _when,
     "duration": _duration, "impact": _impact, "verification": _verification,
     "rollback": _rollback, "postmortem": _postmortem,
-    "lessons": lambda q, f, r: _postmortem(q, f, r, "Lessons Learned"), "signals": _signals,
+    "lessons": lessons, "signals": _signals, "why_action": why_action, "summary": summary,
     "runbook": _runbook, "specialist": _specialist, "notifications": _notifications,
     "usage": _usage, "top_services": _top_services,
 }

@@ -23,6 +23,9 @@ class Citation(BaseModel):
     excerpt: str = ""
 
 
+Found = tuple[list[str], list[Citation]]  # an answer's lines and the records they rest on
+
+
 class Answer(BaseModel):
     question: str
     kind: str  # what was asked, e.g. root_cause, approvers, count
@@ -84,6 +87,12 @@ class Query:
     severities: list[Severity]
     actions: list[str]
     window: Window | None
+
+    @property
+    def filtered(self) -> bool:
+        """The question narrowed the records (an id, service, severity, action or time)."""
+        return bool(self.ids or self.services or self.severities or self.actions
+                    or self.window)
 
 
 _ACTION_WORDS = {"roll back": "rollback_deploy", "rolled back": "rollback_deploy",
@@ -148,3 +157,9 @@ def select(query: Query, incidents: list[Incident], *, use_window: bool = True
 def cite_incident(incident: Incident, excerpt: str = "") -> Citation:
     return Citation(ref=incident.id, kind="incident",
                     excerpt=excerpt or f"{incident.title} ({incident.status.value})")
+
+
+def head(i: Incident) -> str:
+    """An incident in one phrase: id, severity, status, when it opened."""
+    sev = i.severity.value if i.severity else "unclassified"
+    return f"{i.id} ({sev}, {i.status.value}, opened {i.opened_at:%Y-%m-%d %H:%M})"
