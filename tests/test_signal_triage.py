@@ -378,8 +378,8 @@ def test_ranking_follows_the_evidence_and_changes_when_it_does(
     filed = load_signals(settings.signals_dir)
     incidents = {i.id: i for i in store.incidents()}
     order = [(r.kind, r.subject) for r in rank(filed, incidents, NOW)]
-    assert order.index(("repeated_incidents", "service checkout")) < \
-        order.index(("repeated_incidents", "service search"))
+    assert order.index(("repeated_incidents", "service checkout (memory leak)")) < \
+        order.index(("repeated_incidents", "service search (disk full)"))
     # The same signals, but checkout's incidents were minor and nobody waited: search leads.
     mild = {k: v.model_copy(update={"severity": Severity.SEV4, "impact": None,
                                     "status": IncidentStatus.MITIGATED,
@@ -387,8 +387,8 @@ def test_ranking_follows_the_evidence_and_changes_when_it_does(
                                                 for c in v.actions]})
             if v.services == ["checkout"] else v for k, v in incidents.items()}
     flipped = [(r.kind, r.subject) for r in rank(filed, mild, NOW)]
-    assert flipped.index(("repeated_incidents", "service search")) < \
-        flipped.index(("repeated_incidents", "service checkout"))
+    assert flipped.index(("repeated_incidents", "service search (disk full)")) < \
+        flipped.index(("repeated_incidents", "service checkout (memory leak)"))
 
 
 def test_near_duplicates_share_a_group_and_exact_duplicates_are_marked(
@@ -419,7 +419,7 @@ def test_a_merged_signal_leaves_the_board_and_its_evidence_counts_for_the_other(
                  incident(12, service="cart"))
     incidents = {i.id: i for i in store.incidents()}
     cart = next(r for r in rank(load_signals(settings.signals_dir), incidents, NOW)
-                if r.subject == "service cart")
+                if r.subject == "service cart (memory leak)")
     target = of_kind(leak, "repeated_incidents").id
     before = next(r for r in rank(load_signals(settings.signals_dir), incidents, NOW)
                   if r.id == target)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from opsloop.agents.signals import derive_signals, write_signals
+from opsloop.agents.signals import DEFAULT_RULES, derive_signals, write_signals
 from opsloop.models import (
     ActionCase,
     ActionResult,
@@ -121,7 +121,7 @@ def test_three_incidents_on_one_service_raise_repeated_incidents_with_all_three(
     assert signal.incidents == ["INC-1", "INC-2", "INC-3"]
     for n in (1, 2, 3):
         assert any(e.startswith(f"INC-{n} (") for e in signal.evidence)
-    assert signal.title == "checkout had 3 incidents in 30 days from the same cause (memory_leak)"
+    assert signal.title == "checkout had 3 incidents from memory_leak in 30 days"
     assert "checkout" in signal.suggested_mission
 
 
@@ -139,12 +139,14 @@ def test_history_that_already_holds_this_incident_does_not_count_it_twice() -> N
 def test_incidents_outside_the_lookback_do_not_count_unless_the_window_is_widened() -> None:
     history = [incident(1, days_ago=45), incident(2, days_ago=9)]
     assert "repeated_incidents" not in kinds(derive_signals(incident(3), history, NOW))
-    wide = derive_signals(incident(3), history, NOW, lookback_days=60)
+    wide = derive_signals(incident(3), history, NOW,
+                          DEFAULT_RULES.model_copy(update={"lookback_days": 60}))
     assert only(wide, "repeated_incidents").incidents == ["INC-1", "INC-2", "INC-3"]
 
 
 def test_the_threshold_is_a_parameter() -> None:
-    signals = derive_signals(incident(2), [incident(1, days_ago=3)], NOW, threshold=2)
+    rules = DEFAULT_RULES.model_copy(update={"repeated_incidents": 2})
+    signals = derive_signals(incident(2), [incident(1, days_ago=3)], NOW, rules)
     assert only(signals, "repeated_incidents").incidents == ["INC-1", "INC-2"]
 
 
@@ -251,20 +253,37 @@ def approved(n: int, verdict: Verdict, waited_minutes: int) -> Incident:
         by="alice",
         at=asked + timedelta(minutes=waited_minutes),
         reason="not during the sale",
+        waited_seconds=waited_minutes * 60.0,  # people's time is the wall clock's
     )
     case = case.model_copy(update={"requested_at": asked, "approval": answer})
     return base.model_copy(update={"actions": [case]})
 
 
-def test_a_rejection_or_a_long_wait_is_an_approval_bottleneck_and_a_quick_yes_is_not() -> None:
-    rejected = only(derive_signals(approved(1, Verdict.REJECT, 3), [], NOW), "approval_bottleneck")
-    assert "alice" in rejected.evidence[1] and "not during the sale" in rejected.evidence[1]
+def test_repeated_rejections_or_long_waits_are_a_bottleneck_and_a_quick_yes_is_not() -> None:
+    earlier = [approved(1, Verdict.REJECT, 3)]
+    rejected = only(derive_signals(approved(2, Verdict.REJECT, 3), earlier, NOW),
+                    "approval_bottleneck")
+    assert rejected.incidents == ["INC-1", "INC-2"]
+    assert "alice" in rejected.evidence[-1] and "not during the sale" in rejected.evidence[-1]
     assert "remediation.yaml:actions.rollback_deploy.SEV3" in rejected.suggested_mission
-    slow = only(derive_signals(approved(2, Verdict.APPROVE, 45), [], NOW), "approval_bottleneck")
-    assert "waited 45 min for approval" in slow.evidence[1]
+    slow = only(derive_signals(approved(4, Verdict.APPROVE, 45), [approved(3, Verdict.APPROVE,
+                                                                          50)], NOW),
+                "approval_bottleneck")
+    assert "waited 45 min for approval" in slow.evidence[-1]
     assert slow.id != rejected.id
-    quick = derive_signals(approved(3, Verdict.APPROVE, 5), [], NOW)
+    quick = derive_signals(approved(6, Verdict.APPROVE, 5), [approved(5, Verdict.APPROVE, 4)],
+                           NOW)
     assert "approval_bottleneck" not in kinds(quick)
+
+
+def test_a_single_rejection_is_a_decision_not_a_bottleneck() -> None:
+    assert "approval_bottleneck" not in kinds(
+        derive_signals(approved(1, Verdict.REJECT, 3), [], NOW))
+    # Nor is one slow answer, nor a rejection beside an earlier yes.
+    assert "approval_bottleneck" not in kinds(
+        derive_signals(approved(2, Verdict.APPROVE, 45), [], NOW))
+    assert "approval_bottleneck" not in kinds(
+        derive_signals(approved(4, Verdict.REJECT, 3), [approved(3, Verdict.APPROVE, 2)], NOW))
 
 
 def test_repeated_automatic_repairs_are_toil_only_past_the_toil_threshold() -> None:

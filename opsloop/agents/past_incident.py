@@ -9,7 +9,11 @@ from datetime import datetime
 
 from opsloop.models import DecisionOutcome, Incident
 
-_PAST_VERSION = 1  # bump when PastIncident's fields change: stored records are then re-derived
+# One person's answer to an approval: (policy rule, action type, verdict, wall-clock seconds
+# the answer took, or None when not recorded).
+Answer = tuple[str, str, str, float | None]
+
+_PAST_VERSION = 2  # bump when PastIncident's fields change: stored records are then re-derived
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,7 @@ class PastIncident:
     services: tuple[str, ...]
     category: str | None  # the root cause's, when one was found
     fixes: tuple[tuple[str, str, bool], ...]  # succeeded actions: (service, type, automatic)
+    answers: tuple[Answer, ...] = ()  # people's answers to its approval requests
 
     @classmethod
     def of(cls, incident: Incident) -> PastIncident:
@@ -38,13 +43,17 @@ class PastIncident:
             category=cause.category if cause is not None else None,
             fixes=tuple((r.action.service, r.action.type, r.decision is not None
                          and r.decision.outcome is DecisionOutcome.AUTO)
-                        for r in incident.actions if r.succeeded))
+                        for r in incident.actions if r.succeeded),
+            answers=tuple((r.decision.rule if r.decision else "unrecorded rule",
+                           r.action.type, r.approval.verdict.value, r.approval.waited_seconds)
+                          for r in incident.actions if r.approval is not None))
 
     def to_json(self) -> str:
         return json.dumps({
             "v": _PAST_VERSION, "id": self.id, "opened_at": self.opened_at.isoformat(),
             "title": self.title, "severity": self.severity, "status": self.status,
-            "services": self.services, "category": self.category, "fixes": self.fixes})
+            "services": self.services, "category": self.category, "fixes": self.fixes,
+            "answers": self.answers})
 
     @classmethod
     def from_json(cls, text: str) -> PastIncident:
@@ -59,6 +68,9 @@ class PastIncident:
                        services=tuple(str(s) for s in data["services"]),
                        category=data["category"],
                        fixes=tuple((str(svc), str(kind), bool(auto))
-                                   for svc, kind, auto in data["fixes"]))
-        except (AttributeError, KeyError, TypeError) as exc:
+                                   for svc, kind, auto in data["fixes"]),
+                       answers=tuple((str(rule), str(kind), str(verdict),
+                                      None if waited is None else float(waited))
+                                     for rule, kind, verdict, waited in data["answers"]))
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not a past-incident record: {exc!r}") from exc

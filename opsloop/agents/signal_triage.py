@@ -317,7 +317,9 @@ def _candidates(kind: str, known: list[Incident]) -> Iterable[tuple[str, ...]]:
     for i in known:
         cases = i.actions
         if kind == "repeated_incidents":
-            yield from (("service", s) for s in i.services)
+            category = i.root_cause.category if i.root_cause else "unknown"
+            yield from (("service", s, category) for s in i.services)
+            yield from (("service", s) for s in i.services)  # filed before cause grouping
             if i.root_cause:
                 yield ("category", i.root_cause.category)
         elif kind == "novel_failure":
@@ -345,6 +347,8 @@ def describe_subject(record: SignalRecord, subject: tuple[str, ...] | None) -> s
         return record.title
     if record.kind in {"alert_without_action", "noisy_alert"}:
         return " on ".join(subject)
+    if record.kind == "repeated_incidents" and subject[0] == "service" and len(subject) == 3:
+        return f"service {subject[1]} ({subject[2].replace('_', ' ')})"
     parts = list(subject[1:]) if subject[0] in {record.kind, "novel", "toil"} else list(subject)
     return " ".join(parts)
 

@@ -42,12 +42,12 @@ from opsloop.agents.markdown import (
 from opsloop.agents.past_incident import PastIncident
 from opsloop.agents.record import verification_failed
 from opsloop.models import ActionCase, ActionStatus, DecisionOutcome, Incident, Signal, Verdict
+from opsloop.models.signal_rules import SignalsPolicy
 from opsloop.runbooks.markdown import FrontMatterError, split_front_matter
 
-DEFAULT_LOOKBACK_DAYS = 30
-DEFAULT_THRESHOLD = 3
-DEFAULT_TOIL_THRESHOLD = 5
-DEFAULT_SLOW_APPROVAL_MINUTES = 30.0
+# policies/signals.yaml's defaults, for callers without a policy folder (tests, tools).
+DEFAULT_RULES = SignalsPolicy(version=1)
+DEFAULT_LOOKBACK_DAYS = DEFAULT_RULES.lookback_days
 LOCK_TIMEOUT_SECONDS = 10.0
 
 
@@ -98,32 +98,39 @@ def derive_signals(
     incident: Incident,
     history: Sequence[Incident | PastIncident],
     now: datetime,
-    *,
-    lookback_days: int = DEFAULT_LOOKBACK_DAYS,
-    threshold: int = DEFAULT_THRESHOLD,
-    toil_threshold: int = DEFAULT_TOIL_THRESHOLD,
-    slow_approval_minutes: float = DEFAULT_SLOW_APPROVAL_MINUTES,
+    rules: SignalsPolicy = DEFAULT_RULES,
 ) -> list[Signal]:
-    """The signals this incident raises, judged against `history` within the lookback."""
-    window = _window(incident, history, now - timedelta(days=lookback_days))
+    """The signals this incident raises, judged against `history` within the lookback.
+
+    An incident counts once (its latest record), and one whose root cause is deliberate
+    (`rules.deliberate_causes`, a planned chaos experiment) never counts towards a signal.
+    """
+    days = rules.lookback_days
+    deliberate = set(rules.deliberate_causes)
+    window = _window(incident, history, now - timedelta(days=days), deliberate)
+    cause = incident.root_cause
     found = [
-        *_repeated_incidents(incident, window, now, lookback_days, threshold),
         *_novel_failure(incident, now),
         *_verification_failed(incident, now),
-        *_recurring_fix(incident, window, now, lookback_days, threshold),
-        *_approval_bottleneck(incident, now, timedelta(minutes=slow_approval_minutes)),
-        *_toil(incident, window, now, lookback_days, toil_threshold),
     ]
+    if cause is None or cause.category not in deliberate:
+        found += [
+            *_repeated_incidents(incident, window, now, days, rules.repeated_incidents),
+            *_recurring_fix(incident, window, now, days, rules.recurring_fix),
+            *_approval_bottleneck(incident, window, now, rules),
+            *_toil(incident, window, now, days, rules.toil),
+        ]
     return list({s.id: s for s in found}.values())
 
 
 def _window(incident: Incident, history: Sequence[Incident | PastIncident],
-            since: datetime) -> list[PastIncident]:
+            since: datetime, deliberate: set[str]) -> list[PastIncident]:
     # The current incident always counts, even when history already holds an older copy of it.
     by_id = {i.id: i if isinstance(i, PastIncident) else PastIncident.of(i)
              for i in history if i.opened_at >= since}
     by_id[incident.id] = PastIncident.of(incident)
-    return sorted(by_id.values(), key=lambda i: (i.opened_at, i.id))
+    return sorted((i for i in by_id.values() if i.category not in deliberate),
+                  key=lambda i: (i.opened_at, i.id))
 
 
 def _line(incident: Incident | PastIncident) -> str:
@@ -146,22 +153,25 @@ def _signal(kind: str, subject: Iterable[str], title: str, evidence: list[str],
 
 def _repeated_incidents(incident: Incident, window: list[PastIncident], now: datetime,
                         days: int, threshold: int) -> list[Signal]:
+    # Grouped by service and root cause: three unrelated failures of one service are three
+    # stories, not a pattern. Incidents with no established cause group among themselves.
     signals = []
+    cause = incident.root_cause
+    category = cause.category if cause is not None else None
     for service in sorted(set(incident.services)):
-        hits = [i for i in window if service in i.services]
+        hits = [i for i in window if service in i.services and i.category == category]
         if len(hits) < threshold:
             continue
-        categories = {i.category for i in hits if i.category is not None}
-        same = (f" from the same cause ({next(iter(categories))})"
-                if len(categories) == 1 and all(i.category is not None for i in hits) else "")
+        why = f"from {category}" if category is not None else "with no established cause"
         signals.append(_signal(
-            "repeated_incidents", ("service", service),
-            f"{service} had {len(hits)} incidents in {days} days{same}",
+            "repeated_incidents", ("service", service, category or "unknown"),
+            f"{service} had {len(hits)} incidents {why} in {days} days",
             [_line(i) for i in hits],
-            f"Make {service} reliable: find what its {len(hits)} incidents share and fix it "
-            "at the source, with the owning team.",
+            f"Make {service} reliable against "
+            + (f"{category.replace('_', ' ')}" if category else "its unexplained failures")
+            + f": find what its {len(hits)} incidents share and fix it at the source, with "
+            "the owning team.",
             hits, now))
-    cause = incident.root_cause
     if cause is not None:
         hits = [i for i in window if i.category is not None and i.category == cause.category]
         # One service's run of the same cause is already the service signal above.
@@ -248,31 +258,53 @@ def _recurring_fix(incident: Incident, window: list[PastIncident], now: datetime
     return signals
 
 
-def _approval_bottleneck(incident: Incident, now: datetime, slow: timedelta) -> list[Signal]:
+def _approval_bottleneck(incident: Incident, window: list[PastIncident], now: datetime,
+                         rules: SignalsPolicy) -> list[Signal]:
+    """People's answers that, repeated within the lookback, question a proposal policy: one
+    rejection is a decision, `rules.approvals.rejections` of them are a pattern."""
+    slow = rules.approvals.slow_minutes * 60
+
+    def is_slow(waited: float | None) -> bool:
+        return waited is not None and waited > slow
+
     signals = []
     for r in incident.actions:
         if r.approval is None:
             continue
         rule = r.decision.rule if r.decision else "unrecorded rule"
+        rejected = r.approval.verdict is Verdict.REJECT
+        if not rejected and not is_slow(r.approval.waited_seconds):
+            continue
+        hits = [i for i in window if any(
+            (rl, kind) == (rule, r.action.type)
+            and (verdict == Verdict.REJECT.value if rejected
+                 else verdict != Verdict.REJECT.value and is_slow(waited))
+            for rl, kind, verdict, waited in i.answers)]
+        need = rules.approvals.rejections if rejected else rules.approvals.slow_answers
+        if len(hits) < need:
+            continue
         who = f"{r.approval.by} at {fmt_time(r.approval.at)}"
-        if r.approval.verdict is Verdict.REJECT:
+        if rejected:
             signals.append(_signal(
                 "approval_bottleneck", ("rejected", rule, r.action.type),
-                f"Proposals of {r.action.type} under {rule} are rejected",
-                [_line(incident), f"{r.action.describe()} rejected by {who}: "
+                f"Proposals of {r.action.type} under {rule} were rejected in {len(hits)} "
+                f"incidents in {rules.lookback_days} days",
+                [*(_line(i) for i in hits), f"Latest: {r.action.describe()} rejected by {who}: "
                  f"{r.approval.reason or 'no reason given'}"],
                 f"Review the proposal policy {rule}: should opsloop propose {r.action.type} "
                 "here at all, or with other parameters or evidence?",
-                [incident], now))
-        elif r.approval_wait is not None and r.approval_wait > slow:
+                hits, now))
+        else:
+            wait = fmt_duration(timedelta(seconds=r.approval.waited_seconds or 0))
             signals.append(_signal(
                 "approval_bottleneck", ("slow", rule, r.action.type),
-                f"Approvals of {r.action.type} under {rule} are slow",
-                [_line(incident), f"{r.action.describe()} waited "
-                 f"{fmt_duration(r.approval_wait)} for approval, answered by {who}"],
+                f"Approvals of {r.action.type} under {rule} were slow in {len(hits)} "
+                f"incidents in {rules.lookback_days} days",
+                [*(_line(i) for i in hits), f"Latest: {r.action.describe()} waited {wait} "
+                 f"for approval, answered by {who}"],
                 f"Shorten the approval path for {r.action.type} under {rule}: route it to "
                 "someone on call who can answer, or let policy decide it.",
-                [incident], now))
+                hits, now))
     return signals
 
 
@@ -298,10 +330,20 @@ def _short(signal: Signal) -> str:
 
 
 def _merge(old: Signal, new: Signal) -> Signal:
-    """The newer wording, every incident and piece of evidence either one saw, the first date."""
+    """The newer wording, every incident and piece of evidence either one saw, the first date.
+
+    An incident is one line of evidence however often it was seen: a line about an incident
+    (it starts with the id) is replaced by the newer line about it, in its first place.
+    """
+    incidents = list(dict.fromkeys([*old.incidents, *new.incidents]))
+    known = set(incidents)
+    evidence: dict[str, str] = {}
+    for line in [*old.evidence, *new.evidence]:
+        head = line.split(" ", 1)[0]
+        evidence[head if head in known else line] = line
     return new.model_copy(update={
-        "incidents": list(dict.fromkeys([*old.incidents, *new.incidents])),
-        "evidence": list(dict.fromkeys([*old.evidence, *new.evidence])),
+        "incidents": incidents,
+        "evidence": list(evidence.values()),
         "created_at": min(old.created_at, new.created_at),
     })
 

@@ -9,7 +9,6 @@ from langgraph.runtime import Runtime
 from opsloop.agents.narrative import narrator_for
 from opsloop.agents.postmortem import needs_postmortem, write_postmortem
 from opsloop.agents.runbook_proposal import draft_runbook_proposal
-from opsloop.agents.signals import DEFAULT_LOOKBACK_DAYS as SIGNAL_LOOKBACK_DAYS
 from opsloop.agents.signals import derive_signals, write_signals
 from opsloop.agents.warroom import close_war_room, log_to_war_room
 from opsloop.crashpoints import crash_point
@@ -105,9 +104,10 @@ def learn(state: LoopState, runtime: Runtime[LoopContext]) -> LoopState:
     now = ctx.clock.now()
     # Only the incidents inside the signals' lookback: the cost of learning stays flat as
     # history grows.
-    since = now - timedelta(days=SIGNAL_LOOKBACK_DAYS)
+    rules = ctx.policies.signals
+    since = now - timedelta(days=rules.lookback_days)
     history = ctx.store.related_history(incident, since)
-    signals = derive_signals(incident, history, now, lookback_days=SIGNAL_LOOKBACK_DAYS)
+    signals = derive_signals(incident, history, now, rules)
     paths = write_signals(signals, ctx.settings.signals_dir)
     incident.signal_paths = [str(p) for p in paths]
     events.extend(event(ctx, EventKind.SIGNAL, f"signal filed at {p}") for p in paths)
