@@ -60,8 +60,8 @@ def releases(state: SimState, service: str) -> list[str]:
     """Every version of `service` that exists, oldest first: deployed, known or published."""
     svc = state.services.get(service)
     if svc is None:
-        known = ", ".join(sorted(state.services))
-        raise KeyError(f"unknown service {service!r}; services: {known}")
+        names = ", ".join(sorted(state.services))
+        raise KeyError(f"unknown service {service!r}; services: {names}")
     known = {*svc.version_history, svc.version, *svc.versions, *PATCHES.get(service, [])}
     return sorted(known, key=version_key)
 
