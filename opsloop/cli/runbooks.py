@@ -6,11 +6,13 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from opsloop.agents.markdown import atomic_write
 from opsloop.cli.render import Ui, UserError
+from opsloop.models.catalog import SpecialistName
 from opsloop.settings import Settings
 
 if TYPE_CHECKING:
@@ -58,9 +60,32 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     s.set_defaults(handler=search_cmd)
 
 
+# Which folders `opsloop index` last built the work dir's index from: a search without
+# --runbooks searches that index, not silently the configured folders.
+_BUILT_FROM = "folders.json"
+
+
+def _built_from(settings: Settings) -> list[Path] | None:
+    try:
+        folders = json.loads((settings.index_dir / _BUILT_FROM).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(folders, list) or not all(isinstance(f, str) for f in folders):
+        return None
+    return [Path(f) for f in folders] or None
+
+
+def _folders(args: argparse.Namespace, settings: Settings) -> list[Path]:
+    if args.runbooks:
+        return [d.resolve() for d in args.runbooks]
+    if args.handler is search_cmd and (built := _built_from(settings)) is not None:
+        return built
+    return list(settings.runbook_dirs)
+
+
 def open_index(args: argparse.Namespace, settings: Settings, ui: Ui) -> RunbookIndex:
     """The persisted index, refreshed from the folders, with progress on stderr."""
-    dirs: list[Path] = args.runbooks or settings.runbook_dirs
+    dirs = _folders(args, settings)
     missing = [str(d) for d in dirs if not d.is_dir()]
     if missing:
         raise UserError(f"not a directory: {', '.join(missing)}")
@@ -83,6 +108,8 @@ def index_cmd(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
     except UserError as exc:
         ui.err.print(f"opsloop index: {exc}", markup=False, style="red")
         return 2
+    atomic_write(settings.index_dir / _BUILT_FROM,
+                 json.dumps([str(d.resolve()) for d in index.runbook_dirs]) + "\n")
     counts = index.last_counts
     problems = index.problems()
     if args.json:
@@ -103,6 +130,15 @@ def search_cmd(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
     if (args.query is None) == (args.batch is None):
         ui.err.print("opsloop runbooks search: give a QUERY or --batch FILE (not both)",
                      markup=False, style="red")
+        return 2
+    if args.query is not None and not args.query.strip():
+        ui.err.print("opsloop runbooks search: the query is empty; give an alert's name, "
+                     "labels or text", markup=False, style="red")
+        return 2
+    known = get_args(SpecialistName)
+    if args.specialist is not None and args.specialist not in known:
+        ui.err.print(f"opsloop runbooks search: no specialist {args.specialist!r}; "
+                     f"known: {', '.join(known)}", markup=False, style="red")
         return 2
     if args.batch not in (None, "-") and not Path(args.batch).is_file():
         ui.err.print(f"opsloop runbooks search: no such file: {args.batch}", markup=False,
@@ -130,6 +166,8 @@ def search_cmd(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
     if args.json:
         ui.json(answer)
         return 0
+    folders = ", ".join(str(d) for d in index.runbook_dirs)
+    ui.err.print(f"searched the index of {folders}", markup=False)
     ui.table(f"Runbooks for {args.query!r} ({answer.backend})",
              ["#", "runbook", "score", "section", "alerts", "file"],
              [[str(n), h.runbook_id + ("" if h.confident else " (weak)"), f"{h.score:.2f}",
