@@ -86,7 +86,8 @@ def incident(n: int, *, days_ago: float = 1, service: str = "checkout",
         requested_at=None if waited_minutes is None else asked,
         approval=None if waited_minutes is None else Approval(
             request_id=f"a-{n}", verdict=Verdict.APPROVE, by="alice",
-            at=asked + timedelta(minutes=waited_minutes)),
+            at=asked + timedelta(minutes=waited_minutes),
+            waited_seconds=waited_minutes * 60.0),  # people's time is the wall clock's
         result=ActionResult(action_id=act.id, action=act.describe(), idempotency_key=f"k{n}",
                             status=ActionStatus.SUCCEEDED, at=opened + timedelta(minutes=2)),
     )
@@ -359,6 +360,13 @@ def test_the_score_adds_up_the_documented_evidence(store: IncidentStore,
     # Without a measured burn rate the budget is unknown, not zero.
     calm = one.model_copy(update={"impact": None})
     assert score_signal(record, [], {"INC-1": calm}).budget_burned is None
+    # The environment's clock moving while nobody was asked is not a person's wait: only the
+    # wall-clock wait the answer recorded counts as toil.
+    [case] = one.actions
+    assert case.approval is not None
+    unmeasured = one.model_copy(update={"actions": [case.model_copy(update={
+        "approval": case.approval.model_copy(update={"waited_seconds": None})})]})
+    assert score_signal(record, [], {"INC-1": unmeasured}).approval_wait_hours == 0
 
 
 def load_signals_for(settings: Settings, signal: Signal) -> triage.SignalRecord:

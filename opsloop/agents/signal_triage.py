@@ -23,7 +23,7 @@ merged into it, each incident counted once:
 Error budget burned per incident is estimated as the 1-hour burn rate triage measured at
 opening, held for the incident's duration (opening to its last recorded step), over the SLO
 period; it is unknown when the incident has no measured impact. Toil hours are the measured
-approval waits (request to answer) plus an estimated 15 minutes of a person's time per
+approval waits (request to answer, on people's wall clock, not the environment's) plus an estimated 15 minutes of a person's time per
 manual step (each human answer, each proposal still waiting) and 1 hour per incident handed
 to a human (escalated). An incident the store no longer has counts as one incident, with
 the severity its evidence line names. `Score.estimated` says which parts were estimated.
@@ -284,8 +284,8 @@ def score_signal(record: SignalRecord, merged_in: Iterable[SignalRecord],
             held = _incident_end(incident) - incident.opened_at
             budget += min(1.0, incident.impact.burn_rate_1h * (held / SLO_PERIOD))
         for case in incident.actions:
-            if case.approval_wait is not None:
-                wait += max(case.approval_wait.total_seconds(), 0.0) / 3600
+            if case.human_wait is not None:
+                wait += max(case.human_wait.total_seconds(), 0.0) / 3600
             if case.approval is not None or case.awaits_human:
                 steps += 1
         escalations += incident.status is IncidentStatus.ESCALATED
