@@ -23,10 +23,11 @@ merged into it, each incident counted once:
 Error budget burned per incident is estimated as the 1-hour burn rate triage measured at
 opening, held for the incident's duration (opening to its last recorded step), over the SLO
 period; it is unknown when the incident has no measured impact. Toil hours are the measured
-approval waits (request to answer, on people's wall clock, not the environment's) plus an estimated 15 minutes of a person's time per
-manual step (each human answer, each proposal still waiting) and 1 hour per incident handed
-to a human (escalated). An incident the store no longer has counts as one incident, with
-the severity its evidence line names. `Score.estimated` says which parts were estimated.
+approval waits (request to answer, on people's wall clock, not the environment's) plus an
+estimated 15 minutes of a person's time per manual step (each human answer, each proposal
+still waiting) and 1 hour per incident handed to a human (escalated). An incident the store
+no longer has counts as one incident, with the severity its evidence line names.
+`Score.estimated` says which parts were estimated.
 """
 
 from __future__ import annotations
