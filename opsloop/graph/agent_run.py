@@ -24,6 +24,7 @@ from pydantic import BaseModel
 from opsloop.graph.build import Checkpointer, build_change_path
 from opsloop.graph.context import LoopContext
 from opsloop.graph.nodes.common import context_of, event
+from opsloop.graph.nodes.triage import escalate
 from opsloop.models import (
     ActionCase,
     Diagnosis,
@@ -122,6 +123,10 @@ def propose(state: AgentRunState, runtime: Runtime[LoopContext]) -> AgentRunStat
     severity = schedule.severity if schedule is not None else Severity.SEV4
     rule = (f"schedule.yaml:agents.{run.agent}.severity" if schedule is not None
             else "schedule.yaml: agent not scheduled, least urgent severity")
+    raised = analysis.severity is not None and analysis.severity.rank < severity.rank
+    if raised and analysis.severity is not None:
+        # Only ever stricter: an agent's own rule can raise the record, never lower it.
+        severity, rule = analysis.severity, analysis.severity_rule
     services = sorted({p.action.service for p in analysis.proposals})
     summary = analysis.summary or f"{len(analysis.proposals)} change(s) proposed"
     record = Incident(
@@ -143,5 +148,7 @@ def propose(state: AgentRunState, runtime: Runtime[LoopContext]) -> AgentRunStat
                         f"scheduled agent {run.agent} proposed "
                         f"{', '.join(p.action.describe() for p in analysis.proposals)}")],
     )
+    if raised:  # escalated like a triaged incident of that severity (page, war room)
+        record.timeline = [*record.timeline, *escalate(ctx, record, severity)]
     ctx.store.save_incident(record)
     return {"incident": record}

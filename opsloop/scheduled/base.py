@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 
-from opsloop.models import RemediationProposal
+from opsloop.models import RemediationProposal, Severity
 from opsloop.policy import Policies
 from opsloop.settings import Settings
 from opsloop.store import IncidentStore
@@ -71,6 +71,10 @@ class Analysis(BaseModel):
     proposals: list[RemediationProposal] = Field(default_factory=list)
     reports: list[str] = Field(default_factory=list)  # paths written under work/reports
     signals: list[str] = Field(default_factory=list)  # paths written under work/signals
+    # A severity a policy rule gave the proposals (e.g. severity.yaml vulnerabilities); the
+    # change record takes it only when stricter than schedule.yaml's for the agent.
+    severity: Severity | None = None
+    severity_rule: str = ""
 
 
 class ScheduledAgent(Protocol):

@@ -9,7 +9,7 @@ from opsloop.agents.warroom import open_war_room
 from opsloop.graph.context import LoopContext
 from opsloop.graph.nodes.common import context_of, event
 from opsloop.graph.state import LoopState
-from opsloop.models import EventKind
+from opsloop.models import EventKind, Incident, Severity, TimelineEvent
 from opsloop.policy.impact import Corroboration, corroborate, measure_impact
 from opsloop.policy.severity import cap_uncorroborated, classify, escalation_for
 
@@ -54,7 +54,15 @@ def triage(state: LoopState, runtime: Runtime[LoopContext]) -> LoopState:
         {"severity": severity.value, "rule": rule, "impact": impact.model_dump(),
          "corroboration": None if backing is None else backing.model_dump()},
     )
+    incident.timeline = [*incident.timeline, *events, *escalate(ctx, incident, severity)]
+    return {"incident": incident}
+
+
+def escalate(ctx: LoopContext, incident: Incident, severity: Severity) -> list[TimelineEvent]:
+    """What severity.yaml's escalation says for `severity`: page, war room, channels.
+    Notifications are recorded on the incident; the events are returned."""
     escalation = escalation_for(severity, ctx.policies.severity)
+    events: list[TimelineEvent] = []
     notified: list[str] = []
     message = f"{incident.id} {severity.value}: {incident.title}"
     if escalation.page:
@@ -68,5 +76,4 @@ def triage(state: LoopState, runtime: Runtime[LoopContext]) -> LoopState:
         notified.append(ctx.notifier.notify(channel, message, {"incident": incident.id},
                                             key=f"{incident.id}:triage:{channel}"))
     incident.notifications = [*incident.notifications, *notified]
-    incident.timeline = [*incident.timeline, *events]
-    return {"incident": incident}
+    return events

@@ -13,6 +13,7 @@ from opsloop.graph.context import LoopContext
 from opsloop.graph.nodes.act import idempotency_key
 from opsloop.graph.nodes.common import context_of, event
 from opsloop.graph.people import taken_over
+from opsloop.graph.rescan import rescan_checks
 from opsloop.graph.state import LoopState
 from opsloop.models import (
     ActionCase,
@@ -198,7 +199,8 @@ def verify(state: LoopState, runtime: Runtime[LoopContext]) -> LoopState:
         ctx.clock.wait(math.ceil(remaining))  # the simulator lets production run on
     crash_point("verify.waited")
     alerts = alert_checks(ctx, incident)
-    own = {case.id: threshold_checks(ctx, incident, case, criteria[case.id]) for case in ran}
+    own = {case.id: [*threshold_checks(ctx, incident, case, criteria[case.id]),
+                     *rescan_checks(ctx, case)] for case in ran}
     outcome = incident_outcome(alerts, list(own.values()), ctx.policies.rollback.outcomes)
     checks = [*alerts, *(c for case in ran for c in own[case.id])]
     passed = outcome is VerificationOutcome.RECOVERED
