@@ -9,7 +9,13 @@ import pytest
 from test_policy_support import copy_policies, edit
 from test_signals import NOW, incident, kinds, only
 
-from opsloop.agents.signals import DEFAULT_RULES, derive_signals, read_record, write_signals
+from opsloop.agents.signals import (
+    DEFAULT_RULES,
+    derive_signals,
+    read_record,
+    render_record,
+    write_signals,
+)
 from opsloop.models import IncidentStatus
 from opsloop.policy.loader import load_policies
 from opsloop.policy.problems import PolicyError
@@ -77,3 +83,16 @@ def test_a_bad_threshold_names_the_file_the_field_and_the_value(tmp_path: Path) 
     [problem] = [p for p in raised.value.problems if p.file.endswith("signals.yaml")]
     assert problem.file.endswith("signals.yaml") and problem.field == "approvals.rejections"
     assert problem.line is not None and "0" in str(problem)
+
+
+def test_a_file_from_before_lists_each_incident_once_when_read(tmp_path: Path) -> None:
+    signal = only(derive_signals(incident(3), [incident(1, days_ago=4), incident(2)], NOW),
+                  "repeated_incidents")
+    first = signal.evidence[0]
+    waiting = first.replace("mitigated", "awaiting_approval")
+    # As learn wrote it before: one line per status the incident passed through.
+    old = signal.model_copy(update={"evidence": [waiting, *signal.evidence, "a note"]})
+    path = tmp_path / "old.md"
+    path.write_text(render_record(old), encoding="utf-8")
+    record = read_record(path)
+    assert record.evidence == [first, *signal.evidence[1:], "a note"]

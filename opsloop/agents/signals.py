@@ -336,16 +336,21 @@ def _merge(old: Signal, new: Signal) -> Signal:
     (it starts with the id) is replaced by the newer line about it, in its first place.
     """
     incidents = list(dict.fromkeys([*old.incidents, *new.incidents]))
-    known = set(incidents)
-    evidence: dict[str, str] = {}
-    for line in [*old.evidence, *new.evidence]:
-        head = line.split(" ", 1)[0]
-        evidence[head if head in known else line] = line
     return new.model_copy(update={
         "incidents": incidents,
-        "evidence": list(evidence.values()),
+        "evidence": once_per_incident([*old.evidence, *new.evidence], incidents),
         "created_at": min(old.created_at, new.created_at),
     })
+
+
+def once_per_incident(evidence: list[str], incidents: list[str]) -> list[str]:
+    """Each incident's latest line, in the place of its first; other lines once each."""
+    known = set(incidents)
+    lines: dict[str, str] = {}
+    for line in evidence:
+        head = line.split(" ", 1)[0]
+        lines[head if head in known else line] = line
+    return list(lines.values())
 
 
 def _refiled(old: SignalRecord, new: Signal) -> SignalRecord:
@@ -381,13 +386,16 @@ def read_record(path: Path) -> SignalRecord:
     except (FrontMatterError, UnicodeDecodeError) as err:
         raise ValueError(f"{path}: not a readable signal file: {err}") from err
     try:
-        return SignalRecord.model_validate(meta)
+        record = SignalRecord.model_validate(meta)
     except ValidationError as err:
         first = err.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
         raise ValueError(
             f"{path}: front matter is not a valid signal ({err.error_count()} error(s), "
             f"first: {where}: {first['msg']}); fix or move the file and run again") from err
+    # Files written before an incident counted once list it once per status it passed.
+    return record.model_copy(update={
+        "evidence": once_per_incident(record.evidence, record.incidents)})
 
 
 @contextmanager
