@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from opsloop.models import ActionStatus, RemediationAction
 from opsloop.security.intake import read
 from opsloop.security.matching import assess
 from opsloop.security.sbom import read_sbom
@@ -74,3 +75,32 @@ def test_sim_serve_publishes_the_same_sbom_over_http(env: SimEnvironment) -> Non
     finally:
         client.close()
         server.stop()
+
+
+def _deploy(to_version: str) -> RemediationAction:
+    return RemediationAction(id="patch", type="deploy_version", service="api-gateway",
+                             params={"to_version": to_version})
+
+
+def test_deploy_version_ships_the_patch_release_and_its_revert_redeploys(
+        env: SimEnvironment) -> None:
+    result = env.execute(_deploy("2.9.5"), "patch-1")
+    assert result.status is ActionStatus.SUCCEEDED, result.detail
+    assert result.detail == "deployed api-gateway 2.9.5 (was 2.9.4)"
+    assert read_sbom("now", env.sbom("api-gateway")).version == "2.9.5"
+    assert env.deploys("api-gateway", 5)[-1].version == "2.9.5"
+    reverted = env.revert(result, "revert-1")
+    assert reverted.status is ActionStatus.SUCCEEDED
+    assert env.state.services["api-gateway"].version == "2.9.4"
+
+
+@pytest.mark.parametrize(("to_version", "why"), [
+    ("2.9.0", "not newer than the 2.9.4 api-gateway runs; use rollback_deploy"),
+    ("3.0.0", "no published release '3.0.0'; releases: 2.8.7, 2.9.0, 2.9.4, 2.9.5"),
+])
+def test_deploy_version_refuses_going_back_or_an_unpublished_release(
+        env: SimEnvironment, to_version: str, why: str) -> None:
+    result = env.execute(_deploy(to_version), f"patch-{to_version}")
+    assert result.status is ActionStatus.FAILED
+    assert why in result.detail
+    assert env.state.services["api-gateway"].version == "2.9.4"
