@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 from test_postmortem import at, event, incident_with, render, sections
 
+from opsloop.agents.narrative import record_facts
 from opsloop.agents.postmortem import draft_postmortem
 from opsloop.agents.warroom import close_war_room, log_to_war_room, open_war_room
 from opsloop.models import (
@@ -125,3 +126,18 @@ def test_a_war_room_is_closed_with_its_status_and_when_and_keeps_its_log(
     close_war_room(tmp_path, "INC-404", "mitigated", at(29))  # no war room: nothing written
     assert sorted(p.name for p in tmp_path.iterdir()) == ["INC-100.md"]
     assert yaml.safe_load((tmp_path / "INC-100.md").read_text().split("---")[1])
+
+
+def test_a_model_writing_the_narrative_is_told_the_agent_s_proposal_and_the_wall_clock_wait(
+        ) -> None:
+    answer = Approval(request_id="a-rollback", verdict=Verdict.MODIFY, by="alice", at=at(12),
+                      changes={"to_version": "v2.4.9"}, waited_seconds=95.0)
+    incident = sev1_bad_deploy(answer)
+    [case] = incident.actions
+    case = case.model_copy(update={
+        "proposal": case.proposal.model_copy(update={"action": rollback("v2.4.9")}),
+        "proposed": rollback()})
+    [facts] = record_facts(incident.model_copy(update={"actions": [case]}))["actions"]
+    assert facts["action"] == "rollback_deploy(checkout, to_version=v2.4.9)"
+    assert facts["agent_proposed"] == "rollback_deploy(checkout, to_version=v2.4.0)"
+    assert facts["answer_seconds_wall_clock"] == 95.0

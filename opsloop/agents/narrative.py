@@ -50,10 +50,15 @@ def record_facts(incident: Incident) -> dict[str, Any]:
             "confidence": cause.confidence,
             "evidence_held": [e.observed for e in cause.evidence if e.holds][:6]},
         "novel": incident.novel,
+        # What ran; the agent's own proposal when a person changed it; how long the person
+        # took on the wall clock (the record's clock may stand still while people think).
         "actions": [{"action": r.action.describe(),
+                     "agent_proposed": (r.proposed or r.action).describe(),
                      "decision": r.decision.outcome.value if r.decision else None,
                      "approved_by": r.approval.by if r.approval else None,
                      "verdict": r.approval.verdict.value if r.approval else None,
+                     "answer_seconds_wall_clock": (r.approval.waited_seconds
+                                                   if r.approval else None),
                      "result": r.result.status.value if r.result else None}
                     for r in incident.actions],
         "verification": None if incident.verification is None else {
