@@ -23,9 +23,10 @@ def vex_path(work_dir: Path) -> Path:
     return work_dir / VEX_FILE
 
 
-def _filed_name(path: Path, data: bytes) -> str:
-    # The same report filed twice is one file; two reports with one name stay apart.
-    return f"{hashlib.sha256(data).hexdigest()[:12]}-{path.name}"
+def _filed_path(directory: Path, path: Path, data: bytes) -> Path:
+    # The same report filed twice is one file; two reports with one name stay apart, each
+    # under its own name (findings name the file they came from).
+    return directory / hashlib.sha256(data).hexdigest()[:12] / path.name
 
 
 def ingest(work_dir: Path, paths: list[Path]) -> list[Path]:
@@ -38,8 +39,9 @@ def ingest(work_dir: Path, paths: list[Path]) -> list[Path]:
     filed = []
     for path in paths:
         data = path.read_bytes()
-        final = target / _filed_name(path, data)
-        fd, tmp = tempfile.mkstemp(prefix=".ingest.", dir=target)
+        final = _filed_path(target, path, data)
+        final.parent.mkdir(exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".ingest.", dir=final.parent)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         os.replace(tmp, final)
@@ -49,7 +51,7 @@ def ingest(work_dir: Path, paths: list[Path]) -> list[Path]:
 
 def filed(work_dir: Path) -> list[Path]:
     directory = inbox_dir(work_dir)
-    return sorted(directory.glob("*.json")) if directory.is_dir() else []
+    return sorted(directory.glob("*/*.json")) if directory.is_dir() else []
 
 
 def read_inbox(work_dir: Path) -> Intake:
