@@ -20,6 +20,7 @@ from opsloop.policy.schema.remediation import (
     RemediationPolicy,
     SeverityBoundary,
 )
+from opsloop.policy.schema.resilience import ResiliencePolicy
 from opsloop.policy.schema.rollback import Criteria, KillSwitch, RollbackPolicy, Thresholds
 from opsloop.policy.schema.rollouts import FlagPlan, RolloutPlan, RolloutsPolicy
 from opsloop.policy.schema.schedule import AgentSchedule, SchedulePolicy
@@ -30,6 +31,7 @@ from opsloop.policy.schema.severity import (
     SeverityRule,
     Tiers,
 )
+from opsloop.policy.schema.signals import SignalsPolicy
 
 
 class Policies(BaseModel):
@@ -48,6 +50,8 @@ class Policies(BaseModel):
     schedule: SchedulePolicy
     rollouts: RolloutsPolicy
     notifications: NotificationsPolicy
+    resilience: ResiliencePolicy
+    signals: SignalsPolicy
     warnings: list[str] = Field(default_factory=list)  # from the loader, for the operator
 
 
@@ -63,6 +67,8 @@ POLICY_FILES: dict[str, tuple[str, type[PolicyFile]]] = {
     "schedule.yaml": ("schedule", SchedulePolicy),
     "rollouts.yaml": ("rollouts", RolloutsPolicy),
     "notifications.yaml": ("notifications", NotificationsPolicy),
+    "resilience.yaml": ("resilience", ResiliencePolicy),
+    "signals.yaml": ("signals", SignalsPolicy),
 }
 
 __all__ = [
@@ -92,6 +98,7 @@ __all__ = [
     "RateLimits",
     "RemediationPolicy",
     "ReplicaBounds",
+    "ResiliencePolicy",
     "ResourceThresholds",
     "RollbackPolicy",
     "RolloutPlan",
@@ -100,6 +107,7 @@ __all__ = [
     "SeverityBoundary",
     "SeverityPolicy",
     "SeverityRule",
+    "SignalsPolicy",
     "Silence",
     "Slo",
     "StrictModel",
