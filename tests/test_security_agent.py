@@ -44,7 +44,7 @@ def fleet() -> SimState:
 
 
 def file_reports(settings: Settings, names: list[str]) -> None:
-    ingest(settings.work_dir, [DATA / n for n in names])
+    ingest(settings.state_dir, [DATA / n for n in names])
 
 
 def analyse(state: SimState, settings: Settings, policies: Policies) -> Analysis:
@@ -124,8 +124,8 @@ def test_filing_an_unreadable_report_files_nothing(settings: Settings, tmp_path:
     bad.write_text("{not json")
     from opsloop.security.finding import IntakeError
     with pytest.raises(IntakeError, match=r"scan\.json: line 1"):
-        ingest(settings.work_dir, [DATA / "kev.json", bad])
-    assert filed(settings.work_dir) == []
+        ingest(settings.state_dir, [DATA / "kev.json", bad])
+    assert filed(settings.state_dir) == []
 
 
 def _scheduled(state: SimState, settings: Settings, policies: Policies,

@@ -46,18 +46,18 @@ def _warn(ui: Ui, problems: list[Any]) -> None:
 
 def ingest_files(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
     try:
-        stored = ingest(settings.work_dir, list(args.files))
+        stored = ingest(settings.state_dir, list(args.files))
     except IntakeError as exc:
         raise UserError(f"{exc} (nothing was filed)") from None
     problems = read(list(args.files)).problems
-    intake = read_inbox(settings.work_dir)
+    intake = read_inbox(settings.state_dir)
     if args.json:
         ui.json({"filed": [str(p) for p in stored], "findings": len(intake.findings),
                  "problems": [str(p) for p in problems]})
         return 0
     _warn(ui, problems)
-    ui.out.print(f"filed {len(stored)} file(s) in {inbox_dir(settings.work_dir)}; the inbox holds "
-                 f"{len(intake.findings)} finding(s) from {len(filed(settings.work_dir))} "
+    ui.out.print(f"filed {len(stored)} file(s) in {inbox_dir(settings.state_dir)}; the inbox holds "
+                 f"{len(intake.findings)} finding(s) from {len(filed(settings.state_dir))} "
                  "file(s). `opsloop agents run security` matches them with each service.",
                  markup=False)
     return 0
@@ -73,7 +73,7 @@ def _fixes(f: Finding) -> str:
 
 
 def list_findings(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
-    intake = read_inbox(settings.work_dir)
+    intake = read_inbox(settings.state_dir)
     if args.json:
         ui.json({"findings": intake.findings, "problems": [str(p) for p in intake.problems]})
         return 0
@@ -91,7 +91,7 @@ def list_findings(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
 
 
 def show(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
-    intake = read_inbox(settings.work_dir)
+    intake = read_inbox(settings.state_dir)
     wanted = args.id.upper()
     found = next((f for f in intake.findings if wanted in {i.upper() for i in f.ids()}), None)
     if found is None:

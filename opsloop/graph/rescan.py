@@ -21,7 +21,7 @@ def rescan_checks(ctx: LoopContext, case: ActionCase) -> list[VerificationCheck]
     if case.action.type != PATCH_ACTION:
         return []
     service, finding_id = case.action.service, case.proposal.hypothesis_id
-    finding = next((f for f in read_inbox(ctx.settings.work_dir).findings
+    finding = next((f for f in read_inbox(ctx.settings.state_dir).findings
                     if finding_id in f.ids()), None)
     name = f"rescan {finding_id}"
     try:

@@ -1,6 +1,7 @@
-"""The findings inbox under the work dir: `opsloop vulns ingest` files reports here, the
-security agent and verification read them back. Files are kept as they came, so a re-read
-gives the same findings, and a file that cannot be read at all is never filed."""
+"""The findings inbox in opsloop's state dir (work/state/security/inbox): `opsloop vulns
+ingest` files reports there, the security agent and verification read them back. Files are
+kept as they came, so a re-read gives the same findings, and a file that cannot be read at
+all is never filed."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ INBOX = "security/inbox"
 VEX_FILE = "security/vex.json"
 
 
-def inbox_dir(work_dir: Path) -> Path:
-    return work_dir / INBOX
+def inbox_dir(state_dir: Path) -> Path:
+    return state_dir / INBOX
 
 
 def vex_path(work_dir: Path) -> Path:
@@ -29,12 +30,12 @@ def _filed_path(directory: Path, path: Path, data: bytes) -> Path:
     return directory / hashlib.sha256(data).hexdigest()[:12] / path.name
 
 
-def ingest(work_dir: Path, paths: list[Path]) -> list[Path]:
+def ingest(state_dir: Path, paths: list[Path]) -> list[Path]:
     """File every report into the inbox, atomically. All files are checked first: one that
     cannot be read raises IntakeError naming it, and then nothing is filed."""
     for path in paths:
         load(path)  # raises IntakeError naming the file
-    target = inbox_dir(work_dir)
+    target = inbox_dir(state_dir)
     target.mkdir(parents=True, exist_ok=True)
     filed = []
     for path in paths:
@@ -49,11 +50,11 @@ def ingest(work_dir: Path, paths: list[Path]) -> list[Path]:
     return filed
 
 
-def filed(work_dir: Path) -> list[Path]:
-    directory = inbox_dir(work_dir)
+def filed(state_dir: Path) -> list[Path]:
+    directory = inbox_dir(state_dir)
     return sorted(directory.glob("*/*.json")) if directory.is_dir() else []
 
 
-def read_inbox(work_dir: Path) -> Intake:
+def read_inbox(state_dir: Path) -> Intake:
     """Every filed report, merged (an empty Intake when nothing was filed)."""
-    return read(filed(work_dir))
+    return read(filed(state_dir))

@@ -23,7 +23,7 @@ from opsloop.scheduled.agents.security_plan import ServicePlan, Triaged, plan_se
 from opsloop.scheduled.base import AgentContext, Analysis, Finding
 from opsloop.security.finding import Finding as VulnFinding
 from opsloop.security.inbox import read_inbox, vex_path
-from opsloop.security.matching import assess, assess_all
+from opsloop.security.matching import Assessment, Justification, assess, assess_all
 from opsloop.security.sbom import Inventory, SbomError, read_sbom
 from opsloop.security.versions import compare
 from opsloop.security.vex import document
@@ -41,7 +41,7 @@ class Security:
     tools = ("findings_inbox", "sbom", "releases")
 
     def observe(self, ctx: AgentContext) -> dict[str, Any]:
-        intake = read_inbox(ctx.settings.work_dir)
+        intake = read_inbox(ctx.settings.state_dir)
         running: dict[str, Any] = {}
         unavailable: dict[str, str] = {}
         for info in ctx.telemetry.services():
@@ -96,9 +96,13 @@ class Security:
         written = write_signals(signals, ctx.signals_dir) if signals else []
         patches = sorted((p.driver for p in plans if p.action == "patch"), key=lambda t: t.rank)
         worst = patches[0] if patches else None
+        # Present but not affected (a fixed version, or never loaded) is worth saying; a
+        # package the service does not ship at all is only a VEX statement.
+        cleared = [_not_affected(a) for a in assessments if not a.affected
+                   and a.justification is not Justification.COMPONENT_NOT_PRESENT]
         return Analysis(
             summary=_summary(plans, len(vex["statements"])),
-            findings=notes + [_finding(p) for p in plans], proposals=proposals,
+            findings=notes + [_finding(p) for p in plans] + cleared, proposals=proposals,
             reports=reports, signals=[str(p) for p in written],
             severity=worst.severity if worst is not None else None,
             severity_rule=worst.rule if worst is not None else "")
@@ -142,9 +146,22 @@ def _finding(plan: ServicePlan) -> Finding:
         summary=f"{plan.service} {plan.running}: {driver.assessment.finding.id} — {what}",
         evidence=[_describe(t) for t in plan.findings],
         data={"action": plan.action, "finding": driver.assessment.finding.id,
+              "affecting": len(plan.findings),  # distinct findings, after merging aliases
+              "reports": len(driver.assessment.finding.sources),
               "severity": driver.severity.value if driver.severity is not None else None,
               "rule": driver.rule, "to_version": plan.to_version, "clears": plan.clears,
               "mitigation": plan.mitigation})
+
+
+def _not_affected(a: Assessment) -> Finding:
+    justification = a.justification.value if a.justification is not None else ""
+    return Finding(
+        kind="vulnerability_not_affected", subject=a.service, level="info",
+        summary=f"{a.service} {a.service_version}: not affected by {a.finding.id} "
+                f"({justification}): {a.reason}",
+        data={"finding": a.finding.id, "justification": justification,
+              "package": a.package.name if a.package is not None else None,
+              "version": a.package.version if a.package is not None else None})
 
 
 def _signal(plan: ServicePlan, ctx: AgentContext) -> Signal:
