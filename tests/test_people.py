@@ -80,6 +80,8 @@ def test_the_people_lifecycle_over_http(api: tuple[httpx.Client, str, Path]) -> 
     assert no.status_code == 200, no.text
     assert client.post(f"{base}/resolve", json={"reason": "rolled back by hand"}
                        ).status_code == 200
+    room = next((work / "warrooms").glob(f"{incident}*.md")).read_text()
+    assert "status: resolved" in room and "closed_at:" in room
     late = client.post(f"{base}/acknowledge", headers=bearer(RAY))
     assert late.status_code == 409 and "reopen it first" in late.json()["detail"]
     assert client.post(f"{base}/reopen").status_code == 200

@@ -454,7 +454,7 @@ class IntakeRuntime:
         loop = self._loop()
         with self.store_lock:
             return apply_verb(self.store, loop.notifier, self.policies, incident_id, verb,
-                              actor, detail)
+                              actor, detail, self.settings.warrooms_dir)
 
     def repage(self) -> list[PeopleEvent]:
         """Page again whatever nobody acknowledged in time (severity.yaml escalation)."""

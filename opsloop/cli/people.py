@@ -48,7 +48,7 @@ def apply(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
     loop = OperateLoop(settings)
     try:
         done = apply_verb(loop.store, loop.notifier, loop.policies, args.id, args.verb, who,
-                          args.detail)
+                          args.detail, settings.warrooms_dir)
         state = loop.store.people.state(args.id)
     except StoreError as exc:
         raise UserError(str(exc)) from None

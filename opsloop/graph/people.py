@@ -8,7 +8,9 @@ follows (acknowledge, resolve), under a key of its own so a retry never sends it
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
+from opsloop.agents.warroom import close_war_room
 from opsloop.models import EventKind, Incident, IncidentStatus
 from opsloop.models.people import (
     PeopleEvent,
@@ -29,9 +31,10 @@ _SETTLED = (IncidentStatus.MITIGATED, IncidentStatus.RESOLVED)
 
 
 def apply_verb(store: IncidentStore, notifier: Notifier | None, policies: Policies,
-               incident_id: str, verb: PeopleVerb, actor: str, detail: str = "") -> PeopleEvent:
+               incident_id: str, verb: PeopleVerb, actor: str, detail: str = "",
+               warrooms_dir: Path | None = None) -> PeopleEvent:
     """Apply one person's verb; PeopleRefused (with why) when it does not apply now,
-    StoreError for an unknown incident."""
+    StoreError for an unknown incident. A resolve closes the incident's war room."""
     if verb is PeopleVerb.REPAGE:
         raise PeopleRefused("re-pages are the loop's, not a person's")
     incident = store.get_incident(incident_id)
@@ -44,6 +47,8 @@ def apply_verb(store: IncidentStore, notifier: Notifier | None, policies: Polici
     done = store.people.apply(incident_id, verb, actor, text, allowed)
     store.audit(incident_id, actor, f"people.{verb.value}",
                 {"detail": text, "seq": done.seq, "status": incident.status.value})
+    if verb is PeopleVerb.RESOLVE and warrooms_dir is not None:
+        close_war_room(warrooms_dir, incident_id, "resolved", done.at)
     if notifier is not None and _was_paged(incident, policies):
         _tell_the_page(notifier, incident, done)
     return done
