@@ -10,12 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from opsloop.chaos.actuator import RUN_EXPERIMENT
 from opsloop.chaos.experiments import BlastRadius
 from opsloop.models import Severity
 from opsloop.policy.schema.base import format_minutes
 from opsloop.policy.schema.resilience import ResiliencePolicy
 
-RUN_EXPERIMENT = "run_chaos_experiment"
+__all__ = ["RUN_EXPERIMENT", "Refusal", "ResilienceFacts", "refusals"]
+
 _R = "resilience.yaml"
 
 

@@ -22,6 +22,8 @@ AGENTS: dict[str, str] = {
     "performance": "opsloop.scheduled.agents.performance:Performance",
     "cost": "opsloop.scheduled.agents.cost:Cost",
     "rollouts": "opsloop.scheduled.agents.rollouts:Rollouts",
+    "security": "opsloop.scheduled.agents.security:Security",
+    "resilience": "opsloop.scheduled.agents.resilience:Resilience",
 }
 
 # Tests (and embedders) may add agents; they live beside the built-in ones.

@@ -10,9 +10,11 @@ from langgraph.runtime import Runtime
 from opsloop.agents.warroom import log_to_war_room
 from opsloop.crashpoints import crash_point
 from opsloop.graph.context import LoopContext
+from opsloop.graph.gameday import gameday_actuator
 from opsloop.graph.nodes.common import context_of, event
 from opsloop.graph.state import LoopState
 from opsloop.models import EventKind, RemediationAction, Severity
+from opsloop.policy.resilience import RUN_EXPERIMENT
 from opsloop.policy.severity import escalation_for
 
 
@@ -35,7 +37,8 @@ def act(state: LoopState, runtime: Runtime[LoopContext]) -> LoopState:
         if not case.cleared or decision is None:
             continue
         action = case.action
-        result = ctx.actuator.execute(action, idempotency_key(incident.id, action))
+        actuator = gameday_actuator(ctx) if action.type == RUN_EXPERIMENT else ctx.actuator
+        result = actuator.execute(action, idempotency_key(incident.id, action))
         crash_point("act.executed")
         cases[n] = case.model_copy(update={"result": result})
         ctx.store.audit(incident.id, "opsloop", "action", result.model_dump(mode="json"))

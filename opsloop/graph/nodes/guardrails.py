@@ -7,6 +7,7 @@ from datetime import timedelta
 from langgraph.runtime import Runtime
 
 from opsloop.graph.context import LoopContext
+from opsloop.graph.gameday import start_facts
 from opsloop.graph.nodes.common import context_of, event
 from opsloop.graph.people import taken_over
 from opsloop.graph.state import LoopState
@@ -22,6 +23,7 @@ from opsloop.models import (
 )
 from opsloop.policy.guardrails import DiagnosisFacts, GuardrailContext, decide
 from opsloop.policy.health import budget_state
+from opsloop.policy.resilience import RUN_EXPERIMENT
 from opsloop.policy.rollback import kill_switch_tripped
 
 
@@ -88,6 +90,8 @@ def guardrail_context(
         target_in_incident=action.service in incident.services,
         diagnosis=diagnosis_facts(incident, proposal),
         taken_over_by=driver.taken_over_by if driver is not None else None,
+        resilience=(start_facts(ctx, incident.id, action) if action.type == RUN_EXPERIMENT
+                    else None),
     )
 
 
