@@ -183,3 +183,34 @@ def test_the_sev1_patch_waits_for_a_human_and_is_verified_by_rescan_or_rolled_ba
     finally:
         loop.close()
         ledger.close()
+
+
+def test_a_patch_the_rescan_still_finds_is_reverted(
+        fleet: SimState, settings: Settings, shipped_policies: Policies,
+        make_loop: Callable[[Settings], OperateLoop], tmp_path: Path) -> None:
+    file_reports(settings, LOG4SHELL)
+    _run, loop, ledger, ref = _scheduled(copy.deepcopy(fleet), settings, shipped_policies,
+                                         make_loop)
+    try:
+        (request,) = loop.pending()
+        # While the patch waits, the advisory is revised: the fix in 2.17.1 was incomplete.
+        revised = tmp_path / "GHSA-jfh8-c2jp-5v3q.json"
+        revised.write_text(json.dumps({
+            "schema_version": "1.6.0", "id": "GHSA-jfh8-c2jp-5v3q",
+            "aliases": ["CVE-2021-44228"], "modified": "2026-11-30T09:00:00Z",
+            "affected": [{"package": {"ecosystem": "Maven",
+                                      "name": "org.apache.logging.log4j:log4j-core",
+                                      "purl": "pkg:maven/org.apache.logging.log4j/log4j-core"},
+                          "ranges": [{"type": "ECOSYSTEM",
+                                      "events": [{"introduced": "2.0"}, {"fixed": "2.18.0"}]}]}]}))
+        ingest(settings.state_dir, [revised])
+        loop.decide(request.id, Verdict.APPROVE, "on-call", "patch now")
+        record = loop.store.get_incident(request.incident_id)
+        (case,) = record.actions
+        rescan = next(c for c in case.checks if c.name == "rescan CVE-2021-44228")
+        assert not rescan.ok and rescan.outcome is VerificationOutcome.NO_EFFECT
+        assert record.verification is not None and record.verification.rolled_back
+        assert _running(settings, ref, "api-gateway") == "2.9.4"
+    finally:
+        loop.close()
+        ledger.close()
