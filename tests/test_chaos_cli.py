@@ -59,6 +59,7 @@ def test_run_then_history_then_a_second_run_is_refused(
                  "--json") == 0
     report = json.loads(capsys.readouterr().out)
     assert report["outcome"] == "aborted" and report["rollbacks_ok"]
+    assert report["opsloop_detection_measured"] and report["opsloop_detections"]
     assert (tmp_path / "reports" / f"gameday-{report['run_id']}.md").is_file()
     assert chaos(tmp_path, "history", "--json") == 0
     runs = json.loads(capsys.readouterr().out)["runs"]

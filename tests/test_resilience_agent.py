@@ -107,8 +107,15 @@ def test_an_approved_gameday_runs_in_the_act_step_and_is_rolled_back(
     (case,) = record.actions
     assert case.result is not None and case.result.status is ActionStatus.SUCCEEDED, case.result
     assert "GameDay checkout-failing-replica: aborted" in case.result.detail
+    assert record.status.value == "mitigated"
+    assert record.verification is not None and record.verification.passed
     (page,) = (settings.work_dir / "reports").glob("gameday-*.md")
     assert "Outcome: **aborted**" in page.read_text()
+    report = json.loads(page.with_suffix(".json").read_text())
+    # opsloop's own alerting, replayed minute by minute over the run, saw it first.
+    assert {(d["name"], d["service"]) for d in report["opsloop_detections"]} >= {
+        ("HighErrorRate", "checkout")}
+    assert report["opsloop_time_to_detect_minutes"] <= report["time_to_detect_minutes"] == 5
     # The fault and its rollback happened in this production, and it was saved.
     env = open_environment(ref, settings)
     try:

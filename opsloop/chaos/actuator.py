@@ -21,7 +21,7 @@ from typing import Protocol
 
 from opsloop.chaos.engine import write_json
 from opsloop.chaos.experiments import ExperimentError, find
-from opsloop.chaos.gameday import run_gameday
+from opsloop.chaos.gameday import Watcher, run_gameday
 from opsloop.models import ActionResult, ActionStatus, RemediationAction
 
 RUN_EXPERIMENT = "run_chaos_experiment"
@@ -38,7 +38,8 @@ class _Actuator(Protocol):
 
 class GameDayActuator:
     def __init__(self, rest: _Actuator, *, experiments_dir: Path, state_dir: Path,
-                 reports_dir: Path, serve: Target | None, clock: Callable[[], datetime]) -> None:
+                 reports_dir: Path, serve: Target | None, clock: Callable[[], datetime],
+                 watch: Watcher | None = None) -> None:
         self.rest = rest
         self.experiments_dir = experiments_dir
         self.results_path = state_dir / "chaos" / "actions.json"
@@ -46,6 +47,7 @@ class GameDayActuator:
         self.reports_dir = reports_dir
         self.serve = serve
         self.clock = clock
+        self.watch = watch  # opsloop's own detection over the run, for the report
 
     def execute(self, action: RemediationAction, idempotency_key: str) -> ActionResult:
         if action.type != RUN_EXPERIMENT:
@@ -82,7 +84,8 @@ class GameDayActuator:
         started = self.clock()
         with self.serve() as url:
             report = run_gameday(experiment, url, state_dir=self.state_dir,
-                                 reports_dir=self.reports_dir, run_id=run_id, started_at=started)
+                                 reports_dir=self.reports_dir, run_id=run_id, started_at=started,
+                                 watch=self.watch)
         ok = report.outcome in LEARNED and report.rollbacks_ok and report.recovered
         page = self.reports_dir / f"gameday-{run_id}.md"
         return done(ActionStatus.SUCCEEDED if ok else ActionStatus.FAILED,

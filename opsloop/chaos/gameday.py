@@ -23,9 +23,10 @@ from opsloop.chaos.report import (
     report_paths,
 )
 
-# Given the run's fault minute and the minute its rollbacks began: the alerts opsloop's own
-# detection raised for the experiment's services in between (None: not watched).
-Watcher = Callable[[Experiment, float | None, float | None], list[Detection]]
+# Given the target's minute at the start, the fault's and the rollbacks' (None: the target
+# tells no clock): the alerts opsloop's own detection raised for the experiment's services
+# in between.
+Watcher = Callable[[Experiment, int | None, int | None, int | None], list[Detection]]
 
 
 def run_gameday(experiment: Experiment, target_url: str, *, state_dir: Path, reports_dir: Path,
@@ -37,10 +38,11 @@ def run_gameday(experiment: Experiment, target_url: str, *, state_dir: Path, rep
     detections = None
     if watch is not None:
         timeline = journal["opsloop"]["timeline"]
+        start = timeline[0]["minute"] if timeline else None
         fault = next((t["minute"] for t in timeline if t["phase"] == "method"
                       and t.get("type") == "action"), None)
         until = next((t["minute"] for t in timeline if t["event"] == "rollbacks_started"), None)
-        detections = watch(experiment, fault, until)
+        detections = watch(experiment, start, fault, until)
     report = build_report(experiment, journal, detections)
     if started_at is not None:
         report = report.model_copy(update={"started_at": started_at.isoformat()})

@@ -111,6 +111,7 @@ def run(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
     from opsloop.chaos.experiments import ExperimentError, find
     from opsloop.chaos.gameday import run_gameday
     from opsloop.environments import UnknownEnvironment, open_environment, remote_ref
+    from opsloop.graph.gameday import opsloop_watch
     from opsloop.graph.resilience_facts import resilience_facts
     from opsloop.policy import load_policies
     from opsloop.policy.resilience import refusals
@@ -152,7 +153,8 @@ def run(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
         run_id = f"{experiment.name}-{datetime.now(UTC):%Y%m%d%H%M%S}"
         report = run_gameday(experiment, target, state_dir=settings.state_dir,
                              reports_dir=settings.work_dir / "reports", run_id=run_id,
-                             started_at=now)
+                             started_at=now,
+                             watch=opsloop_watch(policies, production, production.now))
     finally:
         store.close()
         production.close()
