@@ -35,6 +35,7 @@ ACTION_TYPES: dict[str, bool] = {
     "purge_logs": False,
     "expand_volume": False,
     "abort_experiment": False,
+    "deploy_version": True,  # a published release forward (security patches); undo redeploys
     # A GameDay: its rollbacks run inside the run, so there is nothing left to undo after.
     "run_chaos_experiment": False,
 }

@@ -6,7 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 from opsloop.models import ExperimentStatus, ParamValue, RemediationAction
-from opsloop.simulator import events
+from opsloop.security.versions import compare
+from opsloop.simulator import events, sbom
 from opsloop.simulator.state import Autoscaler, ServiceState, SimState
 
 MAX_REPLICAS = 50
@@ -65,6 +66,21 @@ def _rollback(state: SimState, svc: ServiceState, params: Params) -> Outcome:
         f"rolled back {svc.name} from {replaced} to {target}",
         {"kind": "redeploy", "service": svc.name, "version": replaced},
     )
+
+
+def _deploy_version(state: SimState, svc: ServiceState, params: Params) -> Outcome:
+    # Forward only, to a published release: going back is rollback_deploy's job.
+    target = str(params["to_version"])
+    published = sbom.releases(state, svc.name)
+    if target not in published:
+        raise ActionError(f"{svc.name} has no published release {target!r}; "
+                          f"releases: {', '.join(published)}")
+    if compare(target, svc.version) <= 0:
+        raise ActionError(f"{target} is not newer than the {svc.version} {svc.name} runs; "
+                          "use rollback_deploy to go back")
+    replaced = events.deploy(state, svc.name, target, ACTOR)
+    return (f"deployed {svc.name} {target} (was {replaced})",
+            {"kind": "redeploy", "service": svc.name, "version": replaced})
 
 
 def _restart(state: SimState, svc: ServiceState, params: Params) -> Outcome:
@@ -255,6 +271,7 @@ Handler = Callable[[SimState, ServiceState, Params], Outcome]
 # type -> (handler, optional params, required params)
 HANDLERS: dict[str, tuple[Handler, frozenset[str], frozenset[str]]] = {
     "rollback_deploy": (_rollback, frozenset({"to_version"}), frozenset()),
+    "deploy_version": (_deploy_version, frozenset(), frozenset({"to_version"})),
     "restart": (_restart, frozenset(), frozenset()),
     "replace_instance": (_replace, frozenset({"instance"}), frozenset()),
     "scale_out": (lambda s, v, p: _scale(s, v, p, True), frozenset(), frozenset({"replicas"})),
