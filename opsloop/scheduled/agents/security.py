@@ -177,8 +177,12 @@ def _signal(plan: ServicePlan, ctx: AgentContext) -> Signal:
 
 
 def _summary(plans: list[ServicePlan], not_affected: int) -> str:
-    counts = {a: sum(p.action == a for p in plans) for a in ("patch", "mitigate", "signal")}
-    patched = ", ".join(f"{p.service} -> {p.to_version}" for p in plans if p.action == "patch")
-    return (f"{counts['patch']} patch(es){': ' + patched if patched else ''}; "
-            f"{counts['mitigate']} without a fix (mitigate); {counts['signal']} signal(s); "
-            f"{not_affected} VEX not_affected statement(s)")
+    """What the run decided, the changes first: it titles the change record."""
+    parts = [f"patch {p.service} to {p.to_version} ({p.driver.assessment.finding.id})"
+             for p in plans if p.action == "patch"]
+    parts += [f"mitigate {p.service} ({p.driver.assessment.finding.id}, no fixed release)"
+              for p in plans if p.action == "mitigate"]
+    told = sum(p.action == "signal" for p in plans)
+    parts += [f"{told} for the owners (signal)"] if told else []
+    parts.append(f"{not_affected} not affected (VEX)")
+    return "; ".join(parts)
