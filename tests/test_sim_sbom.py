@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 
 from opsloop.models import ActionStatus, RemediationAction
@@ -104,3 +105,15 @@ def test_deploy_version_refuses_going_back_or_an_unpublished_release(
     assert result.status is ActionStatus.FAILED
     assert why in result.detail
     assert env.state.services["api-gateway"].version == "2.9.4"
+
+
+def test_sim_serve_answers_a_bad_sbom_request_with_a_4xx_naming_the_field(
+        env: SimEnvironment) -> None:
+    server = SimServer(env).start()
+    try:
+        missing = httpx.get(f"{server.url}/api/sbom", timeout=5)
+        unknown = httpx.get(f"{server.url}/api/sbom", params={"service": "nope"}, timeout=5)
+    finally:
+        server.stop()
+    assert (missing.status_code, missing.json()) == (400, {"error": "service: required"})
+    assert unknown.status_code == 404 and "unknown service 'nope'" in unknown.json()["error"]
