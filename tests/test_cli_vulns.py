@@ -4,11 +4,17 @@ list and show read the merged findings, vex prints what the agent recorded."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from opsloop.cli.main import main
+from opsloop.security.inbox import vex_path
+from opsloop.security.intake import read
+from opsloop.security.matching import assess
+from opsloop.security.sbom import parse_sbom
+from opsloop.security.vex import document
 
 DATA = Path(__file__).parent / "data" / "security"
 
@@ -58,3 +64,18 @@ def test_show_and_vex_say_what_is_missing(tmp_path: Path,
     assert "no finding 'CVE-2000-0001' in the inbox" in capsys.readouterr().err
     assert run(tmp_path, "vex") == 1
     assert "`opsloop agents run security` writes it" in capsys.readouterr().err
+
+
+def test_vex_prints_the_statements_the_agent_wrote(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    inventory = parse_sbom("search", (DATA / "sbom-search.cdx.json").read_text())
+    (finding,) = read([DATA / "osv-snakeyaml.json"]).findings
+    path = vex_path(tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(document([assess(finding, inventory)],
+                                        datetime(2026, 11, 30, tzinfo=UTC))))
+    assert run(tmp_path, "vex") == 0
+    table = capsys.readouterr().out
+    assert "CVE-2022-1471" in table and "vulnerable_code_not_in_execute_path" in table
+    assert run(tmp_path, "vex", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["statements"][0]["status"] == "not_affected"
