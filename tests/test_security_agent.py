@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -214,3 +215,30 @@ def test_a_patch_the_rescan_still_finds_is_reverted(
     finally:
         loop.close()
         ledger.close()
+
+
+class _GarbledWebSbom(SimEnvironment):
+    """Production whose web SBOM publisher writes a broken document."""
+
+    def sbom(self, service: str, version: str | None = None) -> dict[str, Any]:
+        if service == "web":
+            return {"bomFormat": "CycloneDX", "specVersion": "1.5", "components": "none"}
+        return super().sbom(service, version)
+
+
+def test_an_unreadable_sbom_is_named_and_the_other_services_are_still_judged(
+        fleet: SimState, settings: Settings, shipped_policies: Policies) -> None:
+    file_reports(settings, LOG4SHELL)
+    env = _GarbledWebSbom(copy.deepcopy(fleet))
+    store = IncidentStore(settings.state_dir / "agent.db")
+    try:
+        ctx = AgentContext(run_id="run-1", agent="security", due_at=env.now(), now=env.now(),
+                           settings=settings, policies=shipped_policies, telemetry=env,
+                           store=store)
+        agent = Security()
+        analysis = agent.analyse(ctx, json.loads(json.dumps(agent.observe(ctx))))
+    finally:
+        store.close()
+    broken = [f for f in analysis.findings if f.kind == "sbom_unavailable"]
+    assert [(f.subject, f.level) for f in broken] == [("web", "warning")]
+    assert [p.action.service for p in analysis.proposals] == ["api-gateway"]
