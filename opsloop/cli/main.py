@@ -12,6 +12,7 @@ from pathlib import Path
 from opsloop.cli import agents as agents_cmd
 from opsloop.cli import approvals, demo, incidents, policy
 from opsloop.cli import ask as ask_cmd
+from opsloop.cli import chaos as chaos_cmd
 from opsloop.cli import cost as cost_cmd
 from opsloop.cli import detect as detect_cmd
 from opsloop.cli import eval as eval_cmd
@@ -23,6 +24,7 @@ from opsloop.cli import serve as serve_cmd
 from opsloop.cli import signals as signals_cmd
 from opsloop.cli import simulate as simulate_cmd
 from opsloop.cli import slo as slo_cmd
+from opsloop.cli import vulns as vulns_cmd
 from opsloop.cli.render import Ui
 from opsloop.settings import Settings, load_settings
 from opsloop.web import users as users_cmd
@@ -73,9 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     signals_cmd.register(sub, common)
     simulate_cmd.register(sub, common)
     rollouts_cmd.register(sub, common)
+    chaos_cmd.register(sub, common)
     cost_cmd.register(sub, common)
     notifications_cmd.register(sub, common)
     users_cmd.register(sub, common)
+    vulns_cmd.register(sub, common)
     return parser
 
 
