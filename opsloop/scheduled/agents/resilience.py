@@ -15,11 +15,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from opsloop.agents.signals import signal_id, write_signals
 from opsloop.chaos.actuator import RUN_EXPERIMENT
 from opsloop.chaos.experiments import load_folder
 from opsloop.chaos.gameday import history
 from opsloop.chaos.report import GameDayReport
-from opsloop.models import DecisionOutcome, RemediationAction, RemediationProposal
+from opsloop.models import DecisionOutcome, RemediationAction, RemediationProposal, Signal
 from opsloop.scheduled.base import AgentContext, Analysis, Finding
 
 NAME = "resilience"
@@ -55,7 +56,18 @@ class Resilience:
         interval = timedelta(minutes=ctx.policies.resilience.min_interval)
         findings = [Finding(kind="invalid_experiment", subject="experiments", summary=problem,
                             level="warning") for problem in observed.get("invalid", [])]
-        findings += [_report_finding(r) for r in observed.get("last_reports", [])]
+        reports = observed.get("last_reports", [])
+        findings += [_report_finding(r) for r in reports]
+        # What surprised a GameDay goes to the Discover loop: one signal per run, rewritten
+        # (never added twice) on every later run that still sees it.
+        surprised = [Signal(
+            id=signal_id("gameday_surprise", str(r["experiment"]), str(r["run_id"])),
+            kind="gameday_surprise", title=f"GameDay {r['experiment']}: {r['outcome']}",
+            evidence=list(r["surprises"]),
+            suggested_mission=f"Fix what {r['experiment']} showed (or write its runbook), "
+                              "then run it again",
+            created_at=ctx.now) for r in reports if r["surprises"]]
+        written = write_signals(surprised, ctx.signals_dir) if surprised else []
         findings += [Finding(kind="gameday_refused", subject=r["experiment"], level="warning",
                              summary=f"{r['experiment']} was not started: {r['rule']}",
                              evidence=list(r["reasons"]), data={"rule": r["rule"],
@@ -67,7 +79,8 @@ class Resilience:
             if last is None or ctx.now - last >= interval:
                 due.append((last is not None, last or ctx.now, e))
         if not due:
-            return Analysis(summary="no GameDay is due", findings=findings)
+            return Analysis(summary="no GameDay is due", findings=findings,
+                            signals=[str(p) for p in written])
         due.sort(key=lambda d: (d[0], d[1], d[2]["name"]))
         _, _, chosen = due[0]
         name = str(chosen["name"])
@@ -81,7 +94,7 @@ class Resilience:
             rationale=f"{chosen['title']}: last run {when}; runs are spaced "
                       f"{ctx.policies.resilience.min_interval} min apart by resilience.yaml")
         return Analysis(summary=f"GameDay {name} is due", findings=findings,
-                        proposals=[proposal])
+                        proposals=[proposal], signals=[str(p) for p in written])
 
 
 def _summary(report: GameDayReport) -> dict[str, Any]:
