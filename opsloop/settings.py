@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     llm_tool_output_chars: int = Field(default=3000, ge=200)  # longer tool output is trimmed
     llm_tokens_per_incident: int = Field(default=60_000, ge=0)  # then specialists must conclude
     llm_narrative: bool = True  # the model writes postmortem summaries and lessons
+    # Tokens one model reply may generate: a real server in JSON mode can otherwise write
+    # until its context is full (a small model does), far past any answer the schemas hold.
+    llm_max_output_tokens: int = Field(default=1024, ge=16)
     testing: bool = False  # OPSLOOP_TESTING=1: refuse to build a client for a non-loopback URL
 
     # Real intake (issue 6): `opsloop serve`, Prometheus, the simulator over HTTP.

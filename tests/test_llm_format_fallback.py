@@ -56,20 +56,30 @@ def test_a_server_error_on_every_format_ends_on_the_plain_path_and_stays_there(
         notes = ask(client)
         ask(client)
         seen = formats(server)
-    assert seen == ["json_schema", "json_object", None, None]
+    assert seen == ["json_schema", None, None]
     assert client.format_level == "prompt"
-    assert any("500" in n and "trying json_object" in n for n in notes)
+    assert any("500" in n and "trying prompt" in n for n in notes)
     assert notes[-1] == "endpoint answered at response_format level prompt: using it from now on"
 
 
-@pytest.mark.parametrize("status", [400, 422, 500, 501])
-def test_any_status_about_the_request_steps_down_one_level(tmp_path: Path, status: int) -> None:
+@pytest.mark.parametrize("status", [400, 415, 422])
+def test_a_client_error_about_the_request_steps_down_one_level(tmp_path: Path, status: int) -> None:
     with ScriptedServer(json_schema=False, refusal_status=status) as server:
         client = client_for(tmp_path, server)
         ask(client)
         ask(client)
         assert formats(server) == ["json_schema", "json_object", "json_object"]
     assert client.format_level == "json_object"
+
+
+@pytest.mark.parametrize("status", [500, 501])
+def test_a_server_error_goes_straight_to_the_plain_path(tmp_path: Path, status: int) -> None:
+    # It refuses only json_schema, but a server error says no format will combine.
+    with ScriptedServer(json_schema=False, refusal_status=status) as server:
+        client = client_for(tmp_path, server)
+        ask(client)
+        assert formats(server) == ["json_schema", None]
+    assert client.format_level == "prompt"
 
 
 @pytest.mark.parametrize("status", sorted(NOT_ABOUT_THE_FORMAT - {408, 409, 429, 502, 503, 504}))
@@ -100,7 +110,7 @@ def test_a_level_that_fails_too_is_not_remembered(tmp_path: Path) -> None:
         server.script(Fault.http(500), Fault.http(503))
         client = client_for(tmp_path, server)
         ask(client)
-        assert formats(server) == ["json_schema", "json_object", "json_schema"]
+        assert formats(server) == ["json_schema", None, "json_schema"]
     assert client.format_level == "json_schema"
 
 
@@ -134,7 +144,7 @@ def test_an_incident_on_a_server_that_refuses_formats_with_500_ends_as_offline(
         offline_loop.close()
     assert policy_outcome(incident) == policy_outcome(offline)
     assert {d.reasoner for d in incident.diagnoses} == {"model"}
-    # json_schema and json_object once per specialist that asked before the level was known
-    # (they run side by side), never again once it is: the last call is plain.
-    assert 2 <= refused <= 2 * Settings().max_specialists and last is None
+    # Refused once per specialist that asked before the level was known (they run side by
+    # side), never again once it is: the last call is plain.
+    assert 1 <= refused <= Settings().max_specialists and last is None
     assert "model_format" in [e.kind for e in incident.timeline]

@@ -12,11 +12,14 @@
 - Structured output asks for a JSON schema (`response_format: json_schema`). A structured
   request the server rejects with an HTTP error that is about the request rather than the
   server's health or the caller's credentials (any 4xx/5xx except 401, 403, 404, 408, 409,
-  429, 502, 503, 504) is sent again at once one level down: plain JSON (`json_object`),
-  then the schema in the prompt only. Servers word such refusals in every way (a 400 naming
-  response_format; llama.cpp's HTTP 500 when tools, a format and a text answer meet), so
-  the status decides, never the message. The level that answered is remembered for the
-  client (one client per endpoint); a level that fails too leaves the memory as it was.
+  429, 502, 503, 504) is sent again at once without what it refused. A client error (4xx)
+  says the server does not offer that format: the next level down is tried, plain JSON
+  (`json_object`), then the schema in the prompt only. A server error (5xx) says it cannot
+  combine the format with the rest of the request (llama.cpp answers tools + a format + a
+  text reply with HTTP 500, and in JSON mode a small model writes whitespace instead of
+  tool calls): the plain path is taken at once. Servers word refusals in every way, so the
+  status decides, never the message. The level that answered is remembered for the client
+  (one client per endpoint); a level that fails too leaves the memory as it was.
 - Every call, failed or not, becomes a `ModelCall` with the tokens the response reported.
 """
 
@@ -266,8 +269,10 @@ class ModelClient:
             except openai.APIStatusError as exc:
                 if fmt is None or not format_refused(exc) or level + 1 >= len(FORMAT_LEVELS):
                     raise
-                level += 1
-                notes.append(f"endpoint rejected response_format {FORMAT_LEVELS[level - 1]} "
+                tried = level
+                # 4xx: that format is not offered, try the next; 5xx: none will combine.
+                level = level + 1 if exc.status_code < 500 else len(FORMAT_LEVELS) - 1
+                notes.append(f"endpoint rejected response_format {FORMAT_LEVELS[tried]} "
                              f"({_describe(exc)}); trying {FORMAT_LEVELS[level]}")
                 continue
             if not isinstance(result, AIMessage):

@@ -83,6 +83,7 @@ def build_chat_model(settings: Settings) -> ChatOpenAI | None:
         max_retries=0,  # tenacity retries (opsloop.llm.client), with jitter and a record of each
         use_responses_api=False,  # chat completions: what every compatible server speaks
         temperature=0,
+        max_tokens=settings.llm_max_output_tokens,
         http_client=http_client,
     )
 
