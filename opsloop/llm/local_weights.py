@@ -115,6 +115,7 @@ def assemble(parts: Sequence[Path], target: Path, size: int, sha256: str) -> Pat
                 f"the {len(parts)} parts make {written:,} bytes with sha256 {h.hexdigest()}; "
                 f"expected {size:,} bytes with sha256 {sha256}: not using them "
                 "(reinstall the part packages)")
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the weights from other users
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
