@@ -16,6 +16,7 @@ from opsloop.cli import chaos as chaos_cmd
 from opsloop.cli import cost as cost_cmd
 from opsloop.cli import detect as detect_cmd
 from opsloop.cli import eval as eval_cmd
+from opsloop.cli import model as model_cmd
 from opsloop.cli import notifications as notifications_cmd
 from opsloop.cli import people as people_cmd
 from opsloop.cli import rollouts as rollouts_cmd
@@ -67,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     policy.register(sub, common)
     ask_cmd.register(sub, common)
     eval_cmd.register(sub, common)
+    model_cmd.register(sub, common)
     runbooks_cmd.register(sub, common)
     serve_cmd.register(sub, common)
     slo_cmd.register(sub, common)
