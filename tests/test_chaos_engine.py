@@ -5,12 +5,15 @@ from __future__ import annotations
 import copy
 import json
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
-from opsloop.chaos.experiments import find
+from opsloop.chaos.engine import run_experiment
+from opsloop.chaos.experiments import find, load_experiment
 from opsloop.chaos.gameday import history, run_gameday
 from opsloop.chaos.report import GameDayReport
 from opsloop.settings import REPO_ROOT
@@ -106,3 +109,33 @@ def test_reports_are_kept_and_read_back_in_order(sim: SimServer, tmp_path: Path)
     assert len(problems) == 1 and "gameday-broken.json" in problems[0]
     markdown = (tmp_path / "reports" / "gameday-gd-b.md").read_text()
     assert "Outcome: **aborted**" in markdown and "heal-checkout-3: succeeded" in markdown
+
+
+def test_in_real_time_the_safeguard_stops_a_long_pause_within_its_interval(
+        quiet: SimState, tmp_path: Path) -> None:
+    # A realtime simulator (a minute every 20 ms) and a method that injects the fault, then
+    # waits 20 s of wall time: only the background check can stop it in time.
+    document = yaml.safe_load((EXPERIMENTS / "checkout-failing-replica.yaml").read_text())
+    inject, heal = document["method"][0], document["rollbacks"][0]
+    document["method"] = [{**inject, "pauses": {"after": 20}}]
+    document["rollbacks"] = [heal]
+    document["controls"][0]["provider"]["arguments"]["interval"] = 0.2
+    path = tmp_path / "realtime.json"
+    path.write_text(json.dumps(document))
+    server = SimServer(SimEnvironment(copy.deepcopy(quiet)), minute_seconds=0.02).start()
+    try:
+        started = time.monotonic()
+        journal = run_experiment(load_experiment(path), server.url, tmp_path / "run", "rt-1")
+        took = time.monotonic() - started
+        # The heal is a fault scheduled for the next simulated minute: let the clock reach it.
+        deadline = time.monotonic() + 3
+        while (server.env.state.services["checkout"].bad_instance_error
+               and time.monotonic() < deadline):
+            time.sleep(0.02)
+    finally:
+        server.stop()
+    assert journal["status"] == "interrupted"
+    assert journal["safeguard"]["tripped"]["after"] == "interval"
+    assert took < 5  # not the 20 s pause
+    assert [r["activity"]["name"] for r in journal["rollbacks"]] == ["heal-checkout-3"]
+    assert server.env.state.services["checkout"].bad_instance_error == 0.0

@@ -43,8 +43,11 @@ def run_experiment(experiment: Experiment, target_url: str, run_dir: Path,
         runner = _Runner(Strategy.DEFAULT, Schedule())
         runner.register_event_handler(recorder)
         document = with_safeguard(json.loads(json.dumps(experiment.document)))
-        journal: dict[str, Any] = runner.run(document, settings=ENGINE_SETTINGS,
-                                             experiment_vars=(variables, {}))
+        try:
+            journal: dict[str, Any] = runner.run(document, settings=ENGINE_SETTINGS,
+                                                 experiment_vars=(variables, {}))
+        finally:
+            safeguard.reset()  # no background check outlives the run (nor its signal)
         after = steady_state(experiment, target_url, run_id)
     recorder.stamp("recovery_checked")
     journal["opsloop"] = {"run_id": run_id, "experiment": experiment.name,
