@@ -11,8 +11,8 @@ Nothing is left to undo after: the rollbacks ran inside the run.
 
 from __future__ import annotations
 
+import hashlib
 import json
-import re
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -80,7 +80,8 @@ class GameDayActuator:
         if self.serve is None:
             return done(ActionStatus.FAILED, "not run: this production has no HTTP target for "
                                              "Chaos Toolkit (serve it with opsloop sim-serve)")
-        run_id = re.sub(r"[^A-Za-z0-9-]+", "-", key).strip("-")[:120]
+        # Named by experiment, unique per key: the same start replayed is the same run.
+        run_id = f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
         started = self.clock()
         with self.serve() as url:
             report = run_gameday(experiment, url, state_dir=self.state_dir,
