@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from opsloop.environments import Origin, opaque_ref, record_origin
-from opsloop.evals.cases import Case, CaseError
+from opsloop.evals.cases import AgentSpec, Case, CaseError
 from opsloop.evals.driver import (
     HUMAN,
     MAX_APPROVAL_ROUNDS,
@@ -27,6 +27,7 @@ from opsloop.evals.driver import (
 )
 from opsloop.graph.agent_run import RunInfo
 from opsloop.graph.runner import AgentOutcome, OperateLoop
+from opsloop.models import Incident, IncidentStatus
 from opsloop.policy import Policies
 from opsloop.scheduler.driver import Scheduler
 from opsloop.scheduler.ledger import RunLedger
@@ -68,6 +69,17 @@ def _borrowed(production: Production) -> Production:
                       clock=production.clock, actuator=production.actuator, closers=[])
 
 
+def _seed_open_incidents(loop: OperateLoop, spec: AgentSpec, ref: str, start: datetime) -> None:
+    """The case's open incidents, in the store before the first run."""
+    for n, seed in enumerate(spec.open_incidents, start=1):
+        loop.store.save_incident(Incident(
+            id=loop.store.next_incident_id(), title=seed.title, environment=ref,
+            group_key=f"case-open:{n}", services=seed.services,
+            opened_at=start - timedelta(minutes=seed.opened_minutes_before),
+            status=IncidentStatus(seed.status), severity=seed.severity,
+            severity_rule="open before the run (case)"))
+
+
 def run_agent_case(case: Case, harness: Harness, policies: Policies, workdir: Path,
                    out: CaseRun) -> None:
     spec, variant = case.agent, case.simulation
@@ -93,6 +105,7 @@ def run_agent_case(case: Case, harness: Harness, policies: Policies, workdir: Pa
         production.wait(spec.start_minute)
         start = production.now()
         out.fault_at = start
+        _seed_open_incidents(loop, spec, ref, start)
         for i in range(spec.times):
             if i:
                 production.wait(spec.every)

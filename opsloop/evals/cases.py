@@ -203,6 +203,19 @@ class FlagSpec(BaseModel):
     percent: float | None = None
 
 
+class OpenIncident(BaseModel):
+    """An incident the store already holds, still open, when the agent first runs (what
+    people are in the middle of: the agent must see it the way it would in production)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(min_length=1)
+    severity: Severity
+    services: list[str] = Field(min_length=1)
+    status: Literal["open", "awaiting_approval", "escalated"] = "open"
+    opened_minutes_before: int = Field(default=10, ge=0)  # before the first run
+
+
 class AgentSpec(BaseModel):
     """A scheduled agent's case: which agent runs how often, and its answer key.
 
@@ -216,6 +229,7 @@ class AgentSpec(BaseModel):
     every: int = Field(default=60, ge=1)  # simulated minutes between runs
     times: int = Field(default=1, ge=1, le=200)
     state: str | None = None  # a folder of the case copied into the run's state dir first
+    open_incidents: list[OpenIncident] = Field(default_factory=list)  # in the store at start
     findings: list[FindingSpec] = Field(default_factory=list)  # each seen in some run
     absent: list[FindingSpec] = Field(default_factory=list)  # none ever seen
     signals: list[str] = Field(default_factory=list)  # kinds (globs) a run must have written
