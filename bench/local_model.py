@@ -73,6 +73,8 @@ def main() -> int:
                     "severity": decisions(mine)["severity"],
                     "calls": len(calls),
                     "failed_calls": sum(c.outcome != "ok" for c in calls),
+                    "failures": sorted({f"{c.outcome}: {c.error[:100]}" for c in calls
+                                        if c.outcome != "ok"}),
                     "tokens": mine.usage.total.total_tokens,
                     "largest_prompt": max((c.input_tokens for c in calls), default=0),
                     "reasoners": sorted({d.reasoner for d in mine.diagnoses}),
