@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench bench-local-model clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ bench: $(STAMP)
 	$(VENV)/bin/python bench/log_templates.py
 	$(VENV)/bin/python bench/changepoints.py
 	$(VENV)/bin/python bench/forecast.py
+
+# Needs scripts/install-local-model.sh first (a model on CPU: minutes, not seconds).
+bench-local-model: $(STAMP)
+	$(VENV)/bin/python bench/local_model.py --package smollm2
 
 clean:
 	rm -rf $(VENV) work/state work/environments work/index
