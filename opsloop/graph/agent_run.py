@@ -25,6 +25,7 @@ from opsloop.graph.build import Checkpointer, build_change_path
 from opsloop.graph.context import LoopContext
 from opsloop.graph.nodes.common import context_of, event
 from opsloop.graph.nodes.triage import escalate
+from opsloop.graph.run_report import write_run_report
 from opsloop.models import (
     ActionCase,
     Diagnosis,
@@ -109,7 +110,11 @@ def observe(state: AgentRunState, runtime: Runtime[LoopContext]) -> AgentRunStat
 
 def analyse(state: AgentRunState, runtime: Runtime[LoopContext]) -> AgentRunState:
     actx = agent_context(state, context_of(runtime))
-    return {"analysis": registry.agent(actx.agent).analyse(actx, state.get("observed", {}))}
+    analysis = registry.agent(actx.agent).analyse(actx, state.get("observed", {}))
+    if not analysis.reports:  # every run leaves a readable record, whatever it found
+        path = write_run_report(actx.reports_dir, actx.agent, actx.due_at, analysis)
+        analysis = analysis.model_copy(update={"reports": [str(path)]})
+    return {"analysis": analysis}
 
 
 def propose(state: AgentRunState, runtime: Runtime[LoopContext]) -> AgentRunState:
