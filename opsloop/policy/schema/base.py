@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BeforeValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field
 
 from opsloop.models import DecisionOutcome, Severity
 from opsloop.models.policy_file import PolicyFile, StrictModel
@@ -42,6 +43,18 @@ def _parse_minutes(value: Any) -> Any:
 
 
 Minutes = Annotated[int, BeforeValidator(_parse_minutes), Field(gt=0)]
+
+
+def _zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{value!r} is not an IANA time zone, e.g. UTC or "
+                         f"Europe/Berlin") from None
+    return value
+
+
+ZoneName = Annotated[str, AfterValidator(_zone)]  # an IANA time zone, e.g. UTC
 
 
 def format_minutes(minutes: int) -> str:
