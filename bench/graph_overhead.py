@@ -6,13 +6,13 @@ triage, routing, runbook retrieval, every tool call, guardrails, actuation, the 
 verification window, checkpoint writes and drafting. Simulating the minutes *before*
 detection is reported separately (it is the simulator's cost, not the loop's).
 
-In the same run, each incident is replayed through a bare LangGraph graph of the same shape
-(bench/bare_graph.py: same steps and fan-out, same SQLite checkpointer, each node writing
-what the real node wrote) whose nodes do nothing else; the ratio of the two medians is the
-figure we track. The embedded simulator's own work inside the loop (metric series, log
-lines, physics ticks while verification waits, applying actions) is measured apart
-(bench/production_time.py) and a second ratio leaves it out: against real production that
-time is Prometheus and the fleet answering, not the loop.
+In the same run, right after its real run, each incident is replayed through a bare
+LangGraph graph of the same shape (bench/bare_graph.py: same steps and fan-out, same SQLite
+checkpointer, each node writing what the real node wrote) whose nodes do nothing else;
+the ratio of the two medians is the figure we track. The embedded simulator's own work
+inside the loop (metric series, log lines, physics ticks while verification waits,
+applying actions) is measured apart (bench/production_time.py) and a second ratio leaves
+it out: against real production that time is Prometheus and the fleet answering.
 
     .venv/bin/python bench/graph_overhead.py [--rounds 3] [--json]
 """
@@ -46,22 +46,26 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-def time_bare(incidents: list[tuple[Incident, Shape]], state_dir: Path
-               ) -> tuple[list[float], list[tuple[int, int]]]:
-    """Seconds per incident through the bare graph, and its (checkpoints, bytes) per thread."""
-    checkpointer = sqlite_checkpointer(state_dir / "bare-checkpoints.sqlite")
-    graph = build_bare_graph(list(SPECIALISTS), checkpointer)
-    seconds: list[float] = []
-    sizes: list[tuple[int, int]] = []
-    for n, (_, shape) in enumerate(incidents):
-        thread = f"bare-{n}"
+class Bare:
+    """The bare graph over its own checkpoint file: each incident replayed right after the
+    real run, so both see the same machine load (a busy neighbour moves both alike)."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.checkpointer = sqlite_checkpointer(state_dir / "bare-checkpoints.sqlite")
+        self.graph = build_bare_graph(list(SPECIALISTS), self.checkpointer)
+        self.seconds: list[float] = []
+        self.sizes: list[tuple[int, int]] = []  # (checkpoints, bytes) per thread
+
+    def replay(self, shape: Shape) -> None:
+        thread = f"bare-{len(self.seconds)}"
         t0 = time.perf_counter()
-        graph.invoke({"incident": shape.outer[0]}, {"configurable": {"thread_id": thread}},
-                     context=shape, durability="sync")
-        seconds.append(time.perf_counter() - t0)
-        sizes.append(footprint(checkpointer.conn, thread))
-    checkpointer.conn.close()
-    return seconds, sizes
+        self.graph.invoke({"incident": shape.outer[0]}, {"configurable": {"thread_id": thread}},
+                          context=shape, durability="sync")
+        self.seconds.append(time.perf_counter() - t0)
+        self.sizes.append(footprint(self.checkpointer.conn, thread))
+
+    def close(self) -> None:
+        self.checkpointer.conn.close()
 
 
 def main() -> int:
@@ -73,12 +77,12 @@ def main() -> int:
     per_incident: list[float] = []
     production: list[float] = []  # the simulator's CPU inside each incident's run
     per_scenario: list[float] = []
-    replay: list[tuple[Incident, Shape]] = []
     sizes: list[tuple[int, int]] = []
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(work_dir=Path(tmp))
         loop = OperateLoop(settings)
         loop.runbooks.search("warm up the index", k=1)  # index build is start-up, not per incident
+        bare_graph = Bare(Path(tmp))
         clock = ProductionTime()
         clock.install()
         start = loop.start
@@ -99,13 +103,14 @@ def main() -> int:
                 per_scenario.append(time.perf_counter() - t0)
                 per_incident.extend(run.loop_seconds)
                 for incident in run.incidents:
-                    replay.append((incident, shape_of(loop.checkpointer, incident)))
+                    bare_graph.replay(shape_of(loop.checkpointer, incident))
                     sizes.append(footprint(loop.checkpointer.conn, incident.id))
                 took = ", ".join(f"{s * 1000:.0f} ms" for s in run.loop_seconds) or "no incident"
                 print(f"round {round_ + 1} {name}: {took}", file=sys.stderr)
         loop.close()
         clock.uninstall()
-        bare, bare_sizes = time_bare(replay, Path(tmp))
+        bare_graph.close()
+        bare, bare_sizes = bare_graph.seconds, bare_graph.sizes
     own = [max(w - p, 0.0) for w, p in zip(per_incident, production, strict=True)]
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result = {
