@@ -18,6 +18,7 @@ another bound name (`{replicas * 2}`, `{replicas * surge}`).
 
 from __future__ import annotations
 
+import functools
 import math
 import operator
 import re
@@ -130,8 +131,10 @@ def _literal(kind: str, text: str) -> Any:
     return _LITERAL_WORDS.get(text.lower(), text)
 
 
+@functools.lru_cache(maxsize=1024)
 def parse_expect(text: str) -> Expectation:
-    """Parse an `expect` string; raises ExpectError naming the offending position."""
+    """Parse an `expect` string; raises ExpectError naming the offending position. Cached:
+    a runbook's checks are read once per hypothesis and specialist, and the result is frozen."""
     toks: list[tuple[str, str, int]] = []
     pos = 0
     text = text.strip()

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from drain3 import TemplateMiner
-from drain3.masking import MaskingInstruction
+from drain3.masking import LogMasker, MaskingInstruction
 from drain3.template_miner_config import TemplateMinerConfig
 
 from opsloop.models import LogLine
@@ -117,6 +117,22 @@ def classify(template: str) -> LogClass:
 _VALUES = re.compile(r"(?<![A-Za-z_])\d+")
 
 
+def _masker() -> LogMasker:
+    config = _config()
+    return LogMasker(config.masking_instructions, config.mask_prefix, config.mask_suffix)
+
+
+_MASKER = _masker()
+
+
+@functools.lru_cache(maxsize=8192)
+def _masked(message: str) -> tuple[str, LogClass]:
+    """A line with its values masked, and its class: the same line recurs in every window
+    that covers it, so each is masked and classified once."""
+    masked = _MASKER.mask(message)
+    return masked, classify(_VALUES.sub("0", masked))
+
+
 @functools.lru_cache(maxsize=32)
 def mine(messages: tuple[str, ...]) -> tuple[tuple[str, LogClass], ...]:
     """Each message's template and class, mined from these messages in this order.
@@ -132,8 +148,7 @@ def mine(messages: tuple[str, ...]) -> tuple[tuple[str, LogClass], ...]:
     ids: list[int] = []
     classes: list[LogClass] = []
     for message in messages:
-        masked = miner.masker.mask(message)
-        cls = classify(_VALUES.sub("0", masked))
+        masked, cls = _masked(message)
         cluster, _ = miner.drain.add_log_message(f"{cls} {masked}")
         ids.append(cluster.cluster_id)
         classes.append(cls)
