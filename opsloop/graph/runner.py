@@ -298,16 +298,25 @@ class OperateLoop:
         config = self._config(incident_id)
         # No save here: an environment that persists itself does so on every action and wait.
         # Each step's checkpoint is on disk before the next step's side effects begin.
-        self._graph_for(incident_id).invoke(payload, config, context=ctx or self.context(env),
-                                            durability="sync")
+        out = self._graph_for(incident_id).invoke(
+            payload, config, context=ctx or self.context(env), durability="sync")
         crash_point("run.invoked")
-        return self._record(incident_id, config)
+        # A run that went to the end hands back the finished incident; only a paused one is
+        # read back from its checkpoints (the change path's copy and its interrupts).
+        done = out.get("incident") if isinstance(out, dict) and "__interrupt__" not in out else None
+        return self._record(incident_id, config, done if isinstance(done, Incident) else None)
 
-    def _record(self, incident_id: str, config: RunnableConfig) -> Incident:
-        """Persist the incident as the graph left it, and any approval it now waits on."""
-        snapshot = thread_state(self._graph_for(incident_id), config)
-        incident: Incident = snapshot.values["incident"]
-        waiting = [ApprovalRequest.model_validate(i.value) for i in snapshot.interrupts]
+    def _record(self, incident_id: str, config: RunnableConfig,
+                finished: Incident | None = None) -> Incident:
+        """Persist the incident as the graph left it (`finished` when the run went to its end),
+        and any approval it now waits on."""
+        waiting: list[ApprovalRequest] = []
+        if finished is not None:
+            incident = finished
+        else:
+            snapshot = thread_state(self._graph_for(incident_id), config)
+            incident = snapshot.values["incident"]
+            waiting = [ApprovalRequest.model_validate(i.value) for i in snapshot.interrupts]
         if waiting:
             incident = incident.model_copy(update={"status": IncidentStatus.AWAITING_APPROVAL})
             for request in waiting:
