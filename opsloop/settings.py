@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     # Tokens one model reply may generate: a real server in JSON mode can otherwise write
     # until its context is full (a small model does), far past any answer the schemas hold.
     llm_max_output_tokens: int = Field(default=1024, ge=16)
+    # The model's context window in tokens: every prompt is fitted to it less the reply cap
+    # (opsloop.llm.budget). 4096 suits a small local model; a hosted one can take far more.
+    llm_context_tokens: int = Field(default=4096, ge=1040)
     testing: bool = False  # OPSLOOP_TESTING=1: refuse to build a client for a non-loopback URL
 
     # Real intake (issue 6): `opsloop serve`, Prometheus, the simulator over HTTP.

@@ -11,11 +11,15 @@ from opsloop.settings import Settings
 
 
 def model_settings(work: Path, server: ScriptedServer, **extra: Any) -> Settings:
-    """The loop on the scripted model; retries back off in milliseconds, not seconds."""
+    """The loop on the scripted model; retries back off in milliseconds, not seconds.
+
+    The scripted model checks every runbook hypothesis at once, as a large hosted model
+    may, so it gets a large model's context; the 4k default is tested in test_llm_budget.
+    """
     values: dict[str, Any] = {
         "work_dir": work, "llm_base_url": server.url, "llm_model": "scripted",
         "llm_retry_initial_seconds": 0.01, "llm_retry_max_seconds": 0.05,
-        "llm_timeout_seconds": 5.0, **extra}
+        "llm_timeout_seconds": 5.0, "llm_context_tokens": 32_768, **extra}
     return Settings(**values)
 
 

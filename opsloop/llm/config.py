@@ -93,6 +93,12 @@ def model_client(settings: Settings) -> ModelClient | None:
     chat = build_chat_model(settings)
     if chat is None:
         return None
+    from opsloop.llm.budget import prompt_budget
     from opsloop.llm.client import ModelClient
+
+    try:
+        prompt_budget(settings)
+    except ValueError as exc:
+        raise ModelConfigError(str(exc)) from exc
 
     return ModelClient(chat, settings)

@@ -3,11 +3,14 @@
 Safeguards, each a setting: model calls per loop (`llm_max_steps`; the last one is offered
 no tools, so it must conclude), tool calls per loop (`llm_max_tool_calls`), the incident's
 token budget (once spent, the next call must conclude), tool output trimmed to
-`llm_tool_output_chars`. A repeated identical call or a call to a tool that does not exist
-comes back to the model as an error result, and the second of either means conclude. An
-answer that does not validate gets one repair request; a second failure ends the loop
-(`LoopFailed`). So does asking for tools when none were offered — a loop without tools
-treats a tool call as an answer that did not validate.
+`llm_tool_output_chars`, and every request fitted to the model's context
+(`opsloop.llm.budget`: older tool output summarised first, never the instructions; when
+the evidence no longer fits beside the tool list, the next call must conclude). A repeated
+identical call or a call to a tool that does not exist comes back to the model as an error
+result, and the second of either means conclude. An answer that does not validate gets one
+repair request; a second failure ends the loop (`LoopFailed`). So does asking for tools
+when none were offered — a loop without tools treats a tool call as an answer that did not
+validate.
 
 Whatever the model returns, a loop makes at most `llm_max_steps + 1` model calls (the one
 repair on top): the loop itself is a `for` over that many, not a `while` on good behaviour.
@@ -23,6 +26,7 @@ from typing import Any, Generic, TypeVar
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from pydantic import BaseModel
 
+from opsloop.llm.budget import PromptTooLarge, fit_messages, prompt_budget
 from opsloop.llm.client import ModelClient, ModelUnavailable
 from opsloop.llm.prompting import data_block, fit, prompt
 from opsloop.llm.structured import InvalidOutput, parse_output
@@ -114,7 +118,12 @@ class ToolLoop(Generic[T]):
         self._unknown = 0
 
     def run(self, messages: list[BaseMessage]) -> LoopResult[T]:
-        messages = list(messages)
+        try:
+            return self._run(list(messages))
+        except PromptTooLarge as exc:
+            raise self._failed(str(exc)) from exc
+
+    def _run(self, messages: list[BaseMessage]) -> LoopResult[T]:
         repaired = False
         concluding = ""
         for _ in range(self.limits.max_calls):
@@ -127,11 +136,23 @@ class ToolLoop(Generic[T]):
                 self.trace.notes.append(f"concluding: {why}")
                 messages.append(HumanMessage(prompt("conclude", reason=why)))
             offered = bool(self.tools) and not (concluding or repaired)
+            schemas = [t.schema() for t in self.tools.values()] if offered else None
+            try:
+                messages = self._within_context(messages, schemas)
+            except PromptTooLarge:
+                if not offered:
+                    raise
+                # The tool list is the largest part that cannot be cut: without it, the
+                # evidence gathered so far fits, and the model must conclude from it.
+                concluding = "the model's context is full"
+                self.trace.notes.append(f"concluding: {concluding}")
+                messages.append(HumanMessage(prompt("conclude", reason=concluding)))
+                offered, schemas = False, None
+                messages = self._within_context(messages, schemas)
             try:
                 reply = self.client.call(
                     messages, incident_id=self.incident_id, purpose=self.purpose,
-                    specialist=self.specialist, output=self.output,
-                    tools=[t.schema() for t in self.tools.values()] if offered else None)
+                    specialist=self.specialist, output=self.output, tools=schemas)
             except ModelUnavailable as exc:
                 self.trace.calls.append(exc.call)
                 self.trace.notes += exc.notes
@@ -162,6 +183,17 @@ class ToolLoop(Generic[T]):
                 messages += [AIMessage(content=reply.text[:2000]),
                              HumanMessage(prompt("repair", errors=str(exc)[:1000]))]
         raise self._failed(f"no usable answer within {self.limits.max_calls} model calls")
+
+    def _within_context(self, messages: list[BaseMessage],
+                        schemas: list[dict[str, Any]] | None) -> list[BaseMessage]:
+        """The conversation fitted to the context (oldest tool output gives way first)."""
+        budget = prompt_budget(self.client.settings)
+        fitted, shortened = fit_messages(messages, schemas, budget)
+        if shortened:
+            self.trace.trimmed += shortened
+            self.trace.notes.append(f"prompt shortened to fit {budget:,} tokens: "
+                                    f"{shortened} message(s) summarised")
+        return fitted
 
     def _failed(self, reason: str) -> LoopFailed:
         """The loop's end without an answer; the reason goes on its last call's record."""

@@ -74,12 +74,15 @@ class FakeModel:
                     blocks: dict[str, list[Any]]) -> dict[str, Any]:
         offered = {t["function"]["name"] for t in request.get("tools") or []}
         results = _tool_results(messages)
-        runbooks: list[dict[str, Any]] = blocks["runbooks"][0]
-        services: list[str] = blocks["incident"][0]["affected_services"]
+        # A prompt fitted to a small context ends long lists with a "…trimmed" string.
+        runbooks = [rb for rb in blocks["runbooks"][0] if isinstance(rb, dict)]
+        services = [s for s in blocks["incident"][0].get("affected_services", [])
+                    if isinstance(s, str) and "trimmed]" not in s]
         if not results and "run_runbook_checks" in offered:
             calls = [{"runbook": rb["id"], "hypothesis": h["id"], "service": s}
-                     for rb in runbooks for h in rb["hypotheses"] for s in services
-                     if any(fnmatch.fnmatchcase(s, g) for g in rb["services"])]
+                     for rb in runbooks for h in rb.get("hypotheses", []) if isinstance(h, dict)
+                     for s in services
+                     if any(fnmatch.fnmatchcase(s, g) for g in rb.get("services", []))]
             if calls:
                 return {"role": "assistant", "content": None, "tool_calls": [
                     {"id": f"call_{i}", "type": "function", "function": {
