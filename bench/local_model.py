@@ -6,7 +6,10 @@ calls, the server-reported tokens (total and the largest prompt of any call, to 
 against the context size), the calls the offline reasoner had to answer for, and wall time.
 
     .venv/bin/python bench/local_model.py --package smollm2 [--scenario bad_deploy ...]
-    .venv/bin/python bench/local_model.py --package qwen-1.5b --threads 2 --json
+    .venv/bin/python bench/local_model.py --package qwen-1.5b --threads 1 --json
+
+A `SCENARIO` line per scenario (to stderr with --json) sums it up as soon as it ends:
+policy agreement, calls, server tokens, the largest prompt, wall time on the model.
 
 Needs the local-model extra and the weights (scripts/install-local-model.sh). A benchmark,
 not a gate: on 1-2 CPU cores the 1.5B model takes minutes per incident.
@@ -63,8 +66,9 @@ def main() -> int:
             offline, offline_s = run(Settings(work_dir=Path(tmp) / f"{scenario}-o"), scenario)
             on_model, model_s = run(Settings(
                 work_dir=Path(tmp) / f"{scenario}-m", llm_base_url=server.base_url,
-                llm_model=package.alias, llm_timeout_seconds=package.timeout_seconds),
-                scenario)
+                llm_model=package.alias, llm_timeout_seconds=package.timeout_seconds,
+                llm_context_tokens=args.context), scenario)
+            first = len(rows)
             for mine, theirs in zip(on_model, offline, strict=True):
                 calls = mine.usage.calls
                 rows.append({
@@ -80,13 +84,28 @@ def main() -> int:
                     "reasoners": sorted({d.reasoner for d in mine.diagnoses}),
                     "model_seconds": round(model_s, 1), "offline_seconds": round(offline_s, 2),
                 })
+            # As each scenario ends (a long run in the background shows what it has so far).
+            print(summary(scenario, rows[first:]), file=sys.stderr if args.json else sys.stdout,
+                  flush=True)
+            if not args.json:
+                for r in rows[first:]:
+                    print("  ".join(f"{k}={v}" for k, v in r.items()), flush=True)
     if args.json:
         json.dump(rows, sys.stdout, indent=2)
         print()
-    else:
-        for r in rows:
-            print("  ".join(f"{k}={v}" for k, v in r.items()))
     return 0 if all(r["same_policy"] for r in rows) else 1
+
+
+def summary(scenario: str, rows: list[dict[str, Any]]) -> str:
+    """One line per scenario: policy agreement, calls, server tokens, wall time."""
+    same = sum(r["same_policy"] for r in rows)
+    return (f"SCENARIO {scenario}: incidents={len(rows)} same_policy={same}/{len(rows)} "
+            f"calls={sum(r['calls'] for r in rows)} "
+            f"failed_calls={sum(r['failed_calls'] for r in rows)} "
+            f"tokens={sum(r['tokens'] for r in rows)} "
+            f"largest_prompt={max((r['largest_prompt'] for r in rows), default=0)} "
+            f"model_seconds={rows[0]['model_seconds'] if rows else 0} "
+            f"offline_seconds={rows[0]['offline_seconds'] if rows else 0}")
 
 
 if __name__ == "__main__":
