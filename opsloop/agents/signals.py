@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -385,6 +386,11 @@ def read_record(path: Path) -> SignalRecord:
         meta, _ = split_front_matter(path.read_text(encoding="utf-8"))
     except (FrontMatterError, UnicodeDecodeError) as err:
         raise ValueError(f"{path}: not a readable signal file: {err}") from err
+    return _record_of(path, meta)
+
+
+def _record_of(path: Path, meta: dict[str, Any]) -> SignalRecord:
+    """The record in a signal file's front matter (read once by the caller)."""
     try:
         record = SignalRecord.model_validate(meta)
     except ValidationError as err:
@@ -433,7 +439,7 @@ def _existing(directory: Path, signal: Signal) -> tuple[Path, SignalRecord] | No
             continue  # unreadable front matter names no signal; this one gets its own file
         if meta.get("id") != signal.id:
             continue  # a different signal whose short id collides
-        return path, read_record(path)
+        return path, _record_of(path, meta)
     return None
 
 
