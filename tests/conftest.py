@@ -31,6 +31,9 @@ from opsloop.tools.runbook_index import RunbookIndex
 os.environ["OPSLOOP_TESTING"] = "1"
 for _name in ("OPSLOOP_LLM_BASE_URL", "OPSLOOP_LLM_MODEL", "OPSLOOP_LLM_API_KEY"):
     os.environ.pop(_name, None)
+# Retrieval scores are calibrated per embedding backend: tests that do not name one get the
+# deterministic hashing backend, whatever the machine has installed or the shell exports.
+os.environ["OPSLOOP_EMBEDDING_BACKEND"] = "hashing"
 
 # The settings that decide what a runbook index holds and how it scores.
 _RETRIEVAL_FIELDS = ("runbook_dirs", "embedding_backend", "embedding_model",
