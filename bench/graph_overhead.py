@@ -54,14 +54,16 @@ class Bare:
         self.checkpointer = sqlite_checkpointer(state_dir / "bare-checkpoints.sqlite")
         self.graph = build_bare_graph(list(SPECIALISTS), self.checkpointer)
         self.seconds: list[float] = []
+        self.cpu: list[float] = []  # process CPU seconds per replay
         self.sizes: list[tuple[int, int]] = []  # (checkpoints, bytes) per thread
 
     def replay(self, shape: Shape) -> None:
         thread = f"bare-{len(self.seconds)}"
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         self.graph.invoke({"incident": shape.outer[0]}, {"configurable": {"thread_id": thread}},
                           context=shape, durability="sync")
         self.seconds.append(time.perf_counter() - t0)
+        self.cpu.append(time.process_time() - c0)
         self.sizes.append(footprint(self.checkpointer.conn, thread))
 
     def close(self) -> None:
@@ -76,6 +78,7 @@ def main() -> int:
 
     per_incident: list[float] = []
     production: list[float] = []  # the simulator's CPU inside each incident's run
+    cpu: list[float] = []  # process CPU seconds inside each incident's run
     per_scenario: list[float] = []
     sizes: list[tuple[int, int]] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -89,10 +92,12 @@ def main() -> int:
 
         def timed_start(*args: Any, **kwargs: Any) -> Incident:
             clock.take()
+            c0 = time.process_time()
             try:
                 with clock.measuring():
                     return start(*args, **kwargs)
             finally:
+                cpu.append(time.process_time() - c0)
                 production.append(clock.take())
 
         loop.start = timed_start  # type: ignore[method-assign]
@@ -112,6 +117,7 @@ def main() -> int:
         bare_graph.close()
         bare, bare_sizes = bare_graph.seconds, bare_graph.sizes
     own = [max(w - p, 0.0) for w, p in zip(per_incident, production, strict=True)]
+    own_cpu = [max(c - p, 0.0) for c, p in zip(cpu, production, strict=True)]
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result = {
         "incidents": len(per_incident),
@@ -133,6 +139,12 @@ def main() -> int:
         "own_per_incident_ms": {"median": statistics.median(own) * 1000,
                                 "p95": percentile(own, 0.95) * 1000},
         "own_ratio_to_bare_graph": statistics.median(own) / statistics.median(bare),
+        "cpu_ms": {"opsloop": statistics.median(cpu) * 1000,
+                   "opsloop_own": statistics.median(own_cpu) * 1000,
+                   "bare": statistics.median(bare_graph.cpu) * 1000},
+        "cpu_ratio_to_bare_graph": statistics.median(cpu) / statistics.median(bare_graph.cpu),
+        "own_cpu_ratio_to_bare_graph": (statistics.median(own_cpu)
+                                        / statistics.median(bare_graph.cpu)),
         "checkpoints_per_incident": statistics.median(c for c, _ in sizes),
         "checkpoint_kb_per_incident": statistics.median(b for _, b in sizes) / 1024,
         "bare_checkpoints_per_incident": statistics.median(c for c, _ in bare_sizes),
@@ -171,6 +183,11 @@ def main() -> int:
               f"{result['production_ms']['median']:.0f} ms; the loop's own: median "
               f"{po['median']:.0f} ms, p95 {po['p95']:.0f} ms")
         print(f"loop's own / bare graph (medians): {result['own_ratio_to_bare_graph']:.2f}x")
+        pc = result["cpu_ms"]
+        print(f"process CPU per incident (medians; moves less with a busy machine than wall "
+              f"time): opsloop {pc['opsloop']:.0f} ms, its own {pc['opsloop_own']:.0f} ms, "
+              f"bare {pc['bare']:.0f} ms; ratios {result['cpu_ratio_to_bare_graph']:.2f}x and "
+              f"{result['own_cpu_ratio_to_bare_graph']:.2f}x")
         print(f"peak RSS: {result['peak_rss_mb']} MB")
     return 0
 
