@@ -229,3 +229,21 @@ def test_telemetry_copies_cannot_change_the_world() -> None:
     env.wait(40)
     env.experiments("redis")[0].status = "aborted"  # type: ignore[assignment]
     assert env.experiments("redis")[0].status.value == "running"
+
+
+def test_metric_reads_reuse_points_yet_match_the_series_as_time_moves() -> None:
+    """Points are built once per recorded minute; every read, in any order of window sizes
+    and after time moves, is exactly the series' last minutes at their own times."""
+    env = SimEnvironment.create("bad_deploy", seed=3)
+    svc = env.services()[0].name
+    for step, minutes in enumerate([5, 30, 2, 90, 90, 1, 600, 0, 45]):
+        if step % 3 == 2:
+            env.wait(7)
+        series = env.metric(svc, "error_ratio", minutes)
+        values = env.state.series[svc]["error_ratio"]
+        count = min(minutes, len(values))
+        assert series.values() == values[len(values) - count:]
+        assert [p.at for p in series.points] == [
+            env.now() - timedelta(minutes=count - 1 - i) for i in range(count)]
+    again = env.metric(svc, "error_ratio", 30)
+    assert again.points[-1] is env.metric(svc, "error_ratio", 5).points[-1]

@@ -20,12 +20,19 @@ from opsloop.simulator import sbom as sboms
 from opsloop.simulator.state import SimState, tick_time
 from opsloop.tools.backend import check_metric, check_service, log_pattern, within
 
+_KEEP_POINTS = 1440  # built points kept per series beyond what the last read asked for
+
 
 class SimMetrics:
     """`Metrics` over the simulated series, one value per simulated minute."""
 
     def __init__(self, state: SimState) -> None:
         self.state = state
+        # Points already built, per series: (the series list, index of the first point, the
+        # points from there on). Recorded minutes do not change (physics only appends), so a
+        # point is built once however many reads cover it; each read still compares values,
+        # and rebuilds when someone rewrote history in place.
+        self._built: dict[tuple[str, str], tuple[list[float], int, list[MetricPoint]]] = {}
 
     def _values(self, service: str, metric: str) -> list[float]:
         check_service(service, self.state.services)
@@ -36,14 +43,39 @@ class SimMetrics:
         """The last `minutes` one-minute points, oldest first, the newest at now()."""
         values = self._values(service, metric)
         count = min(max(minutes, 0), len(values))
-        first = self.state.tick - count + 1
-        start = tick_time(first)
-        # model_construct: these values come from our own state, and evaluators pull thousands.
-        points = [
-            MetricPoint.model_construct(at=start + timedelta(minutes=i), value=v)
-            for i, v in enumerate(values[len(values) - count :])
-        ]
+        points = self._points(service, metric, values, len(values) - count)
         return MetricSeries.model_construct(service=service, metric=metric, points=points)
+
+    def _points(self, service: str, metric: str, values: list[float],
+                lo: int) -> list[MetricPoint]:
+        """Points for values[lo:], the newest at now(); built only for minutes not built yet."""
+        def build(a: int, b: int) -> list[MetricPoint]:
+            # model_construct: these values come from our own state, and evaluators pull
+            # thousands. values[-1] is the current tick.
+            start = tick_time(self.state.tick - len(values) + 1 + a)
+            return [MetricPoint.model_construct(at=start + timedelta(minutes=i), value=v)
+                    for i, v in enumerate(values[a:b])]
+
+        key = (service, metric)
+        cached = self._built.get(key)
+        if cached is None or cached[0] is not values:
+            first, built = lo, build(lo, len(values))
+        else:
+            _, first, built = cached
+            end = first + len(built)
+            if end < len(values):
+                built = built + build(end, len(values))
+            if lo < first:
+                built, first = build(lo, first) + built, lo
+        window = built[lo - first:]
+        if [p.value for p in window] != values[lo:]:  # history rewritten in place (tests do)
+            first, built = lo, build(lo, len(values))
+            window = built
+        keep = max(len(window), _KEEP_POINTS)  # a long simulated week keeps a day per series
+        if len(built) > keep:
+            first, built = first + len(built) - keep, built[len(built) - keep:]
+        self._built[key] = (values, first, built)
+        return window
 
     def average(self, service: str, metric: str, minutes: int) -> float | None:
         """Mean over the last `minutes`; for error_ratio, unrecorded minutes count at the prior.
