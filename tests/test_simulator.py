@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from opsloop.models import RemediationAction
+from opsloop.models import LogLine, RemediationAction
 from opsloop.simulator import METRICS, SimEnvironment, SimState
 from opsloop.simulator.events import schedule
 
@@ -247,3 +247,14 @@ def test_metric_reads_reuse_points_yet_match_the_series_as_time_moves() -> None:
             env.now() - timedelta(minutes=count - 1 - i) for i in range(count)]
     again = env.metric(svc, "error_ratio", 30)
     assert again.points[-1] is env.metric(svc, "error_ratio", 5).points[-1]
+
+
+def test_log_lines_are_built_once_and_typed_as_if_validated() -> None:
+    env = SimEnvironment.create("bad_deploy", seed=2)
+    first = env.logs("checkout", 30, limit=5000)
+    assert first, "the scenario logs something in half an hour"
+    for line in first:
+        assert line == LogLine.model_validate(line.model_dump())
+    env.wait(3)
+    later = env.logs("checkout", 33, limit=5000)
+    assert later[: len(first)] == first and later[0] is first[0]

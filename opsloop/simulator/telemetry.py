@@ -17,7 +17,7 @@ from opsloop.models import (
 )
 from opsloop.simulator import flags
 from opsloop.simulator import sbom as sboms
-from opsloop.simulator.state import SimState, tick_time
+from opsloop.simulator.state import LOG_LIMIT, LogEntry, SimState, tick_time
 from opsloop.tools.backend import check_metric, check_service, log_pattern, within
 
 _KEEP_POINTS = 1440  # built points kept per series beyond what the last read asked for
@@ -98,6 +98,8 @@ class SimChangeFeed:
 
     def __init__(self, state: SimState) -> None:
         self.state = state
+        # A line is its (tick, level, message) entry and its service, so each is built once.
+        self._lines: dict[str, dict[LogEntry, LogLine]] = {}
 
     def _check(self, service: str | None) -> None:
         if service is not None:
@@ -129,16 +131,22 @@ class SimChangeFeed:
         self._check(service)
         since = self.state.tick - minutes
         regex = log_pattern(pattern)
-        picked = [
-            (tick, level, message)
-            for tick, level, message in self.state.logs.get(service, [])
-            if tick > since and (regex is None or regex.search(message))
-        ]
+        picked = [entry for entry in self.state.logs.get(service, [])
+                  if entry[0] > since and (regex is None or regex.search(entry[2]))]
         picked = picked[-limit:] if limit > 0 else []
-        return [
-            LogLine(at=tick_time(t), service=service, level=lvl, message=msg)
-            for t, lvl, msg in picked
-        ]
+        built = self._lines.setdefault(service, {})
+        if len(built) > 2 * LOG_LIMIT:  # older lines were trimmed from the state
+            built.clear()
+        lines = []
+        for entry in picked:
+            line = built.get(entry)
+            if line is None:
+                t, lvl, msg = entry
+                # model_construct: the entry comes from our own state, already typed.
+                line = built[entry] = LogLine.model_construct(at=tick_time(t), service=service,
+                                                              level=lvl, message=msg)
+            lines.append(line)
+        return lines
 
     def deploys(self, service: str | None, minutes: int) -> list[DeployEvent]:
         self._check(service)
