@@ -3,6 +3,7 @@ store keeps beside each incident, so learning does not read whole incidents."""
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -57,7 +58,12 @@ class PastIncident:
 
     @classmethod
     def from_json(cls, text: str) -> PastIncident:
-        """ValueError when `text` is not a record this code wrote."""
+        """ValueError when `text` is not a record this code wrote. Records are immutable and
+        every learn step reads the same ones again, so each text is parsed once."""
+        return _parsed(text)
+
+    @classmethod
+    def _parse(cls, text: str) -> PastIncident:
         try:
             data = json.loads(text)
             if data.get("v") != _PAST_VERSION:
@@ -74,3 +80,8 @@ class PastIncident:
                                      for rule, kind, verdict, waited in data["answers"]))
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not a past-incident record: {exc!r}") from exc
+
+
+@functools.lru_cache(maxsize=8192)
+def _parsed(text: str) -> PastIncident:
+    return PastIncident._parse(text)
