@@ -8,6 +8,7 @@ in the title, an `Alert:` line or the file name (`KubePodCrashLooping.md`,
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ def slug(name: str) -> str:
     return "-".join(name_parts(name)) or "runbook"
 
 
+@functools.lru_cache(maxsize=8192)
 def alert_key(name: str) -> str:
     """How alert names compare: `KubePodCrashLooping` == `kube-pod-crash-looping`."""
     return "".join(name_parts(name))
