@@ -20,7 +20,7 @@ from opsloop.simulator import sbom as sboms
 from opsloop.simulator.state import LOG_LIMIT, LogEntry, SimState, tick_time
 from opsloop.tools.backend import check_metric, check_service, log_pattern, within
 
-_KEEP_POINTS = 1440  # built points kept per series beyond what the last read asked for
+_KEEP_POINTS = 2880  # built metric points kept per series at most
 
 
 class SimMetrics:
@@ -29,10 +29,11 @@ class SimMetrics:
     def __init__(self, state: SimState) -> None:
         self.state = state
         # Points already built, per series: (the series list, index of the first point, the
-        # points from there on). Recorded minutes do not change (physics only appends), so a
-        # point is built once however many reads cover it; each read still compares values,
-        # and rebuilds when someone rewrote history in place.
-        self._built: dict[tuple[str, str], tuple[list[float], int, list[MetricPoint]]] = {}
+        # points from there on, the longest window kept). Recorded minutes do not change
+        # (physics only appends), so a point is built once however many reads cover it; each
+        # read still compares values, and rebuilds when someone rewrote history in place.
+        self._built: dict[tuple[str, str],
+                          tuple[list[float], int, list[MetricPoint], int]] = {}
 
     def _values(self, service: str, metric: str) -> list[float]:
         check_service(service, self.state.services)
@@ -59,9 +60,9 @@ class SimMetrics:
         key = (service, metric)
         cached = self._built.get(key)
         if cached is None or cached[0] is not values:
-            first, built = lo, build(lo, len(values))
+            first, built, span = lo, build(lo, len(values)), 0
         else:
-            _, first, built = cached
+            _, first, built, span = cached
             end = first + len(built)
             if end < len(values):
                 built = built + build(end, len(values))
@@ -71,10 +72,12 @@ class SimMetrics:
         if [p.value for p in window] != values[lo:]:  # history rewritten in place (tests do)
             first, built = lo, build(lo, len(values))
             window = built
-        keep = max(len(window), _KEEP_POINTS)  # a long simulated week keeps a day per series
-        if len(built) > keep:
-            first, built = first + len(built) - keep, built[len(built) - keep:]
-        self._built[key] = (values, first, built)
+        # Keep the longest window read so far (reads of long and short windows alternate),
+        # up to two simulated days per series, however long the simulation runs.
+        span = max(span, min(len(window), _KEEP_POINTS))
+        if len(built) > span:
+            first, built = first + len(built) - span, built[len(built) - span:]
+        self._built[key] = (values, first, built, span)
         return window
 
     def average(self, service: str, metric: str, minutes: int) -> float | None:
