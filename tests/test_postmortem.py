@@ -378,3 +378,21 @@ def test_needs_postmortem(
 ) -> None:
     incident = make().model_copy(update={"severity": severity})
     assert needs_postmortem(incident, policy) is expected
+
+
+def test_an_agents_change_record_says_why_the_agent_proposed_it_not_that_no_cause_was_found(
+) -> None:
+    """A scheduled agent's change record has no alert and no hunt for a cause: its summary
+    says which agent proposed the change and what the agent saw."""
+    record = Incident(
+        id="RUN-security-0001", title="security: CVE-2021-44228 in checkout",
+        environment="production", group_key="agent:security",
+        group_labels={"agent": "security"}, services=["checkout"], opened_at=at(0),
+        status=IncidentStatus.MITIGATED, severity=Severity.SEV2, specialists=["security"],
+        diagnoses=[Diagnosis(specialist="security",
+                             summary="CVE-2021-44228 (known exploited) in log4j-core 2.14.1")])
+    summary = draft_postmortem(record).summary
+    assert "No root cause" not in summary
+    assert "security agent" in summary and "CVE-2021-44228 (known exploited)" in summary
+    alerted = auto_sev3().model_copy(update={"root_cause": None})
+    assert "No root cause was established" in draft_postmortem(alerted).summary

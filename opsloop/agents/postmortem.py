@@ -112,6 +112,12 @@ def _summary(incident: Incident, records: list[ActionCase]) -> str:
     if cause is not None:
         lines.append(f"Root cause (draft): {inline(cause.cause)} — {inline(cause.category)}, "
                      f"confidence {cause.confidence:.2f}.")
+    elif not incident.anomalies and incident.diagnoses:
+        # A scheduled agent's change record: no alert, no failure to find a cause for; what
+        # the agent saw is why the change was proposed.
+        agent = incident.diagnoses[0]
+        lines.append(f"Proposed by the {inline(agent.specialist)} agent, not raised by an "
+                     f"alert: {inline(agent.summary)}.")
     else:
         lines.append("No root cause was established" +
                      (": no runbook covered this failure." if incident.novel else "."))
