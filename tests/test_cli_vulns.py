@@ -37,6 +37,10 @@ def test_ingest_then_list_merges_two_scanners_into_one_finding(
     shown = capsys.readouterr().out
     assert "CVE-2021-44228" in shown and "known exploited (KEV due 2021-12-24)" in shown
     assert "grype:grype-api-gateway.json, trivy:trivy-api-gateway.json" in shown
+    assert run(work, "list") == 0  # one name per package, though the scanners differ
+    table = capsys.readouterr().out
+    assert "org.apache.logging.log4j:log4j-core" in table
+    assert "log4j-core," not in table and ", log4j-core" not in table
 
 
 def test_a_bad_record_is_a_warning_naming_it(tmp_path: Path,

@@ -64,7 +64,14 @@ def ingest_files(args: argparse.Namespace, settings: Settings, ui: Ui) -> int:
 
 
 def _packages(f: Finding) -> str:
-    return ", ".join(sorted({a.name for a in f.affected}))
+    """One name per package: scanners name the same purl differently (Trivy
+    `group:artifact`, Grype the artifact alone); the most qualified name stands for it."""
+    names: dict[str, str] = {}
+    for a in f.affected:
+        key = a.purl or a.name
+        known = names.get(key)
+        names[key] = a.name if known is None or len(a.name) > len(known) else known
+    return ", ".join(sorted(set(names.values())))
 
 
 def _fixes(f: Finding) -> str:
