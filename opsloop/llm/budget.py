@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, SystemMessage, ToolMessage
@@ -125,6 +126,17 @@ def _order(messages: Sequence[BaseMessage]) -> list[int]:
     return tools + said + rest
 
 
+def _steps(messages: list[BaseMessage]
+           ) -> Iterator[tuple[int, Callable[[BaseMessage], BaseMessage | None]]]:
+    """Each way to shorten, in the order tried: every data block at each limit (messages
+    that give way first first), then tool results reduced to their status, oldest first."""
+    for limit in BLOCK_LIMITS:
+        for i in _order(messages):
+            yield i, partial(_shortened, limit=limit)
+    for i in range(len(messages)):
+        yield i, _elided
+
+
 def fit_messages(messages: Sequence[BaseMessage], tools: Sequence[dict[str, Any]] | None,
                  budget: int) -> tuple[list[BaseMessage], int]:
     """The messages, shortened until the request's estimate is within `budget` tokens.
@@ -137,18 +149,8 @@ def fit_messages(messages: Sequence[BaseMessage], tools: Sequence[dict[str, Any]
     if estimate <= budget:
         return fitted, 0
     shortened: set[int] = set()
-    for limit in BLOCK_LIMITS:
-        for i in _order(fitted):
-            short = _shortened(fitted[i], limit)
-            if short is None:
-                continue
-            fitted[i] = short
-            shortened.add(i)
-            estimate = estimate_tokens(fitted, tools)
-            if estimate <= budget:
-                return fitted, len(shortened)
-    for i in range(len(fitted)):  # oldest first
-        short = _elided(fitted[i])
+    for i, shorten in _steps(fitted):
+        short = shorten(fitted[i])
         if short is None:
             continue
         fitted[i] = short
