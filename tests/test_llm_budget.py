@@ -16,10 +16,12 @@ from pydantic import BaseModel
 from opsloop.graph.runner import OperateLoop
 from opsloop.llm.budget import (
     ELIDED,
+    TOOLS_SHARE,
     PromptTooLarge,
     estimate_tokens,
     fit_messages,
     prompt_budget,
+    tools_that_fit,
 )
 from opsloop.llm.client import ModelClient
 from opsloop.llm.config import ModelConfigError, build_chat_model, model_client
@@ -180,3 +182,21 @@ def test_a_whole_incident_on_the_default_context_stays_within_it(tmp_path: Path)
         requests = sent(server)
     assert requests and incident.severity is not None
     assert max(estimate_tokens(m, t) for m, t in requests) <= budget
+    # The runbook checks come first among the tools offered, and the tool list stays within
+    # its share of the prompt, so evidence has room beside it.
+    offered = [[s["function"]["name"] for s in t] for _m, t in requests if t]
+    assert offered and all(names[0] == "run_runbook_checks" for names in offered)
+    assert all(estimate_tokens([], t) <= budget * TOOLS_SHARE for _m, t in requests if t)
+    assert any("tools (the runbook checks first)" in e.message for e in incident.timeline)
+
+
+def test_tools_that_fit_keep_the_order_and_at_least_one() -> None:
+    schemas = [Tool(f"t{i}", "d" * 300, {"type": "object", "properties": {}},
+                    lambda _a: {"status": "ok"}).schema() for i in range(10)]
+    assert tools_that_fit(schemas, 100_000) == 10
+    few = tools_that_fit(schemas, 2_000)
+    assert 1 <= few < 10
+    assert estimate_tokens([], schemas[:few]) <= 2_000 * TOOLS_SHARE
+    assert estimate_tokens([], schemas[:few + 1]) > 2_000 * TOOLS_SHARE
+    assert tools_that_fit(schemas, 10) == 1
+    assert tools_that_fit([], 10) == 0

@@ -4,8 +4,8 @@ SmolLM2-135M answers with well-formed tool calls quickly and is useless at diagn
 these tests check what a real server does to the model path: tool calls round-trip, a
 structured answer validates or the format falls back, every loop ends within its caps, the
 token counts are the server's own, and an incident keeps the offline run's severity with no
-decision wider than policy allows. Skipped, saying how to install, when the `local-model` extra or the weights
-are absent (`scripts/install-local-model.sh smollm2`).
+decision wider than policy allows. Skipped, saying how to install, when the `local-model`
+extra or the weights are absent (`scripts/install-local-model.sh smollm2`).
 """
 
 from __future__ import annotations

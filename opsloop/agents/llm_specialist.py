@@ -7,7 +7,9 @@ that a hypothesis no cited evidence supports stays below the confidence needed t
 the action ids, and — downstream, unchanged — every policy decision. When the model
 fails (no answer after retries, an answer that does not validate after one repair, the
 token budget spent before it started, an answer reached without running any tool) the
-offline reasoner answers instead.
+offline reasoner answers instead; so it does when the model names no cause the evidence
+supports while the runbook checks do support one (a model cut short by its limits never
+leaves a diagnosable incident undiagnosed).
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from langchain_core.messages import HumanMessage, SystemMessage
+from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, ConfigDict, Field
 
 from opsloop.agents.reasoner import affected_services, candidate_runbooks, diagnose
 from opsloop.agents.specialist_tools import RUNBOOK_TOOL, runbook_tool, toolbox_tools
 from opsloop.agents.specialists import SPECIALISTS
+from opsloop.llm.budget import estimate_tokens, prompt_budget, tools_that_fit
 from opsloop.llm.client import ModelClient
 from opsloop.llm.prompting import data_block, prompt, trim
 from opsloop.llm.structured import schema_text
@@ -71,7 +74,8 @@ class Conclusion(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    summary: str = Field(max_length=1200)
+    # Optional: small models often leave it out, and the hypotheses are what count.
+    summary: str = Field(default="", max_length=1200)
     hypotheses: list[ModelHypothesis] = Field(default_factory=list, max_length=12)
 
 
@@ -94,7 +98,11 @@ def incident_data(incident: Incident, services: list[str]) -> dict[str, object]:
     }
 
 
-def runbook_data(rb: Runbook) -> dict[str, object]:
+def runbook_data(rb: Runbook, *, brief: bool = False) -> dict[str, object]:
+    if brief:
+        return {"id": rb.id, "title": rb.title, "services": rb.services,
+                "hypotheses": [{"id": h.id, "category": h.category, "blames": h.service,
+                                "cause": trim(h.cause, 160)} for h in rb.hypotheses]}
     sections = rb.sections()
     return {
         "id": rb.id, "title": rb.title, "services": rb.services, "alerts": rb.alerts,
@@ -112,7 +120,8 @@ def runbook_data(rb: Runbook) -> dict[str, object]:
 
 
 def messages_for(specialist: str, incident: Incident, runbooks: list[Runbook],
-                 services: list[str], settings: Settings) -> list[SystemMessage | HumanMessage]:
+                 services: list[str], settings: Settings, *, brief: bool = False
+                 ) -> list[BaseMessage]:
     spec = SPECIALISTS[specialist]
     system = prompt("specialist", specialist=specialist, purpose=spec.purpose,
                     actions=", ".join(ACTION_TYPES), max_steps=settings.llm_max_steps,
@@ -121,7 +130,7 @@ def messages_for(specialist: str, incident: Incident, runbooks: list[Runbook],
     task = "\n\n".join([
         prompt("specialist_task", incident_id=incident.id, services=", ".join(services)),
         data_block("incident", incident_data(incident, services)),
-        data_block("runbooks", [runbook_data(rb) for rb in runbooks]),
+        data_block("runbooks", [runbook_data(rb, brief=brief) for rb in runbooks]),
     ])
     return [SystemMessage(system), HumanMessage(task)]
 
@@ -217,12 +226,25 @@ def diagnose_with_model(specialist: str, incident: Incident, toolbox: Toolbox,
     tools = toolbox_tools(toolbox)
     if any(rb.hypotheses for rb in runbooks):
         tools.insert(0, runbook_tool([rb for rb in runbooks if rb.hypotheses], toolbox))
+    budget = prompt_budget(settings)
+    offered = tools_that_fit([t.schema() for t in tools], budget)
+    setup: list[tuple[EventKind, str]] = []
+    if offered < len(tools):
+        setup.append((EventKind.MODEL_NOTE, (
+            f"{specialist}: offered {offered} of {len(tools)} tools (the runbook checks "
+            f"first); the rest do not fit a {budget:,}-token prompt beside the evidence")))
+        tools = tools[:offered]
     limits = Limits(settings.llm_max_steps, settings.llm_max_tool_calls,
                     settings.llm_tool_output_chars)
     loop = ToolLoop(client, tools, Conclusion, limits, incident_id=incident.id,
                     specialist=specialist)
+    messages = messages_for(specialist, incident, runbooks, services, settings)
+    if estimate_tokens(messages, [t.schema() for t in tools]) > budget:
+        # The runbooks' hypotheses, without the checks' details and guidance text:
+        # `run_runbook_checks` reports the checks and suggested actions when called.
+        messages = messages_for(specialist, incident, runbooks, services, settings, brief=True)
     try:
-        result = loop.run(list(messages_for(specialist, incident, runbooks, services, settings)))
+        result = loop.run(list(messages))
     except LoopFailed as failed:
         return _offline(specialist, incident, toolbox, index, settings, failed.trace,
                         failed.reason)
@@ -234,8 +256,36 @@ def diagnose_with_model(specialist: str, incident: Incident, toolbox: Toolbox,
         return _offline(specialist, incident, toolbox, index, settings, result.trace, reason)
     diagnosis, caps = to_diagnosis(specialist, incident, result.output, result.trace, runbooks,
                                    settings.min_confidence)
-    notes = [(note_kind(n), f"{specialist}: {n}") for n in [*result.trace.notes, *caps]]
+    notes = setup + [(note_kind(n), f"{specialist}: {n}") for n in [*result.trace.notes, *caps]]
+    if not actionable(diagnosis, settings.min_confidence):
+        return _checked(specialist, incident, toolbox, index, settings, result.trace,
+                        diagnosis, notes)
     return SpecialistRun(diagnosis, notes, result.trace.tool_calls)
+
+
+def actionable(diagnosis: Diagnosis, min_confidence: float) -> bool:
+    """Whether the diagnosis names a cause supported enough to act on."""
+    return any(h.confidence >= min_confidence for h in diagnosis.hypotheses)
+
+
+def _checked(specialist: str, incident: Incident, toolbox: Toolbox, index: RunbookIndex,
+             settings: Settings, trace: LoopTrace, said: Diagnosis,
+             notes: list[tuple[EventKind, str]]) -> SpecialistRun:
+    """The model named no supported cause: the runbook checks it may not have reached (cut
+    short by its limits or context) still run. When they support a cause, the evidence wins
+    over the model's silence; when they do not, the model's answer stands."""
+    offline = diagnose(specialist, incident, toolbox, index,
+                       k_runbooks=settings.runbooks_per_specialist,
+                       min_confidence=settings.min_confidence)
+    if not actionable(offline, settings.min_confidence):
+        return SpecialistRun(said, notes, trace.tool_calls)
+    top = offline.hypotheses[0]
+    notes.append((EventKind.MODEL_FALLBACK, (
+        f"{specialist}: the model named no cause the evidence supports; the runbook checks "
+        f"support {top.category} on {top.service} ({top.confidence:.0%}), so the offline "
+        "reasoner's diagnosis stands")))
+    diagnosis = offline.model_copy(update={"reasoner": "fallback", "model_calls": trace.calls})
+    return SpecialistRun(diagnosis, notes, trace.tool_calls)
 
 
 def _offline(specialist: str, incident: Incident, toolbox: Toolbox, index: RunbookIndex,

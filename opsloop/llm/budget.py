@@ -49,6 +49,21 @@ ELIDED = "dropped for room; citable by call id"
 MIN_PROMPT_TOKENS = 1024  # below this no opsloop prompt fits: a setting error, not a trim
 
 
+# Of a call's budget, the share the tool list may take: the rest is for the instructions,
+# the task and the evidence the tools return. A large context offers every tool.
+TOOLS_SHARE = 0.25
+
+
+def tools_that_fit(schemas: Sequence[dict[str, Any]], budget: int) -> int:
+    """How many of the tools, in the order given (most useful first), fit the tool share of
+    a `budget`-token prompt; always at least one, so a loop that offers tools offers some."""
+    share = budget * TOOLS_SHARE
+    for count in range(len(schemas), 0, -1):
+        if estimate_tokens([], schemas[:count]) <= share:
+            return count
+    return min(1, len(schemas))
+
+
 class PromptTooLarge(ValueError):
     """What cannot be cut (system prompt, instructions, delimiters) is over the budget."""
 

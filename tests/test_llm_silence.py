@@ -1,0 +1,59 @@
+"""A model that names no cause: the runbook checks still decide whether there is one.
+
+A small model cut short by its context or call caps often answers with no hypothesis at
+all. When the runbook checks support a cause, that silence must not leave the incident
+undiagnosed (the offline reasoner's evidence-backed diagnosis stands); when they support
+none, the model's answer is kept as it is.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from llm_server import model_settings, policy_outcome
+
+from opsloop.graph.runner import OperateLoop
+from opsloop.llm.testing import FakeModel, ScriptedServer
+from opsloop.models import EventKind
+from opsloop.settings import Settings
+from opsloop.watch import run_scenario
+
+
+class Silent(FakeModel):
+    """Runs the runbook checks like the fake model, then concludes with no hypothesis and
+    no summary (as a small model out of room does)."""
+
+    def respond(self, request: dict[str, Any]) -> dict[str, Any]:
+        if any(m.get("role") == "tool" for m in request.get("messages", [])):
+            return {"role": "assistant", "content": json.dumps({"hypotheses": []})}
+        return super().respond(request)
+
+
+def test_checks_that_support_a_cause_outweigh_a_model_that_names_none(
+        tmp_path: Path, make_loop: Callable[[Settings], OperateLoop]) -> None:
+    offline = make_loop(Settings(work_dir=tmp_path / "offline"))
+    try:
+        expected = run_scenario(offline, "bad_deploy", 7, lambda _m: None).incidents[0]
+    finally:
+        offline.close()
+    with ScriptedServer(Silent()) as server:
+        loop = make_loop(model_settings(tmp_path / "model", server))
+        try:
+            incident = run_scenario(loop, "bad_deploy", 7, lambda _m: None).incidents[0]
+        finally:
+            loop.close()
+    assert policy_outcome(incident) == policy_outcome(expected)
+    assert expected.actions, "the scenario's checks support a cause offline"
+    reasoners = {d.specialist: d.reasoner for d in incident.diagnoses}
+    offline_found = {d.specialist for d in expected.diagnoses
+                     if any(h.confidence >= Settings().min_confidence for h in d.hypotheses)}
+    # where the checks support a cause, the evidence stands; elsewhere the model's silence
+    assert {s for s, r in reasoners.items() if r == "fallback"} == offline_found
+    assert {r for s, r in reasoners.items() if s not in offline_found} == {"model"}
+    notes = [e.message for e in incident.timeline if e.kind == EventKind.MODEL_FALLBACK]
+    assert any("named no cause the evidence supports" in n for n in notes), notes
+    for d in incident.diagnoses:
+        assert d.model_calls, "the model calls spent stay on the record"
