@@ -38,6 +38,8 @@ def test_a_configured_endpoint_is_measured_case_by_case(
     assert row["key"] == "bad_deploy@web" and row["offline"] == "bad_deploy@web"
     assert row["calls"] == requests > 0 and row["tokens"] > 0 and row["seconds"] > 0
     assert row["agrees_offline"] == (row["model"] == row["offline"])
+    answered, asked = row["answered_by"].removeprefix("model ").split("/")
+    assert 0 <= int(answered) <= int(asked) > 0  # the fallback's share is on the row
     assert "[2/2] scripted recorded/bad-deploy-web" in out.err
 
 

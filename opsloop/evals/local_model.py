@@ -35,8 +35,8 @@ LOCAL_CASES = (
     "simulated/memory-leak",
     "simulated/traffic-surge",
 )
-COLUMNS = ["case", "key", "offline", "model", "agrees offline", "agrees key", "calls",
-           "tokens", "seconds"]
+COLUMNS = ["case", "key", "offline", "model", "agrees offline", "agrees key", "answered by",
+           "calls", "tokens", "seconds"]
 
 
 @dataclass(frozen=True)
@@ -87,6 +87,13 @@ def _cause(incidents: list[dict[str, Any]]) -> str:
     return ", ".join(str(i.get("root_cause") or "none") for i in incidents) or "none"
 
 
+def _answered(incidents: list[dict[str, Any]]) -> str:
+    """How many specialists the model answered for itself, and how many gave way to the
+    offline reasoner: `model 1/3` means one of three diagnoses was the model's own."""
+    said = [r for i in incidents for r in (i.get("answered_by") or {}).values()]
+    return f"model {sum(r == 'model' for r in said)}/{len(said)}" if said else "-"
+
+
 def rows(result: dict[str, Any], model: str, cases: list[Case]) -> list[dict[str, Any]]:
     """One row per case: the model's root cause beside the offline one and the key's."""
     by = {(r["model"], r["case"]): r for r in result["cases"]}
@@ -104,6 +111,7 @@ def rows(result: dict[str, Any], model: str, cases: list[Case]) -> list[dict[str
             "agrees_key": bool(incidents) and all(i["top1"] for i in incidents),
             "offline_agrees_key": bool(offline["incidents"]) and all(
                 i["top1"] for i in offline["incidents"]),
+            "answered_by": _answered(incidents),
             "calls": mine["model_calls"], "tokens": mine["tokens"],
             "seconds": round(mine["seconds"], 1), "error": mine.get("error"),
         })
@@ -130,7 +138,8 @@ def table_rows(result: dict[str, Any]) -> list[list[str]]:
     def yes(v: bool) -> str:
         return "yes" if v else "no"
     return [[r["case"], r["key"], r["offline"], r["model"], yes(r["agrees_offline"]),
-             yes(r["agrees_key"]), str(r["calls"]), f"{r['tokens']:,}", f"{r['seconds']:.1f}"]
+             yes(r["agrees_key"]), r["answered_by"], str(r["calls"]), f"{r['tokens']:,}",
+             f"{r['seconds']:.1f}"]
             for r in result["cases"]]
 
 

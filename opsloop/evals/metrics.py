@@ -40,6 +40,8 @@ class IncidentScore:
     severity_ok: bool = False
     routed: list[str] = field(default_factory=list)
     handled_by: str | None = None
+    # Who answered each specialist: offline, model, or fallback (the model gave way).
+    answered_by: dict[str, str] = field(default_factory=dict)
     routing_ok: bool = False
     root_cause: str | None = None
     top1: bool = False
@@ -208,6 +210,7 @@ def score_incident(want: ExpectedIncident, incident: Incident | None, run: CaseR
     s.severity = incident.severity.value if incident.severity else None
     s.severity_ok = incident.severity in want.severity
     s.routed = list(incident.specialists)
+    s.answered_by = {d.specialist: d.reasoner for d in incident.diagnoses}
     cause = incident.root_cause
     s.handled_by = next((d.specialist for d in incident.diagnoses
                          if cause is not None and d.top is not None and d.top.id == cause.id),
