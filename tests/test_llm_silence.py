@@ -57,3 +57,38 @@ def test_checks_that_support_a_cause_outweigh_a_model_that_names_none(
     assert any("named no cause the evidence supports" in n for n in notes), notes
     for d in incident.diagnoses:
         assert d.model_calls, "the model calls spent stay on the record"
+
+
+class Terse(FakeModel):
+    """Runs the runbook checks like the fake model, then names the supported cause with a
+    wrong call id and no remediation (as small models do)."""
+
+    def respond(self, request: dict[str, Any]) -> dict[str, Any]:
+        reply = super().respond(request)
+        if reply.get("tool_calls") or not any(
+                m.get("role") == "tool" for m in request.get("messages", [])):
+            return reply
+        answer = json.loads(reply["content"])
+        for h in answer["hypotheses"]:
+            h["evidence"], h["remediation"] = ["call_that_never_was"], []
+        return {"role": "assistant", "content": json.dumps(answer)}
+
+
+def test_a_named_cause_keeps_the_checks_run_on_it_and_the_runbooks_actions(
+        tmp_path: Path, make_loop: Callable[[Settings], OperateLoop]) -> None:
+    offline = make_loop(Settings(work_dir=tmp_path / "offline"))
+    try:
+        expected = run_scenario(offline, "bad_deploy", 7, lambda _m: None).incidents[0]
+    finally:
+        offline.close()
+    with ScriptedServer(Terse()) as server:
+        loop = make_loop(model_settings(tmp_path / "model", server))
+        try:
+            incident = run_scenario(loop, "bad_deploy", 7, lambda _m: None).incidents[0]
+        finally:
+            loop.close()
+    assert policy_outcome(incident) == policy_outcome(expected)
+    acted = [d for d in incident.diagnoses if d.proposals]
+    assert acted and {d.reasoner for d in acted} == {"model"}  # the model's own diagnosis
+    top = acted[0].hypotheses[0]
+    assert any(e.holds for e in top.evidence) and top.confidence >= Settings().min_confidence

@@ -154,14 +154,34 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9_-]+", "_", text.lower()).strip("_") or "unknown"
 
 
+def _suggested(source: ToolRecord | None, min_confidence: float) -> list[ProposedAction]:
+    """The runbook's own actions for a hypothesis its checks support, filled as the offline
+    reasoner fills them: what the model gets when it names the cause but proposes nothing."""
+    if source is None or float(source.payload.get("confidence") or 0) < min_confidence:
+        return []
+    actions = []
+    for raw in source.payload.get("suggested_actions") or []:
+        try:
+            actions.append(ProposedAction.model_validate(raw))
+        except ValueError:
+            continue
+    return actions
+
+
 def to_diagnosis(specialist: str, incident: Incident, conclusion: Conclusion, trace: LoopTrace,
                  runbooks: list[Runbook], min_confidence: float) -> tuple[Diagnosis, list[str]]:
     """The model's conclusion, checked against what the tools really returned."""
     known = {rb.id for rb in runbooks}
     notes: list[str] = []
-    ranked: list[tuple[Hypothesis, ModelHypothesis]] = []
+    ranked: list[tuple[Hypothesis, ModelHypothesis, list[ProposedAction]]] = []
     for mh in conclusion.hypotheses:
         cited = [trace.tools[c] for c in mh.evidence if c in trace.tools]
+        # The checks run on exactly this hypothesis are its evidence, cited or not: small
+        # models often name the right cause and cite the wrong call id.
+        cited += [r for r in trace.tools.values() if r.name == RUNBOOK_TOOL and r not in cited
+                  and r.payload.get("status") == "ok"
+                  and (r.payload.get("category"), r.payload.get("service"))
+                  == (mh.category, mh.service)]
         evidence = [e for record in cited for e in _evidence(record)]
         confidence = mh.confidence
         if confidence >= min_confidence and not any(e.holds for e in evidence):
@@ -175,18 +195,18 @@ def to_diagnosis(specialist: str, incident: Incident, conclusion: Conclusion, tr
         ranked.append((Hypothesis(
             id=hid, cause=mh.cause, category=mh.category, service=mh.service,
             runbook=mh.runbook if mh.runbook in known else "", confidence=confidence,
-            evidence=evidence), mh))
-    ranked.sort(key=lambda pair: -pair[0].confidence)  # stable: the model's order breaks ties
+            evidence=evidence), mh, mh.remediation or _suggested(source, min_confidence)))
+    ranked.sort(key=lambda entry: -entry[0].confidence)  # stable: the model's order breaks ties
 
     proposals: list[RemediationProposal] = []
     described: set[str] = set()
     top = ranked[0][0] if ranked else None
-    for hypothesis, mh in ranked:
+    for hypothesis, mh, actions in ranked:
         if top is None or top.confidence < min_confidence:
             break
         if hypothesis.confidence < min_confidence or hypothesis.category != top.category:
             continue
-        for pa in mh.remediation:
+        for pa in actions:
             action = RemediationAction(
                 id=f"{incident.id}-{specialist}-a{len(proposals) + 1}", type=pa.type,
                 service=pa.service, params=pa.params, reason=pa.reason or hypothesis.cause)
@@ -201,7 +221,7 @@ def to_diagnosis(specialist: str, incident: Incident, conclusion: Conclusion, tr
             if top else f"{specialist}: no hypothesis")
     summary = f"{head} [model {trace.steps} call(s), {trace.tool_calls} tool call(s)]; " + trim(
         conclusion.summary, 400)
-    return Diagnosis(specialist=specialist, hypotheses=[h for h, _ in ranked],
+    return Diagnosis(specialist=specialist, hypotheses=[h for h, _, _ in ranked],
                      runbooks=[rb.id for rb in runbooks], proposals=proposals,
                      summary=summary, reasoner="model", model_calls=trace.calls), notes
 
