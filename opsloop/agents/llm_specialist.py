@@ -190,12 +190,15 @@ def to_diagnosis(specialist: str, incident: Incident, conclusion: Conclusion, tr
                          f"confidence capped at {confidence:.0%}")
         source = next((r for r in cited if r.name == RUNBOOK_TOOL
                        and r.payload.get("category") == mh.category), None)
+        exact = next((r for r in cited if r.name == RUNBOOK_TOOL
+                      and (r.payload.get("category"), r.payload.get("service"))
+                      == (mh.category, mh.service)), None)
         hid = (f"{source.payload['runbook']}.{source.payload['hypothesis']}@{mh.service}"
                if source else f"model.{_slug(mh.category)}@{mh.service}")
         ranked.append((Hypothesis(
             id=hid, cause=mh.cause, category=mh.category, service=mh.service,
             runbook=mh.runbook if mh.runbook in known else "", confidence=confidence,
-            evidence=evidence), mh, mh.remediation or _suggested(source, min_confidence)))
+            evidence=evidence), mh, mh.remediation or _suggested(exact, min_confidence)))
     ranked.sort(key=lambda entry: -entry[0].confidence)  # stable: the model's order breaks ties
 
     proposals: list[RemediationProposal] = []
@@ -251,8 +254,9 @@ def diagnose_with_model(specialist: str, incident: Incident, toolbox: Toolbox,
     setup: list[tuple[EventKind, str]] = []
     if offered < len(tools):
         setup.append((EventKind.MODEL_NOTE, (
-            f"{specialist}: offered {offered} of {len(tools)} tools (the runbook checks "
-            f"first); the rest do not fit a {budget:,}-token prompt beside the evidence")))
+            f"{specialist}: offered {offered} of {len(tools)} tools"
+            f"{' (the runbook checks first)' if tools[0].name == RUNBOOK_TOOL else ''}; the "
+            f"rest do not fit a {budget:,}-token prompt beside the evidence")))
         tools = tools[:offered]
     limits = Limits(settings.llm_max_steps, settings.llm_max_tool_calls,
                     settings.llm_tool_output_chars)
