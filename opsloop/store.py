@@ -8,7 +8,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -382,6 +382,16 @@ class IncidentStore:
             " FROM incidents, json_each(incidents.body, '$.actions') AS a"
             " WHERE json_valid(incidents.body) GROUP BY 1")  # a NaN parameter is not JSON
         return {str(outcome): int(n) for outcome, n in rows.fetchall()}
+
+    def severities_not_in(self, statuses: Iterable[str]) -> list[tuple[str, str]]:
+        """(id, severity) of triaged incidents in any status but these, in id order: read
+        from the indexed columns, no record is parsed."""
+        marks = list(statuses)
+        unless = f" AND status NOT IN ({', '.join('?' for _ in marks)})" if marks else ""
+        rows = self._db.execute(
+            f"SELECT id, severity FROM incidents WHERE severity IS NOT NULL{unless} "
+            "ORDER BY seq, id", marks)
+        return [(str(i), str(sev)) for i, sev in rows.fetchall()]
 
     def unfinished(self) -> list[str]:
         """Ids of incidents a run may still owe work: open, or waiting for a human."""

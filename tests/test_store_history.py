@@ -124,3 +124,15 @@ def test_a_store_indexed_before_the_records_gets_them_in_batches(
     current = incident(9, days_ago=0.1)
     assert upgraded.related_history(current, SINCE) == [
         PastIncident.of(i) for i in upgraded.related(current, SINCE)]
+
+
+def test_open_severities_come_from_the_columns_and_match_the_records(tmp_path: Path) -> None:
+    store = IncidentStore(tmp_path / "opsloop.db")
+    for past in history():
+        store.save_incident(past)
+    closed = {IncidentStatus.MITIGATED, IncidentStatus.REJECTED, IncidentStatus.RESOLVED}
+    expected = [(i.id, i.severity.value) for i in store.incidents()
+                if i.status not in closed and i.severity is not None]
+    assert store.severities_not_in(closed) == expected
+    assert len(store.severities_not_in([])) == sum(
+        1 for i in store.incidents() if i.severity is not None)

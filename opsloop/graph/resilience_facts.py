@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from opsloop.chaos.engine import steady_state
 from opsloop.chaos.experiments import ExperimentError, find
 from opsloop.chaos.gameday import history
-from opsloop.models import IncidentStatus
+from opsloop.models import IncidentStatus, Severity
 from opsloop.policy import Policies
 from opsloop.policy.health import budget_state
 from opsloop.policy.resilience import ResilienceFacts
@@ -37,9 +37,8 @@ def resilience_facts(name: str, *, now: datetime, settings: Settings, policies: 
     radius = experiment.blast_radius
     replicas = {s.name: s.replicas for s in telemetry.services() if s.name in radius.services}
     budgets = {s: budget_state(s, policies, telemetry).remaining for s in replicas}
-    open_incidents = tuple((i.id, i.severity) for i in store.incidents()
-                           if i.status not in _CLOSED and i.severity is not None
-                           and i.id != excluding and not i.id.startswith("run-"))
+    open_incidents = tuple((i, Severity(sev)) for i, sev in store.severities_not_in(_CLOSED)
+                           if i != excluding and not i.startswith("run-"))
     reports, _ = history(settings.work_dir / "reports")
     starts = [(r.experiment, _parsed(r.started_at)) for r in reports]
     today = now.astimezone(UTC).date()
