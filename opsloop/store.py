@@ -336,9 +336,11 @@ class IncidentStore:
             raise StoreError(_unreadable(incident_id, self.path, exc)) from None
 
     def incidents(self, problems: list[str] | None = None, *, since: datetime | None = None,
-                  status: str | None = None) -> list[Incident]:
-        """Stored incidents in id order (opened at or after `since`, in `status`); a row that
-        no longer validates is skipped and described in `problems`, never fatal to the rest."""
+                  status: str | None = None, group_key: str | None = None) -> list[Incident]:
+        """Stored incidents in id order (opened at or after `since`, in `status`, of the
+        alert group or agent `group_key`: filtered in SQLite, only matches are parsed); a row
+        that no longer validates is skipped and described in `problems`, never fatal to the
+        rest."""
         query, args = "SELECT id, body FROM incidents", list[str]()
         where = []
         if since is not None:
@@ -347,6 +349,9 @@ class IncidentStore:
         if status is not None:
             where.append("status = ?")
             args.append(status)
+        if group_key is not None:
+            where.append("json_valid(body) AND json_extract(body, '$.group_key') = ?")
+            args.append(group_key)
         if where:
             query += " WHERE " + " AND ".join(where)
         found = []

@@ -136,3 +136,13 @@ def test_open_severities_come_from_the_columns_and_match_the_records(tmp_path: P
     assert store.severities_not_in(closed) == expected
     assert len(store.severities_not_in([])) == sum(
         1 for i in store.incidents() if i.severity is not None)
+
+
+def test_incidents_of_one_group_are_filtered_in_sqlite(tmp_path: Path) -> None:
+    store = IncidentStore(tmp_path / "opsloop.db")
+    past = history()
+    past[1] = past[1].model_copy(update={"group_key": "agent:resilience"})
+    for one in past:
+        store.save_incident(one)
+    assert [i.id for i in store.incidents(group_key="agent:resilience")] == [past[1].id]
+    assert store.incidents(group_key="agent:nobody") == []

@@ -42,7 +42,7 @@ class Resilience:
         latest = {r.experiment: r for r in reports}
         refused = [{"experiment": str(c.action.params.get("experiment", "")),
                     "rule": c.decision.rule, "reasons": c.decision.reasons, "record": r.id}
-                   for r in ctx.store.incidents() if r.group_key == f"agent:{NAME}"
+                   for r in ctx.store.incidents(group_key=f"agent:{NAME}")
                    for c in r.actions if c.decision is not None
                    and c.decision.outcome is DecisionOutcome.DENY]
         return {"experiments": [{"name": e.name, "title": e.title,
