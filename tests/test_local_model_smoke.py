@@ -11,7 +11,6 @@ extra or the weights are absent (`scripts/install-local-model.sh smollm2`).
 from __future__ import annotations
 
 import importlib.util
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -74,7 +73,6 @@ def test_tool_calls_round_trip_and_the_answer_validates_or_falls_back(
     limits = Limits(max_steps=3, max_tool_calls=4, tool_output_chars=500)
     # The phrasing a 135M model turns into a tool call; a longer system prompt it ignores.
     messages = [HumanMessage("What is the weather in Paris? Use the tool.")]
-    started = time.perf_counter()
     try:
         result = ToolLoop(client, [tool], Weather, limits, incident_id="smoke",
                           specialist="smoke").run(messages)
@@ -82,7 +80,6 @@ def test_tool_calls_round_trip_and_the_answer_validates_or_falls_back(
         assert result.output.city
     except LoopFailed as failed:  # a 135M model may never produce the JSON: that is allowed
         trace = failed.trace
-    assert time.perf_counter() - started < 60
     assert asked and "city" in asked[0]  # a real tool call, parsed and run
     assert len(trace.calls) <= limits.max_calls and trace.tool_calls <= limits.max_tool_calls
     assert all(c.input_tokens > 0 and c.output_tokens > 0 for c in trace.calls
@@ -120,10 +117,8 @@ def test_an_incident_on_the_real_server_keeps_the_offline_policy_decisions(
             loop.close()
         return incident, policy_outcome(incident)
 
-    started = time.perf_counter()
     incident, on_model = outcome(local_settings(tmp_path / "m", server.base_url,
                                                 llm_narrative=False))
-    seconds = time.perf_counter() - started
     _offline_incident, offline = outcome(Settings(work_dir=tmp_path / "o"))
     assert on_model["severity"] == offline["severity"]
     # A 135M model may diagnose nothing, or something else, so its proposals can differ from
@@ -136,5 +131,6 @@ def test_an_incident_on_the_real_server_keeps_the_offline_policy_decisions(
     calls = incident.usage.calls
     assert calls and all(c.input_tokens > 0 for c in calls if c.outcome == "ok")
     per_specialist = Settings().llm_max_steps + 1
+    # The loop ends within its caps (counted, not timed: wall time on a shared CI machine is
+    # a benchmark's business, bench/local_model.py).
     assert len(calls) <= per_specialist * Settings().max_specialists
-    assert seconds < 150
