@@ -17,9 +17,24 @@ from llm_server import model_settings, policy_outcome
 
 from opsloop.graph.runner import OperateLoop
 from opsloop.llm.testing import FakeModel, ScriptedServer
-from opsloop.models import EventKind
+from opsloop.models import EventKind, Incident
 from opsloop.settings import Settings
 from opsloop.watch import run_scenario
+
+
+def bad_deploy(loop: OperateLoop) -> Incident:
+    try:
+        return run_scenario(loop, "bad_deploy", 7, lambda _m: None).incidents[0]
+    finally:
+        loop.close()
+
+
+def offline_and_model(tmp_path: Path, make_loop: Callable[[Settings], OperateLoop],
+                      model: FakeModel) -> tuple[Incident, Incident]:
+    """The bad_deploy incident offline, and on a scripted server answering as `model`."""
+    expected = bad_deploy(make_loop(Settings(work_dir=tmp_path / "offline")))
+    with ScriptedServer(model) as server:
+        return expected, bad_deploy(make_loop(model_settings(tmp_path / "model", server)))
 
 
 class Silent(FakeModel):
@@ -34,17 +49,7 @@ class Silent(FakeModel):
 
 def test_checks_that_support_a_cause_outweigh_a_model_that_names_none(
         tmp_path: Path, make_loop: Callable[[Settings], OperateLoop]) -> None:
-    offline = make_loop(Settings(work_dir=tmp_path / "offline"))
-    try:
-        expected = run_scenario(offline, "bad_deploy", 7, lambda _m: None).incidents[0]
-    finally:
-        offline.close()
-    with ScriptedServer(Silent()) as server:
-        loop = make_loop(model_settings(tmp_path / "model", server))
-        try:
-            incident = run_scenario(loop, "bad_deploy", 7, lambda _m: None).incidents[0]
-        finally:
-            loop.close()
+    expected, incident = offline_and_model(tmp_path, make_loop, Silent())
     assert policy_outcome(incident) == policy_outcome(expected)
     assert expected.actions, "the scenario's checks support a cause offline"
     reasoners = {d.specialist: d.reasoner for d in incident.diagnoses}
@@ -76,17 +81,7 @@ class Terse(FakeModel):
 
 def test_a_named_cause_keeps_the_checks_run_on_it_and_the_runbooks_actions(
         tmp_path: Path, make_loop: Callable[[Settings], OperateLoop]) -> None:
-    offline = make_loop(Settings(work_dir=tmp_path / "offline"))
-    try:
-        expected = run_scenario(offline, "bad_deploy", 7, lambda _m: None).incidents[0]
-    finally:
-        offline.close()
-    with ScriptedServer(Terse()) as server:
-        loop = make_loop(model_settings(tmp_path / "model", server))
-        try:
-            incident = run_scenario(loop, "bad_deploy", 7, lambda _m: None).incidents[0]
-        finally:
-            loop.close()
+    expected, incident = offline_and_model(tmp_path, make_loop, Terse())
     assert policy_outcome(incident) == policy_outcome(expected)
     acted = [d for d in incident.diagnoses if d.proposals]
     assert acted and {d.reasoner for d in acted} == {"model"}  # the model's own diagnosis
