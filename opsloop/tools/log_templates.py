@@ -142,15 +142,22 @@ def mine(messages: tuple[str, ...]) -> tuple[tuple[str, LogClass], ...]:
     drop exactly the words a class is recognised by ("x509" vs "refused" in otherwise equal
     lines). Mined per class, a template never mixes classes, and its class is what the table
     says of every line in it. Deterministic: the same messages give the same answer; each
-    template is its cluster's final form.
+    template is its cluster's final form. A line equal to an earlier one once masked (a
+    window repeats its routine lines, values aside) is not mined again: it takes the earlier
+    one's cluster, so equal lines always share a template.
     """
     miner = TemplateMiner(config=_config())
+    clusters: dict[str, int] = {}  # "class masked-line" -> its cluster
     ids: list[int] = []
     classes: list[LogClass] = []
     for message in messages:
         masked, cls = _masked(message)
-        cluster, _ = miner.drain.add_log_message(f"{cls} {masked}")
-        ids.append(cluster.cluster_id)
+        line = f"{cls} {masked}"
+        cluster_id = clusters.get(line)
+        if cluster_id is None:
+            cluster, _ = miner.drain.add_log_message(line)
+            cluster_id = clusters[line] = cluster.cluster_id
+        ids.append(cluster_id)
         classes.append(cls)
     final = {c.cluster_id: c.get_template().split(" ", 1)[-1] for c in miner.drain.clusters}
     return tuple((final[i], cls) for i, cls in zip(ids, classes, strict=True))

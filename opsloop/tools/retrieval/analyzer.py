@@ -9,6 +9,7 @@ terms are ordinary BM25 terms: when a concept is everywhere in a corpus its idf 
 
 from __future__ import annotations
 
+import functools
 import re
 
 _TOKEN = re.compile(r"[A-Za-z0-9]+")
@@ -51,6 +52,7 @@ _CONCEPTS: dict[str, tuple[str, ...]] = {
 }
 
 
+@functools.lru_cache(maxsize=1 << 14)
 def stem(word: str) -> str:
     """A deliberately crude stemmer: folds plurals and -ing/-ed/-ion forms together."""
     w = word

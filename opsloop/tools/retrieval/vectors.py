@@ -55,4 +55,4 @@ class ChunkVectors:
         if len(rows) > n:
             rows = rows[np.argpartition(-sims[rows], n - 1)[:n]]
         rows = rows[np.argsort(-sims[rows], kind="stable")]
-        return [(int(row), max(0.0, float(sims[row]))) for row in rows]
+        return list(zip(rows.tolist(), np.fmax(sims[rows], 0.0).tolist(), strict=True))
