@@ -19,6 +19,7 @@ from opsloop.tools.retrieval.embedders import EmbeddingBackendError
 from opsloop.tools.retrieval.onnx_embedder import (
     OnnxEmbeddingFunction,
     OnnxModelFiles,
+    _batches,
     packaged_minilm,
 )
 from opsloop.tools.runbook_index import RunbookIndex
@@ -72,6 +73,19 @@ def test_padding_in_a_batch_does_not_change_a_vector(minilm: OnnxEmbeddingFuncti
     [alone] = minilm([short])
     _, padded = minilm(["a much longer text about replication lag " * 12, short])
     assert np.allclose(alone, padded, atol=1e-5)
+
+
+def test_texts_are_batched_by_length_and_answered_in_their_own_order(
+        minilm: OnnxEmbeddingFunction) -> None:
+    texts = ["replication lag on the primary " * 30, "disk full", "pool exhausted " * 8,
+             "certificate expired", "oom killed " * 60, "dns"]
+    batches = _batches(texts)
+    assert sorted(row for batch in batches for row in batch) == list(range(len(texts)))
+    for batch in batches:  # within the budget unless a text is alone in its batch
+        assert len(batch) == 1 or len(batch) * max(len(texts[r]) for r in batch) <= 4096
+    together = minilm(texts)
+    for text, vector in zip(texts, together, strict=True):
+        assert np.allclose(minilm([text])[0], vector, atol=1e-5)
 
 
 def test_long_text_is_truncated_not_refused(minilm: OnnxEmbeddingFunction) -> None:
