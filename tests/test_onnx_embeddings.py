@@ -19,6 +19,7 @@ from opsloop.tools.retrieval.embedders import EmbeddingBackendError
 from opsloop.tools.retrieval.onnx_embedder import (
     OnnxEmbeddingFunction,
     OnnxModelFiles,
+    _BATCH_CHARS,
     _batches,
     packaged_minilm,
 )
@@ -82,7 +83,7 @@ def test_texts_are_batched_by_length_and_answered_in_their_own_order(
     batches = _batches(texts)
     assert sorted(row for batch in batches for row in batch) == list(range(len(texts)))
     for batch in batches:  # within the budget unless a text is alone in its batch
-        assert len(batch) == 1 or len(batch) * max(len(texts[r]) for r in batch) <= 4096
+        assert len(batch) == 1 or len(batch) * max(len(texts[r]) for r in batch) <= _BATCH_CHARS
     together = minilm(texts)
     for text, vector in zip(texts, together, strict=True):
         assert np.allclose(minilm([text])[0], vector, atol=1e-5)
