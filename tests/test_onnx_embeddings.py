@@ -17,9 +17,9 @@ from opsloop.settings import Settings
 from opsloop.tools.retrieval.backends import EmbeddingBackend
 from opsloop.tools.retrieval.embedders import EmbeddingBackendError
 from opsloop.tools.retrieval.onnx_embedder import (
+    _BATCH_CHARS,
     OnnxEmbeddingFunction,
     OnnxModelFiles,
-    _BATCH_CHARS,
     _batches,
     packaged_minilm,
 )
