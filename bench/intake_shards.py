@@ -7,11 +7,14 @@ measures the one thing a multi-process intake depends on: whether parsing a noti
 durably (one SQLite transaction per notification, WAL, synchronous=FULL, upserts by group
 and fingerprint) scale when N processes share one SQLite file.
 
-It leaves out HTTP and the grouping rules (deduplication, silences, inhibition), which a
-sharded design would also run inside each write transaction: the rates are an upper bound
-for that design, not a prediction of it.
+In-process mode leaves out HTTP. `--http` serves the same work from 1 and 2 pre-forked
+uvicorn processes accepting on one socket, posts the storm with bench/alert_storm.py's
+senders, and runs Alertmanager's own API in the same run for the ratio. Both modes leave out
+the grouping rules (silences, inhibition, group flushes) that a sharded design would also run
+in each write transaction, but keep deduplication in the upsert (an unchanged alert is not
+rewritten): the rates are an upper bound for that design, not a prediction of it.
 
-    .venv/bin/python bench/intake_shards.py [--alerts 100000] [--batch 1000] [--json]
+    .venv/bin/python bench/intake_shards.py [--alerts 100000] [--batch 1000] [--http] [--json]
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import shutil
+import socket
 import sqlite3
 import sys
 import tempfile
@@ -27,7 +32,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from alert_storm import storm, webhook_bodies
+import uvicorn
+from alert_storm import (
+    bench_alertmanager,
+    cpu_seconds,
+    free_port,
+    post_all,
+    storm,
+    wait_ready,
+    webhook_bodies,
+)
 from rich.console import Console
 from rich.table import Table
 
@@ -50,26 +64,109 @@ def connect(path: Path) -> sqlite3.Connection:
     return db
 
 
+_LIMITS = PayloadLimits(max_body_bytes=64 * 1024 * 1024)
+
+
+def take_in(db: sqlite3.Connection, raw: bytes) -> tuple[int, float]:
+    """Parse one notification and write its alerts in one transaction: (alerts, seconds
+    holding the write lock). An alert equal to the stored one is not rewritten."""
+    batch = parse_webhook(raw, datetime.now(UTC), _LIMITS)
+    rows = [(_GROUP, a.fingerprint, a.status.value, _SERIALIZER.to_json(a).decode())
+            for a in batch.anomalies]
+    started = time.perf_counter()
+    db.execute("BEGIN IMMEDIATE")
+    db.executemany("INSERT INTO alerts VALUES (?, ?, ?, ?) ON CONFLICT (group_key, "
+                   "fingerprint) DO UPDATE SET status=excluded.status, body=excluded.body "
+                   "WHERE body != excluded.body", rows)
+    db.execute("INSERT INTO groups VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET "
+               "alerts=alerts+excluded.alerts", (_GROUP, len(rows)))
+    db.execute("COMMIT")
+    return len(rows), time.perf_counter() - started
+
+
 def shard(path: Path, bodies: list[bytes], out: Any) -> None:
-    """One process: parse each notification, then write its alerts in one transaction."""
+    """One process: each notification in turn."""
     db = connect(path)
-    limits = PayloadLimits(max_body_bytes=64 * 1024 * 1024)
     cpu, locked = time.process_time(), 0.0
     for raw in bodies:
-        batch = parse_webhook(raw, datetime.now(UTC), limits)
-        rows = [(_GROUP, a.fingerprint, a.status.value, _SERIALIZER.to_json(a).decode())
-                for a in batch.anomalies]
-        started = time.perf_counter()
-        db.execute("BEGIN IMMEDIATE")
-        db.executemany("INSERT INTO alerts VALUES (?, ?, ?, ?) ON CONFLICT (group_key, "
-                       "fingerprint) DO UPDATE SET status=excluded.status, body=excluded.body",
-                       rows)
-        db.execute("INSERT INTO groups VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET "
-                   "alerts=alerts+excluded.alerts", (_GROUP, len(rows)))
-        db.execute("COMMIT")
-        locked += time.perf_counter() - started
+        locked += take_in(db, raw)[1]
     db.close()
     out.put((time.process_time() - cpu, locked))
+
+
+def serve_shard(path: Path, sock: socket.socket) -> None:
+    """One pre-forked HTTP process accepting on the shared socket (uvicorn, as `serve`)."""
+    db = connect(path)
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        chunks = []
+        while True:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        answer = b'{"ready": true}'
+        if scope["method"] == "POST":
+            taken, _ = take_in(db, b"".join(chunks))
+            answer = json.dumps({"accepted": taken}).encode()
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": answer})
+
+    config = uvicorn.Config(app, log_level="error", access_log=False, lifespan="off")
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def run_http(processes: int, where: Path, bodies: list[bytes], alerts: int,
+             senders: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(dir=where) as tmp:
+        path = Path(tmp) / "intake.db"
+        with connect(path) as db:
+            db.executescript(_SCHEMA)
+        port = free_port()
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+        sock.listen(2048)
+        workers = [mp.Process(target=serve_shard, args=(path, sock)) for _ in range(processes)]
+        for w in workers:
+            w.start()
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_ready(f"{base}/", _Alive(workers))  # type: ignore[arg-type]
+            before = sum(cpu_seconds(w.pid) for w in workers if w.pid is not None)
+            seconds = post_all(f"{base}/alerts", bodies, {}, senders)
+            cpu = sum(cpu_seconds(w.pid) for w in workers if w.pid is not None) - before
+        finally:
+            for w in workers:
+                w.terminate()
+            for w in workers:
+                w.join(timeout=30)
+            sock.close()
+        db = connect(path)
+        stored = db.execute("SELECT count(*) FROM alerts").fetchone()[0]
+        db.close()
+    if stored != alerts:
+        raise SystemExit(f"{stored} alerts stored, expected {alerts}")
+    return {"where": str(where), "processes": processes, "alerts_per_second": alerts / seconds,
+            "cpu_seconds": cpu, "stored": stored}
+
+
+class _Alive:
+    """What wait_ready asks of a process: `poll()`, None while every worker runs."""
+
+    def __init__(self, workers: list[mp.Process]) -> None:
+        self.workers = workers
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        for w in self.workers:
+            if w.exitcode is not None:
+                self.returncode = w.exitcode
+                return w.exitcode
+        return None
 
 
 def run(processes: int, where: Path, bodies: list[bytes], alerts: int) -> dict[str, Any]:
@@ -104,22 +201,43 @@ def main() -> int:
     parser.add_argument("--alerts", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--services", type=int, default=40)
+    parser.add_argument("--senders", type=int, default=4, help="parallel connections (--http)")
+    parser.add_argument("--http", action="store_true",
+                        help="serve over HTTP from pre-forked processes, against Alertmanager")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     mp.set_start_method("fork")
-    bodies = webhook_bodies(storm(args.alerts, args.services), args.batch)
+    alerts = storm(args.alerts, args.services)
+    bodies = webhook_bodies(alerts, args.batch)
     places = [p for p in (Path("/dev/shm"), Path(tempfile.gettempdir())) if p.is_dir()]
-    rows = [run(n, where, bodies, args.alerts) for where in places for n in (1, 2, 3)]
+    if args.http:
+        rows = [run_http(n, where, bodies, args.alerts, args.senders)
+                for where in places for n in (1, 2)]
+        binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+        if binary:
+            with tempfile.TemporaryDirectory() as tmp:
+                am = bench_alertmanager(alerts, args, Path(tmp), binary)
+            rows.append({"where": "alertmanager (in memory)", "processes": 1,
+                         "alerts_per_second": am["alerts_per_second"],
+                         "cpu_seconds": am["cpu_seconds"]})
+            for r in rows:
+                r["ratio_to_alertmanager"] = r["alerts_per_second"] / am["alerts_per_second"]
+    else:
+        rows = [run(n, where, bodies, args.alerts) for where in places for n in (1, 2, 3)]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    table = Table(title=f"parse + durable write, {args.alerts:,} alerts in batches of "
+    what = "HTTP + parse + durable write" if args.http else "parse + durable write"
+    table = Table(title=f"{what}, {args.alerts:,} alerts in batches of "
                         f"{args.batch}, processes sharing one SQLite file")
-    for column in ("state in", "processes", "alerts/s", "CPU s", "in write lock s"):
+    extra = "/ alertmanager" if args.http else "in write lock s"
+    for column in ("state in", "processes", "alerts/s", "CPU s", extra):
         table.add_column(column)
     for r in rows:
+        last = (f"{r['ratio_to_alertmanager']:.2f}" if "ratio_to_alertmanager" in r
+                else f"{r['write_lock_seconds']:.2f}" if "write_lock_seconds" in r else "")
         table.add_row(r["where"], str(r["processes"]), f"{r['alerts_per_second']:,.0f}",
-                      f"{r['cpu_seconds']:.2f}", f"{r['write_lock_seconds']:.2f}")
+                      f"{r['cpu_seconds']:.2f}", last)
     Console().print(table)
     return 0
 
